@@ -1,0 +1,5 @@
+"""Tables and API shapes of the notifications service."""
+
+from sqlmodel import SQLModel
+
+metadata = SQLModel.metadata

@@ -1,0 +1,4 @@
+from services.referral import models
+from shared.migrations import run_env
+
+run_env(models.metadata)

@@ -1,0 +1,1 @@
+"""Haven's registration service."""

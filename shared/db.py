@@ -1,0 +1,81 @@
+"""Database access: async engine, sessions, creating a service's database, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = logging.getLogger(__name__)
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An asyncpg engine with pre-ping, so a restarted PostgreSQL is picked up again."""
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+def session_factory(engine: AsyncEngine) -> SessionFactory:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A session inside one transaction: committed on success, rolled back on any error."""
+    async with factory() as session, session.begin():
+        yield session
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The plain ``postgresql://`` DSN asyncpg takes, from a SQLAlchemy URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def ensure_database(url: str) -> None:
+    """Create the URL's database when it does not exist (needs CREATEDB on the server)."""
+    parsed = make_url(url)
+    name = parsed.database
+    if not name:
+        raise ValueError("database URL names no database")
+    admin = asyncpg_dsn(parsed.set(database="postgres").render_as_string(hide_password=False))
+    conn = await asyncpg.connect(admin)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+                log.info("created database", extra={"database": name})
+            except asyncpg.DuplicateDatabaseError:
+                pass  # created concurrently by another replica
+    finally:
+        await conn.close()
+
+
+def alembic_config(url: str, script_location: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, script_location: Path, revision: str = "head") -> None:
+    """Apply a service's Alembic migrations (blocking; call from a thread in async code)."""
+    command.upgrade(alembic_config(url, script_location), revision)
+
+
+async def migrate(url: str, script_location: Path) -> None:
+    """Create the database if needed and bring it to the latest migration."""
+    await ensure_database(url)
+    await asyncio.to_thread(upgrade, url, script_location)

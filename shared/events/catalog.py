@@ -1,0 +1,154 @@
+"""The topic catalog: the single source of truth for topics, their events and who uses them.
+
+Code publishes and subscribes through it, topic creation and the AsyncAPI documents are
+generated from it, and so are the Kafka manifests under deploy/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shared.events.audit import AuditEvent
+from shared.events.envelope import EventPayload
+from shared.events.registration import (
+    DuplicateReviewRequested,
+    HouseholdContact,
+    HouseholdDeactivated,
+    HouseholdErased,
+    HouseholdRegistered,
+    HouseholdsMerged,
+    HouseholdUpdated,
+    NeedsAssessed,
+    VulnerabilitiesFlagged,
+)
+
+DLQ_SUFFIX = ".dlq"
+DAY_MS = 24 * 60 * 60 * 1000
+Service = Literal["registration", "distribution", "referral", "notifications"]
+SERVICES: tuple[Service, ...] = ("registration", "distribution", "referral", "notifications")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A Kafka topic: its shape, its events, and the services that produce and consume it."""
+
+    name: str
+    description: str
+    key: str
+    partitions: int
+    producers: tuple[Service, ...]
+    consumers: tuple[Service, ...]
+    events: tuple[type[EventPayload], ...]
+    compacted: bool = False
+    retention_ms: int | None = 30 * DAY_MS
+    restricted: bool = False  # carries personal data: readable only by its consumers
+    config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dlq(self) -> str:
+        return self.name + DLQ_SUFFIX
+
+    def topic_config(self) -> dict[str, str]:
+        """Kafka topic-level configuration (cleanup policy, retention)."""
+        settings = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None and not self.compacted:
+            settings["retention.ms"] = str(self.retention_ms)
+        if self.compacted:
+            settings["min.compaction.lag.ms"] = "0"
+        return settings | self.config
+
+
+HOUSEHOLDS = Topic(
+    name="haven.registration.households.v1",
+    description="Household lifecycle, pseudonymous: no names, documents, birth dates or phones.",
+    key="household_id",
+    partitions=6,
+    producers=("registration",),
+    consumers=("distribution", "referral", "notifications"),
+    events=(
+        HouseholdRegistered,
+        HouseholdUpdated,
+        NeedsAssessed,
+        VulnerabilitiesFlagged,
+        HouseholdDeactivated,
+        HouseholdsMerged,
+        HouseholdErased,
+        DuplicateReviewRequested,
+    ),
+    retention_ms=365 * DAY_MS,
+)
+
+CONTACTS = Topic(
+    name="haven.registration.contacts.v1",
+    description="Beneficiary contact details (phone, language, contact consent); "
+    "compacted, a tombstone on withdrawal or erasure. Notifications only.",
+    key="household_id",
+    partitions=6,
+    producers=("registration",),
+    consumers=("notifications",),
+    events=(HouseholdContact,),
+    compacted=True,
+    retention_ms=None,
+    restricted=True,
+)
+
+AUDIT = Topic(
+    name="haven.audit.v1",
+    description="Audit trail of every change and every read of personal data, hash-chained "
+    "per service.",
+    key="service",
+    partitions=4,
+    producers=SERVICES,
+    consumers=(),
+    events=(AuditEvent,),
+    retention_ms=None,
+    config={"retention.ms": "-1"},
+)
+
+TOPICS: tuple[Topic, ...] = (HOUSEHOLDS, CONTACTS, AUDIT)
+
+
+class Catalog:
+    """Look-ups over a set of topics (the default catalog, or a test's own)."""
+
+    def __init__(self, topics: Iterable[Topic]) -> None:
+        self.topics = tuple(topics)
+        self._by_name = {t.name: t for t in self.topics}
+        self._topic_of: dict[str, Topic] = {}
+        self._payloads: dict[str, type[EventPayload]] = {}
+        for topic in self.topics:
+            for event in topic.events:
+                if event.event_type in self._payloads:
+                    raise ValueError(f"event type {event.event_type} is in two topics")
+                self._topic_of[event.event_type] = topic
+                self._payloads[event.event_type] = event
+
+    def topic(self, name: str) -> Topic:
+        return self._by_name[name]
+
+    def topic_for(self, event: type[EventPayload] | EventPayload) -> Topic:
+        """The one topic an event type is published on."""
+        try:
+            return self._topic_of[event.event_type]
+        except KeyError:
+            raise KeyError(f"event type {event.event_type} is not in the topic catalog") from None
+
+    def payload_model(self, event_type: str) -> type[EventPayload] | None:
+        return self._payloads.get(event_type)
+
+    def produced_by(self, service: str) -> tuple[Topic, ...]:
+        return tuple(t for t in self.topics if service in t.producers)
+
+    def consumed_by(self, service: str) -> tuple[Topic, ...]:
+        return tuple(t for t in self.topics if service in t.consumers)
+
+    def all_topic_names(self) -> list[str]:
+        """Every topic to create: the topics and the dead-letter topic of each consumed one."""
+        names = [t.name for t in self.topics]
+        names += [t.dlq for t in self.topics if t.consumers]
+        return names
+
+
+CATALOG = Catalog(TOPICS)

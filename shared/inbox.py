@@ -1,0 +1,44 @@
+"""The idempotent inbox: a consumer records each event id in the transaction of its effect."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+metadata = sa.MetaData()
+inbox_table = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("consumer", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
+
+async def claim(session: AsyncSession, *, consumer: str, event_id: UUID, topic: str) -> bool:
+    """Record the event as processed; False when it already was (a redelivery).
+
+    Call first in the effect's transaction: a concurrent redelivery in another replica blocks
+    on the same key until this transaction ends, then sees the row and is skipped.
+    """
+    result = await session.execute(
+        insert(inbox_table)
+        .values(consumer=consumer, event_id=event_id, topic=topic)
+        .on_conflict_do_nothing()
+        .returning(inbox_table.c.event_id)
+    )
+    return result.first() is not None
+
+
+async def prune(session: AsyncSession, *, older_than_days: int) -> int:
+    """Forget ids older than the topics' retention: those events cannot be redelivered."""
+    result = await session.execute(
+        sa.delete(inbox_table).where(
+            inbox_table.c.processed_at < sa.func.now() - sa.text(f"interval '{int(older_than_days)} days'")
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,86 @@
+"""Kafka clients configured the way Haven needs them: idempotent producers, catalog topics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.events.catalog import Catalog, Topic
+
+log = logging.getLogger(__name__)
+
+
+def create_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
+    """An idempotent producer (``acks=all``): retries never duplicate or reorder a partition."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=linger_ms,
+        request_timeout_ms=15_000,
+        retry_backoff_ms=200,
+    )
+
+
+def new_topics(catalog: Catalog, replication_factor: int) -> list[NewTopic]:
+    """Every catalog topic and dead-letter topic, as admin-client requests."""
+    requests: list[NewTopic] = []
+    for topic in catalog.topics:
+        requests.append(_new_topic(topic.name, topic.partitions, replication_factor, topic))
+        if topic.consumers:
+            requests.append(_new_topic(topic.dlq, 1, replication_factor, None))
+    return requests
+
+
+def _new_topic(name: str, partitions: int, replication: int, topic: Topic | None) -> NewTopic:
+    config = topic.topic_config() if topic else {"retention.ms": str(90 * 24 * 3600 * 1000)}
+    return NewTopic(
+        name=name, num_partitions=partitions, replication_factor=replication, topic_configs=config
+    )
+
+
+async def ensure_topics(bootstrap: str, catalog: Catalog, *, replication_factor: int = 1) -> list[str]:
+    """Create the catalog's topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="haven-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in new_topics(catalog, replication_factor) if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created them meanwhile
+            log.info("created topics", extra={"topics": [t.name for t in missing]})
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+class LazyProducer:
+    """One producer per process, started on first use, so a service starts while Kafka is down."""
+
+    def __init__(self, bootstrap: str, *, client_id: str) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = create_producer(self.bootstrap, client_id=self.client_id)
+                await producer.start()  # raises while Kafka is unreachable; callers retry
+                self._producer = producer
+            return self._producer
+
+    async def stop(self) -> None:
+        async with self._lock:
+            if self._producer is not None:
+                await self._producer.stop()
+                self._producer = None

@@ -1,0 +1,283 @@
+"""The transactional outbox: events are written with the state change and relayed to Kafka.
+
+Writers call :func:`add_event` inside their transaction. The :class:`OutboxRelay` publishes
+committed rows with an idempotent producer and deletes them. Guarantees:
+
+* nothing is lost: a row is deleted only in the transaction that saw Kafka acknowledge it;
+* order per key: one relay at a time holds a transaction-scoped advisory lock, reads rows by
+  id, and sends a key's next event only after the previous one was acknowledged ("waves"),
+  so a failed send can never let a later event of the same key overtake it;
+* at-least-once: a relay killed after the acknowledgement and before its commit republishes
+  those rows; consumers drop the duplicates by event id (see :mod:`shared.inbox`).
+
+Writers must change their aggregate's row before adding its events, so that two
+transactions on the same key insert their outbox rows in commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import sqlalchemy as sa
+from prometheus_client import Counter, Gauge
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import asyncpg_dsn
+from shared.events.catalog import CATALOG, Catalog
+from shared.events.envelope import Envelope, P
+from shared.kafka import LazyProducer
+from shared.migrations import OUTBOX_CHANNEL
+from shared.telemetry import correlation_id_var, inject_trace_headers
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+outbox_table = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("event_id", sa.Uuid, nullable=False),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("key", sa.Text),
+    sa.Column("headers", postgresql.JSONB, nullable=False),
+    sa.Column("value", sa.LargeBinary),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
+RELAY_LOCK_KEY = 7_424_002
+
+PUBLISHED = Counter(
+    "haven_outbox_published_total", "Events relayed from the outbox to Kafka", ["service", "topic"]
+)
+BACKLOG = Gauge("haven_outbox_backlog", "Events waiting in the outbox", ["service"])
+OLDEST_AGE = Gauge(
+    "haven_outbox_oldest_age_seconds", "Age of the oldest event waiting in the outbox", ["service"]
+)
+RELAY_ERRORS = Counter("haven_outbox_relay_errors_total", "Failed relay rounds", ["service"])
+
+
+async def add_event(
+    session: AsyncSession,
+    payload: P,
+    *,
+    key: str,
+    source: str,
+    actor: str | None = None,
+    subject: str | None = None,
+    causation_id: str | None = None,
+    catalog: Catalog = CATALOG,
+) -> Envelope[P]:
+    """Stage an event in the caller's transaction; it leaves only if that transaction commits."""
+    envelope = Envelope.wrap(
+        payload,
+        source=source,
+        subject=subject,
+        correlation_id=correlation_id_var.get(),
+        causation_id=causation_id,
+        actor=actor,
+    )
+    await add_envelope(session, envelope, key=key, topic=catalog.topic_for(payload).name)
+    return envelope
+
+
+async def add_envelope(
+    session: AsyncSession, envelope: Envelope[P], *, key: str | None, topic: str
+) -> None:
+    headers = [[name, value.decode()] for name, value in envelope.kafka_headers()]
+    headers += [[name, value] for name, value in inject_trace_headers().items()]
+    await session.execute(
+        outbox_table.insert().values(
+            event_id=envelope.id,
+            topic=topic,
+            key=key,
+            headers=headers,
+            value=envelope.kafka_value(),
+        )
+    )
+
+
+async def add_tombstone(session: AsyncSession, *, topic: str, key: str, event_id: UUID) -> None:
+    """Stage a tombstone (null value) for a compacted topic: it erases the key downstream."""
+    await session.execute(
+        outbox_table.insert().values(
+            event_id=event_id, topic=topic, key=key, headers=[], value=None
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    topic: str
+    key: str | None
+    headers: list[list[str]]
+    value: bytes | None
+
+
+def waves(rows: Sequence[_Row]) -> list[list[_Row]]:
+    """Split rows so that each key appears at most once per wave, keeping id order."""
+    result: list[list[_Row]] = []
+    seen: dict[str | None, int] = {}
+    for row in rows:
+        # Rows without a key have no order to keep: they all go in the first wave.
+        index = seen.get(row.key, -1) + 1 if row.key is not None else 0
+        if row.key is not None:
+            seen[row.key] = index
+        while len(result) <= index:
+            result.append([])
+        result[index].append(row)
+    return result
+
+
+class OutboxRelay:
+    """Publishes a service's outbox to Kafka; safe to run in every replica at once."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        producer: LazyProducer,
+        *,
+        service: str,
+        batch_size: int = 500,
+        poll_seconds: float = 1.0,
+        max_backoff_seconds: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.producer = producer
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._last_metrics = 0.0
+
+    async def drain_once(self) -> int:
+        """Publish one batch if this relay gets the lock; return how many rows it published."""
+        async with self.engine.begin() as conn:
+            locked = await conn.scalar(
+                sa.select(sa.func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))
+            )
+            if not locked:
+                return 0
+            result = await conn.execute(
+                sa.select(
+                    outbox_table.c.id,
+                    outbox_table.c.topic,
+                    outbox_table.c.key,
+                    outbox_table.c.headers,
+                    outbox_table.c.value,
+                )
+                .order_by(outbox_table.c.id)
+                .limit(self.batch_size)
+            )
+            rows = [_Row(*r) for r in result.all()]
+            if not rows:
+                return 0
+            for wave in waves(rows):
+                await self._publish(wave)
+            await conn.execute(
+                outbox_table.delete().where(outbox_table.c.id.in_([r.id for r in rows]))
+            )
+        for row in rows:
+            PUBLISHED.labels(self.service, row.topic).inc()
+        return len(rows)
+
+    async def _publish(self, rows: Sequence[_Row]) -> None:
+        producer = await self.producer.get()
+        futures = [
+            await producer.send(
+                row.topic,
+                value=row.value,
+                key=row.key.encode() if row.key is not None else None,
+                headers=[(name, value.encode()) for name, value in row.headers],
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set: drain, then wait for a NOTIFY or the poll interval."""
+        backoff = self.poll_seconds
+        while not stop.is_set():
+            try:
+                await self._ensure_listener()
+                published = await self.drain_once()
+                await self._update_metrics()
+                backoff = self.poll_seconds
+                if published:
+                    continue  # more may be waiting
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                RELAY_ERRORS.labels(self.service).inc()
+                log.warning("outbox relay round failed; retrying", extra={"error": repr(exc)})
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                await self._sleep(stop, backoff)
+                continue
+            await self._sleep(stop, self.poll_seconds)
+        await self._close_listener()
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            dsn = asyncpg_dsn(self.engine.url.render_as_string(hide_password=False))
+            self._listener = await asyncpg.connect(dsn)
+            await self._listener.add_listener(OUTBOX_CHANNEL, self._on_notify)
+        except (OSError, asyncpg.PostgresError) as exc:
+            self._listener = None  # polling still works; try again next round
+            log.warning("outbox LISTEN unavailable; polling", extra={"error": repr(exc)})
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
+    async def _update_metrics(self) -> None:
+        now = time.monotonic()
+        if now - self._last_metrics < self.poll_seconds:
+            return
+        self._last_metrics = now
+        async with self.engine.connect() as conn:
+            count, oldest = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(outbox_table.c.created_at))
+                )
+            ).one()
+            age = await _age_seconds(conn, oldest)
+        BACKLOG.labels(self.service).set(count)
+        OLDEST_AGE.labels(self.service).set(age)
+
+
+async def _age_seconds(conn: AsyncConnection, oldest: datetime | None) -> float:
+    if oldest is None:
+        return 0.0
+    now = await conn.scalar(sa.select(sa.func.now()))
+    return max(0.0, (now - oldest).total_seconds()) if now else 0.0
+
+
+__all__ = ["OutboxRelay", "add_envelope", "add_event", "add_tombstone", "outbox_table", "waves"]

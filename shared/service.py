@@ -1,0 +1,192 @@
+"""One service process: HTTP app, event subscribers and outbox relay in one lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Request
+from faststream.kafka import KafkaBroker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.auth import AuthSettings, Authenticator
+from shared.consumer import EventConsumer, RetryPolicy
+from shared.db import create_engine, migrate, session_factory
+from shared.events.asyncapi import asyncapi_document
+from shared.http import create_app
+from shared.kafka import LazyProducer
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+from shared.telemetry import TelemetrySettings, configure_logging, setup_tracing
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+KAFKA_RETRY_SECONDS = 2.0
+
+
+@dataclass
+class ServiceDefinition:
+    """What makes one service: its routers, its event handlers and its migrations."""
+
+    name: str
+    title: str
+    migrations: Path
+    routers: Sequence[APIRouter] = ()
+    register_handlers: Callable[[EventConsumer], None] | None = None
+    background: Sequence[Callable[[ServiceRuntime, asyncio.Event], Any]] = field(default=())
+
+
+class ServiceRuntime:
+    """The long-lived resources of a running service and their start/stop order."""
+
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.database_url = settings.resolved_database_url()
+        self.engine = create_engine(self.database_url, pool_size=settings.db_pool_size)
+        self.sessions = session_factory(self.engine)
+        bootstrap = settings.common.kafka_bootstrap
+        self.producer = LazyProducer(bootstrap, client_id=f"haven-{definition.name}")
+        self.consumer = EventConsumer(
+            service=definition.name,
+            sessions=self.sessions,
+            dead_letters=self.producer,
+            retry=RetryPolicy(
+                max_attempts=settings.consumer_max_attempts,
+                initial_backoff_seconds=settings.consumer_backoff_initial_seconds,
+                max_backoff_seconds=settings.consumer_backoff_max_seconds,
+            ),
+        )
+        if definition.register_handlers:
+            definition.register_handlers(self.consumer)
+        self.broker = KafkaBroker(
+            bootstrap, client_id=f"haven-{definition.name}", consumer_only=True, logger=log
+        )
+        self.consumer.subscribe(self.broker)
+        self.relay = OutboxRelay(
+            self.engine,
+            self.producer,
+            service=definition.name,
+            batch_size=settings.relay_batch_size,
+            poll_seconds=settings.relay_poll_seconds,
+        )
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.broker_started = asyncio.Event()
+
+    async def start(self) -> None:
+        if self.settings.migrate_on_start:
+            await migrate(self.database_url, self.definition.migrations)
+        self._stop.clear()
+        if self.settings.relay_enabled:
+            self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name="relay"))
+        if self.settings.consumers_enabled and self.consumer.topics():
+            self._tasks.append(asyncio.create_task(self._start_broker(), name="broker"))
+        for job in self.definition.background:
+            self._tasks.append(asyncio.create_task(job(self, self._stop)))
+
+    async def _start_broker(self) -> None:
+        """Start consuming; while Kafka is unreachable keep trying (HTTP writes go on)."""
+        while not self._stop.is_set():
+            try:
+                await self.broker.start()
+                self.broker_started.set()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Kafka unavailable for consumers; retrying", extra={"error": repr(exc)})
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+                await asyncio.sleep(KAFKA_RETRY_SECONDS)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            if task.get_name() == "broker":
+                task.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*self._tasks, return_exceptions=True), timeout=10
+            )
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        await self.producer.stop()
+        await self.engine.dispose()
+
+    async def check_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def check_kafka(self) -> None:
+        producer = await self.producer.get()
+        await producer.client.fetch_all_metadata()
+
+
+def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+    """The service's FastAPI app; its lifespan runs the whole runtime."""
+    telemetry = TelemetrySettings()
+    configure_logging(definition.name, telemetry)
+    setup_tracing(definition.name, telemetry)
+    runtime = ServiceRuntime(definition, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = create_app(
+        service=definition.name,
+        title=definition.title,
+        version=VERSION,
+        routers=definition.routers,
+        lifespan=lifespan,
+        readiness_checks={
+            "postgresql": runtime.check_database,
+            "kafka": runtime.check_kafka,
+        },
+        asyncapi_document=lambda: asyncapi_document(definition.name, version=VERSION),
+        authenticator=Authenticator(AuthSettings()),
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def run(definition: ServiceDefinition, settings: ServiceSettings) -> None:
+    """Process entry point: serve the app until SIGINT/SIGTERM."""
+    app = build_app(definition, settings)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session per request; routes open their own transaction (``async with s.begin()``)."""
+    async with runtime_of(request).sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(runtime_of)]

@@ -1,0 +1,79 @@
+"""Configuration through environment variables, with documented defaults.
+
+Common settings use the ``HAVEN_`` prefix (``HAVEN_KAFKA_BOOTSTRAP``) plus the plain
+``DATABASE_URL``; each service has its own prefix (``HAVEN_REGISTRATION_HTTP_PORT``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+DEFAULT_PORTS: dict[str, int] = {
+    "registration": 8001,
+    "distribution": 8002,
+    "referral": 8003,
+    "notifications": 8004,
+}
+DEFAULT_DATABASE_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:54320/postgres"
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service shares."""
+
+    model_config = SettingsConfigDict(env_prefix="HAVEN_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # A server URL; each service uses its own database ``haven_<service>`` on it.
+    database_url: str = Field(DEFAULT_DATABASE_SERVER, validation_alias="DATABASE_URL")
+    topic_replication_factor: int = 1
+
+
+class ServiceSettings(BaseSettings):
+    """One service's settings; ``HAVEN_<SERVICE>_`` prefix (set by :func:`load_settings`)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    # Overrides the common DATABASE_URL for this service only (used verbatim).
+    database_url: str | None = None
+    db_pool_size: int = 10
+    migrate_on_start: bool = True
+    relay_enabled: bool = True
+    relay_batch_size: int = 500
+    relay_poll_seconds: float = 1.0
+    consumers_enabled: bool = True
+    consumer_max_attempts: int = 5
+    consumer_backoff_initial_seconds: float = 0.2
+    consumer_backoff_max_seconds: float = 30.0
+
+    common: CommonSettings = Field(default_factory=CommonSettings, exclude=True)
+
+    def resolved_database_url(self) -> str:
+        """This service's own database: the override, or ``haven_<service>`` on the server."""
+        if self.database_url:
+            return self.database_url
+        return (
+            make_url(self.common.database_url)
+            .set(database=f"haven_{self.service}")
+            .render_as_string(hide_password=False)
+        )
+
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+def load_settings(service: str, settings_class: type[S]) -> S:
+    """Read a service's settings from the environment with its own prefix."""
+    prefix = f"HAVEN_{service.upper()}_"
+    settings = settings_class(_env_prefix=prefix)  # type: ignore[call-arg]
+    settings.service = service
+    if not settings.http_port:
+        settings.http_port = DEFAULT_PORTS.get(service, 8000)
+    return settings
