@@ -1,0 +1,43 @@
+# Haven — the two commands that matter: `make run` and `make test`.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PY := .venv/bin/python
+
+.PHONY: help install run test test-fast lint format clean
+
+help:
+	@echo "make run    start Kafka, PostgreSQL, Prometheus (if installed) and all four services"
+	@echo "make test   lint, then the whole test suite against a real Kafka and PostgreSQL"
+	@echo "make lint   ruff and mypy"
+	@echo "make clean  stop nothing, delete all local state (.haven/)"
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install -q "uv==$(UV_VERSION)"
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.installed
+
+run: install
+	$(PY) -m haven.cli run
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m mypy shared services haven
+
+test: lint
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean:
+	rm -rf .haven

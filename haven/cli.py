@@ -1,0 +1,87 @@
+"""``haven`` — the operator's command line: tokens, migrations, topics, the local stack."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from shared.auth import AuthSettings, Role, issue_dev_token
+from shared.db import migrate as migrate_database
+from shared.events.catalog import CATALOG, SERVICES
+from shared.kafka import ensure_topics
+from shared.settings import CommonSettings, ServiceSettings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+app = typer.Typer(help="Haven: humanitarian assistance platform tools.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics from the catalog.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+console = Console(stderr=True)
+
+
+@app.command()
+def token(
+    role: Annotated[list[Role], typer.Option("--role", "-r", help="A role; repeatable.")],
+    site: Annotated[list[str], typer.Option("--site", "-s", help="A site id; repeatable.")] = [],  # noqa: B006
+    org: Annotated[str | None, typer.Option(help="Provider organisation id (role provider).")] = None,
+    sub: Annotated[str, typer.Option(help="Subject (user id).")] = "dev-user",
+    hours: Annotated[int, typer.Option(help="Validity in hours.")] = 12,
+) -> None:
+    """Print a development JWT the local stack accepts (HS256, HAVEN_AUTH_SECRET)."""
+    settings = AuthSettings()
+    typer.echo(
+        issue_dev_token(
+            settings, sub=sub, roles=role, sites=site, org=org, ttl=timedelta(hours=hours)
+        )
+    )
+
+
+@app.command()
+def migrate(
+    service: Annotated[list[str], typer.Argument(help="Services to migrate; all by default.")] = [],  # noqa: B006
+) -> None:
+    """Create each service's database if needed and apply its migrations."""
+    for name in service or SERVICES:
+        if name not in SERVICES:
+            raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
+        url = load_settings(name, ServiceSettings).resolved_database_url()
+        asyncio.run(migrate_database(url, ROOT / "services" / name / "migrations"))
+        console.print(f"[green]migrated[/] {name}")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every catalog topic and dead-letter topic that does not exist yet."""
+    common = CommonSettings()
+    created = asyncio.run(
+        ensure_topics(
+            common.kafka_bootstrap, CATALOG, replication_factor=common.topic_replication_factor
+        )
+    )
+    console.print(f"created {len(created)} topic(s): {', '.join(created) or 'none needed'}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show the catalog: topics, partitions, keys, producers and consumers."""
+    from rich.table import Table
+
+    table = Table("topic", "partitions", "key", "producers", "consumers", "events")
+    for topic in CATALOG.topics:
+        table.add_row(
+            topic.name + (" (compacted)" if topic.compacted else ""),
+            str(topic.partitions),
+            topic.key,
+            ", ".join(topic.producers),
+            ", ".join(topic.consumers) or "-",
+            ", ".join(e.event_type for e in topic.events),
+        )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

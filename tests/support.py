@@ -1,0 +1,99 @@
+"""Helpers shared by integration tests: databases, topics, subprocesses, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from shared.db import migrate
+from shared.events.catalog import CATALOG
+from shared.kafka import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+async def migrated_database(infra: Any, service: str, name: str | None = None) -> str:
+    """A fresh database of the service's schema; returns its URL."""
+    url: str = infra.postgres_url(name or unique(f"t_{service}"))
+    await migrate(url, ROOT / "services" / service / "migrations")
+    return url
+
+
+async def create_catalog_topics(bootstrap: str) -> None:
+    await ensure_topics(bootstrap, CATALOG)
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, expect: int, timeout: float = 60.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read a topic from the beginning until ``expect`` records arrived (or time is up)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 60.0, interval: float = 0.2, what: str = ""
+) -> None:
+    """Wait until ``check`` is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check.__name__}")
+
+
+def start_python(module: str, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Run ``python -m module args`` in its own process group, output to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def kill_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
