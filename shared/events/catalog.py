@@ -11,7 +11,30 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from shared.events.audit import AuditEvent
+from shared.events.distribution import (
+    DistributionRecorded,
+    DistributionVoided,
+    ShelterAllocated,
+    ShelterReleased,
+    StockExpired,
+    StockLow,
+)
 from shared.events.envelope import EventPayload
+from shared.events.notifications import NotificationDead, NotificationDelivered
+from shared.events.referral import (
+    ConsentFollowUpRequested,
+    ReferralAccepted,
+    ReferralCancelled,
+    ReferralCompleted,
+    ReferralCreated,
+    ReferralDeclined,
+    ReferralEscalated,
+    ReferralOverdue,
+    ReferralRerouted,
+    ReferralRevoked,
+    ReferralSent,
+    ReferralStarted,
+)
 from shared.events.registration import (
     DuplicateReviewRequested,
     HouseholdContact,
@@ -94,6 +117,61 @@ CONTACTS = Topic(
     restricted=True,
 )
 
+DISTRIBUTIONS = Topic(
+    name="haven.distribution.distributions.v1",
+    description="Distributions recorded and voided, shelter allocated and released.",
+    key="household_id",
+    partitions=6,
+    producers=("distribution",),
+    consumers=("notifications",),
+    events=(DistributionRecorded, DistributionVoided, ShelterAllocated, ShelterReleased),
+    retention_ms=365 * DAY_MS,
+)
+
+STOCK = Topic(
+    name="haven.distribution.stock.v1",
+    description="Stock alerts per warehouse: below reorder level, expired and written off.",
+    key="warehouse_id",
+    partitions=3,
+    producers=("distribution",),
+    consumers=("notifications",),
+    events=(StockLow, StockExpired),
+)
+
+REFERRALS = Topic(
+    name="haven.referral.referrals.v1",
+    description="Referral lifecycle: created, sent, accepted ... overdue, escalated.",
+    key="household_id",
+    partitions=6,
+    producers=("referral",),
+    consumers=("notifications",),
+    events=(
+        ReferralCreated,
+        ReferralSent,
+        ReferralAccepted,
+        ReferralDeclined,
+        ReferralRerouted,
+        ReferralStarted,
+        ReferralCompleted,
+        ReferralCancelled,
+        ReferralRevoked,
+        ReferralOverdue,
+        ReferralEscalated,
+        ConsentFollowUpRequested,
+    ),
+    retention_ms=365 * DAY_MS,
+)
+
+NOTIFICATIONS = Topic(
+    name="haven.notifications.deliveries.v1",
+    description="Notification outcomes (delivered, dead), without recipients' details.",
+    key="notification_id",
+    partitions=3,
+    producers=("notifications",),
+    consumers=(),
+    events=(NotificationDelivered, NotificationDead),
+)
+
 AUDIT = Topic(
     name="haven.audit.v1",
     description="Audit trail of every change and every read of personal data, hash-chained "
@@ -107,7 +185,15 @@ AUDIT = Topic(
     config={"retention.ms": "-1"},
 )
 
-TOPICS: tuple[Topic, ...] = (HOUSEHOLDS, CONTACTS, AUDIT)
+TOPICS: tuple[Topic, ...] = (
+    HOUSEHOLDS,
+    CONTACTS,
+    DISTRIBUTIONS,
+    STOCK,
+    REFERRALS,
+    NOTIFICATIONS,
+    AUDIT,
+)
 
 
 class Catalog:
