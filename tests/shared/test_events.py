@@ -112,4 +112,5 @@ def test_asyncapi_document_lists_what_a_service_sends_and_receives() -> None:
     assert "HouseholdRegistered" in doc["components"]["schemas"]
     notifications = asyncapi_document("notifications", version="1")
     sent = {o["channel"]["$ref"] for o in notifications["operations"].values() if o["action"] == "send"}
-    assert sent == {"#/channels/haven_audit_v1"}  # notifications only sends its audit trail
+    # notifications sends only its audit trail and delivery outcomes, never beneficiary data
+    assert sent == {"#/channels/haven_audit_v1", "#/channels/haven_notifications_deliveries_v1"}
