@@ -27,7 +27,9 @@ console = Console(stderr=True)
 def token(
     role: Annotated[list[Role], typer.Option("--role", "-r", help="A role; repeatable.")],
     site: Annotated[list[str], typer.Option("--site", "-s", help="A site id; repeatable.")] = [],  # noqa: B006
-    org: Annotated[str | None, typer.Option(help="Provider organisation id (role provider).")] = None,
+    org: Annotated[
+        str | None, typer.Option(help="Provider organisation id (role provider).")
+    ] = None,
     sub: Annotated[str, typer.Option(help="Subject (user id).")] = "dev-user",
     hours: Annotated[int, typer.Option(help="Validity in hours.")] = 12,
 ) -> None:

@@ -158,7 +158,7 @@ class EventConsumer:
 
     def _make_handler(self, topic: Topic) -> Callable[[KafkaMessage], Awaitable[None]]:
         async def handle(msg: KafkaMessage) -> None:
-            await self.process(topic, msg.raw_message)  # type: ignore[arg-type]
+            await self.process(topic, msg.raw_message)
             await msg.ack()
 
         handle.__name__ = f"consume_{topic.name.replace('.', '_')}"

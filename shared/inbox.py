@@ -38,7 +38,8 @@ async def prune(session: AsyncSession, *, older_than_days: int) -> int:
     """Forget ids older than the topics' retention: those events cannot be redelivered."""
     result = await session.execute(
         sa.delete(inbox_table).where(
-            inbox_table.c.processed_at < sa.func.now() - sa.text(f"interval '{int(older_than_days)} days'")
+            inbox_table.c.processed_at
+            < sa.func.now() - sa.text(f"interval '{int(older_than_days)} days'")
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
@@ -44,7 +45,9 @@ def _new_topic(name: str, partitions: int, replication: int, topic: Topic | None
     )
 
 
-async def ensure_topics(bootstrap: str, catalog: Catalog, *, replication_factor: int = 1) -> list[str]:
+async def ensure_topics(
+    bootstrap: str, catalog: Catalog, *, replication_factor: int = 1
+) -> list[str]:
     """Create the catalog's topics that do not exist yet; return the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="haven-admin")
     await admin.start()
@@ -52,10 +55,9 @@ async def ensure_topics(bootstrap: str, catalog: Catalog, *, replication_factor:
         existing = set(await admin.list_topics())
         missing = [t for t in new_topics(catalog, replication_factor) if t.name not in existing]
         if missing:
-            try:
+            # another process may have created them meanwhile
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them meanwhile
             log.info("created topics", extra={"topics": [t.name for t in missing]})
         return [t.name for t in missing]
     finally:

@@ -165,9 +165,7 @@ class OutboxRelay:
     async def drain_once(self) -> int:
         """Publish one batch if this relay gets the lock; return how many rows it published."""
         async with self.engine.begin() as conn:
-            locked = await conn.scalar(
-                sa.select(sa.func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))
-            )
+            locked = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))
             if not locked:
                 return 0
             result = await conn.execute(

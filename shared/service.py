@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from faststream.kafka import KafkaBroker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.auth import AuthSettings, Authenticator
+from shared.auth import Authenticator, AuthSettings
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import create_engine, migrate, session_factory
 from shared.events.asyncapi import asyncapi_document
@@ -114,9 +114,7 @@ class ServiceRuntime:
             if task.get_name() == "broker":
                 task.cancel()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*self._tasks, return_exceptions=True), timeout=10
-            )
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout=10)
         with contextlib.suppress(Exception):
             await self.broker.stop()
         await self.producer.stop()

@@ -72,7 +72,7 @@ S = TypeVar("S", bound="ServiceSettings")
 def load_settings(service: str, settings_class: type[S]) -> S:
     """Read a service's settings from the environment with its own prefix."""
     prefix = f"HAVEN_{service.upper()}_"
-    settings = settings_class(_env_prefix=prefix)  # type: ignore[call-arg]
+    settings = settings_class(_env_prefix=prefix)
     settings.service = service
     if not settings.http_port:
         settings.http_port = DEFAULT_PORTS.get(service, 8000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -62,7 +63,11 @@ async def read_topic(
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 60.0, interval: float = 0.2, what: str = ""
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.2,
+    what: str = "",
 ) -> None:
     """Wait until ``check`` is true; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -73,7 +78,9 @@ async def eventually(
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check.__name__}")
 
 
-def start_python(module: str, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_python(
+    module: str, *args: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Run ``python -m module args`` in its own process group, output to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
@@ -88,10 +95,8 @@ def start_python(module: str, *args: str, log: Path, env: dict[str, str] | None 
 
 
 def kill_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:

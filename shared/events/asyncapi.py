@@ -59,18 +59,24 @@ def asyncapi_document(service: str, *, version: str, catalog: Catalog = CATALOG)
                 "kafka": {
                     "topic": topic.name,
                     "partitions": topic.partitions,
-                    "topicConfiguration": {"cleanup.policy": ["compact" if topic.compacted else "delete"]},
+                    "topicConfiguration": {
+                        "cleanup.policy": ["compact" if topic.compacted else "delete"]
+                    },
                 }
             },
         }
         refs = [{"$ref": f"#/channels/{channel_id}/messages/{m}"} for m in messages]
         if sends:
             operations[f"send_{channel_id}"] = {
-                "action": "send", "channel": {"$ref": f"#/channels/{channel_id}"}, "messages": refs,
+                "action": "send",
+                "channel": {"$ref": f"#/channels/{channel_id}"},
+                "messages": refs,
             }
         if receives:
             operations[f"receive_{channel_id}"] = {
-                "action": "receive", "channel": {"$ref": f"#/channels/{channel_id}"}, "messages": refs,
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{channel_id}"},
+                "messages": refs,
             }
     return {
         "asyncapi": "3.0.0",

@@ -148,7 +148,9 @@ def decode_envelope(
 ) -> Envelope[P]:
     """Rebuild an envelope from a Kafka record; raise MalformedEvent when it is not valid."""
     attrs = {
-        name[len(HEADER_PREFIX) :]: v for name, v in headers.items() if name.startswith(HEADER_PREFIX)
+        name[len(HEADER_PREFIX) :]: v
+        for name, v in headers.items()
+        if name.startswith(HEADER_PREFIX)
     }
     if attrs.get("specversion") != SPEC_VERSION:
         raise MalformedEvent(f"unsupported or missing ce_specversion: {attrs.get('specversion')!r}")
@@ -157,10 +159,10 @@ def decode_envelope(
     try:
         data = payload_model.model_validate_json(value)
         return Envelope[P](
-            id=attrs.get("id"),  # type: ignore[arg-type]
-            source=attrs.get("source"),  # type: ignore[arg-type]
-            type=attrs.get("type"),  # type: ignore[arg-type]
-            time=attrs.get("time"),  # type: ignore[arg-type]
+            id=attrs.get("id"),
+            source=attrs.get("source"),
+            type=attrs.get("type"),
+            time=attrs.get("time"),
             subject=attrs.get("subject"),
             datacontenttype=headers.get("content-type", CONTENT_TYPE),
             dataschema=attrs.get("dataschema") or payload_model.dataschema(),

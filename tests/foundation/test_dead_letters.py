@@ -43,7 +43,9 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra
         attempts.append(envelope.data.household_id)
         if envelope.data.household_id == failing:
             raise RuntimeError("provider directory unavailable for this site")
-        await session.execute(sa.text("INSERT INTO erased VALUES (:h)"), {"h": envelope.data.household_id})
+        await session.execute(
+            sa.text("INSERT INTO erased VALUES (:h)"), {"h": envelope.data.household_id}
+        )
 
     def erased(household: uuid.UUID) -> Envelope[HouseholdErased]:
         return Envelope.wrap(HouseholdErased(household_id=household, site_id="S"), source="test")
@@ -55,11 +57,19 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra
     await producer.start()
     dlq_before = len(await read_topic(bootstrap, HOUSEHOLDS.dlq, expect=10**6, timeout=2))
     try:
-        await producer.send_and_wait(HOUSEHOLDS.name, b'{"household_id": 42', key=key, headers=malformed.kafka_headers())
-        await producer.send_and_wait(HOUSEHOLDS.name, poison.kafka_value(), key=key, headers=poison.kafka_headers())
-        await producer.send_and_wait(HOUSEHOLDS.name, fine.kafka_value(), key=key, headers=fine.kafka_headers())
+        await producer.send_and_wait(
+            HOUSEHOLDS.name, b'{"household_id": 42', key=key, headers=malformed.kafka_headers()
+        )
+        await producer.send_and_wait(
+            HOUSEHOLDS.name, poison.kafka_value(), key=key, headers=poison.kafka_headers()
+        )
+        await producer.send_and_wait(
+            HOUSEHOLDS.name, fine.kafka_value(), key=key, headers=fine.kafka_headers()
+        )
         # The good record again: a redelivery must have no second effect.
-        await producer.send_and_wait(HOUSEHOLDS.name, fine.kafka_value(), key=key, headers=fine.kafka_headers())
+        await producer.send_and_wait(
+            HOUSEHOLDS.name, fine.kafka_value(), key=key, headers=fine.kafka_headers()
+        )
     finally:
         await producer.stop()
 
@@ -67,19 +77,30 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra
     events.subscribe(broker)
     await broker.start()
     try:
+
         async def good_applied() -> bool:
             async with engine.connect() as conn:
-                return bool(await conn.scalar(sa.text("SELECT count(*) FROM erased WHERE household_id = :h"), {"h": good}))
+                return bool(
+                    await conn.scalar(
+                        sa.text("SELECT count(*) FROM erased WHERE household_id = :h"), {"h": good}
+                    )
+                )
 
         await eventually(good_applied, timeout=60, what="the good record after the poison ones")
-        dead = (await read_topic(bootstrap, HOUSEHOLDS.dlq, expect=dlq_before + 2, timeout=30))[dlq_before:]
+        dead = (await read_topic(bootstrap, HOUSEHOLDS.dlq, expect=dlq_before + 2, timeout=30))[
+            dlq_before:
+        ]
     finally:
         await broker.stop()
         await events.dead_letters.stop()
 
     assert attempts.count(failing) == 3  # retried, then given up
     assert attempts.count(good) == 1  # the duplicate was skipped by the inbox
-    mine = [headers_to_dict(r.headers) for r in dead if headers_to_dict(r.headers).get("haven_dlq_consumer") == service]
+    mine = [
+        headers_to_dict(r.headers)
+        for r in dead
+        if headers_to_dict(r.headers).get("haven_dlq_consumer") == service
+    ]
     reasons = sorted(h["haven_dlq_reason"] for h in mine)
     assert len(mine) == 2
     assert reasons[0].startswith("RuntimeError: provider directory unavailable")

@@ -41,8 +41,12 @@ async def test_writes_during_a_kafka_outage_are_relayed_when_it_returns(infra, m
         for _ in range(n):
             household = uuid.uuid4()
             async with runtime.sessions() as session, session.begin():
-                await add_event(session, HouseholdErased(household_id=household, site_id="S"),
-                                key=str(household), source="haven/registration")
+                await add_event(
+                    session,
+                    HouseholdErased(household_id=household, site_id="S"),
+                    key=str(household),
+                    source="haven/registration",
+                )
             written.append(household)
 
     try:

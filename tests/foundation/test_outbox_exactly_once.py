@@ -30,7 +30,9 @@ TOTAL = HOUSEHOLDS * VERSIONS
 
 
 def update(household_id: uuid.UUID, version: int) -> HouseholdUpdated:
-    head = MemberProfile(member_id=household_id, sex=Sex.MALE, age_band=AgeBand.AGE_18_59, is_head=True)
+    head = MemberProfile(
+        member_id=household_id, sex=Sex.MALE, age_band=AgeBand.AGE_18_59, is_head=True
+    )
     return HouseholdUpdated(
         household_id=household_id,
         case_number="TST-000001",
@@ -57,27 +59,49 @@ async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_p
     sessions = session_factory(source)
     households = [uuid.uuid4() for _ in range(HOUSEHOLDS)]
 
-    consumer = start_python("tests.foundation.workers", "consumer", sink_url, bootstrap, log=tmp_path / "consumer.log")
-    relay = start_python("tests.foundation.workers", "relay", source_url, bootstrap, log=tmp_path / "relay.log")
+    consumer = start_python(
+        "tests.foundation.workers", "consumer", sink_url, bootstrap, log=tmp_path / "consumer.log"
+    )
+    relay = start_python(
+        "tests.foundation.workers", "relay", source_url, bootstrap, log=tmp_path / "relay.log"
+    )
     try:
+
         async def applied() -> int:
             async with sink.connect() as conn:
-                exists = await conn.scalar(sa.text("SELECT to_regclass('applications') IS NOT NULL"))
-                return int(await conn.scalar(sa.text("SELECT count(*) FROM applications")) or 0) if exists else 0
+                exists = await conn.scalar(
+                    sa.text("SELECT to_regclass('applications') IS NOT NULL")
+                )
+                return (
+                    int(await conn.scalar(sa.text("SELECT count(*) FROM applications")) or 0)
+                    if exists
+                    else 0
+                )
 
         kills = 0
         for version in range(1, VERSIONS + 1):
             # One transaction per version round, like a busy service: 100 households per commit.
             async with sessions() as session, session.begin():
                 for household in households:
-                    await add_event(session, update(household, version), key=str(household), source="haven/registration")
+                    await add_event(
+                        session,
+                        update(household, version),
+                        key=str(household),
+                        source="haven/registration",
+                    )
             if version in (30, 65):
                 # Kill the relay mid-stream, while events are being written and relayed.
                 await eventually(lambda: _positive(applied), timeout=60, what="first deliveries")
                 kill_group(relay, signal.SIGKILL)
                 kills += 1
                 await asyncio.sleep(0.5)
-                relay = start_python("tests.foundation.workers", "relay", source_url, bootstrap, log=tmp_path / "relay.log")
+                relay = start_python(
+                    "tests.foundation.workers",
+                    "relay",
+                    source_url,
+                    bootstrap,
+                    log=tmp_path / "relay.log",
+                )
         assert kills == 2
 
         async def all_applied() -> bool:
@@ -87,12 +111,21 @@ async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_p
         await asyncio.sleep(2)  # let any late duplicate arrive before counting
         async with sink.connect() as conn:
             count = await conn.scalar(sa.text("SELECT count(*) FROM applications"))
-            distinct = await conn.scalar(sa.text("SELECT count(DISTINCT event_id) FROM applications"))
+            distinct = await conn.scalar(
+                sa.text("SELECT count(DISTINCT event_id) FROM applications")
+            )
             violations = await conn.scalar(sa.text("SELECT count(*) FROM order_violations"))
-            per_key = (await conn.execute(sa.text(
-                "SELECT count(*) FROM (SELECT household_id, array_agg(version ORDER BY id) AS v "
-                "FROM applications GROUP BY household_id) s "
-                "WHERE v = (SELECT array_agg(g) FROM generate_series(1, :n) g)"), {"n": VERSIONS})).scalar()
+            per_key = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM (SELECT household_id, "
+                        "array_agg(version ORDER BY id) AS v FROM applications "
+                        "GROUP BY household_id) s "
+                        "WHERE v = (SELECT array_agg(g) FROM generate_series(1, :n) g)"
+                    ),
+                    {"n": VERSIONS},
+                )
+            ).scalar()
         async with source.connect() as conn:
             left = await conn.scalar(sa.text("SELECT count(*) FROM outbox"))
         assert count == TOTAL, f"applied {count} times for {TOTAL} events"

@@ -1,7 +1,7 @@
 """Processes the foundation tests start and kill: an outbox relay and a checking consumer.
 
-    python -m tests.foundation.workers relay <database_url> <bootstrap>
-    python -m tests.foundation.workers consumer <database_url> <bootstrap>
+python -m tests.foundation.workers relay <database_url> <bootstrap>
+python -m tests.foundation.workers consumer <database_url> <bootstrap>
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ CONSUMER_NAME = "foundation-check"
 
 APPLIED_DDL = """
 CREATE TABLE IF NOT EXISTS applications (
-    id bigserial PRIMARY KEY, household_id uuid NOT NULL, version int NOT NULL, event_id uuid NOT NULL
+    id bigserial PRIMARY KEY,
+    household_id uuid NOT NULL,
+    version int NOT NULL,
+    event_id uuid NOT NULL
 );
 CREATE TABLE IF NOT EXISTS order_violations (household_id uuid, expected int, got int);
 """
@@ -35,7 +38,9 @@ async def relay(database_url: str, bootstrap: str) -> None:
     producer = LazyProducer(bootstrap, client_id="test-relay")
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await OutboxRelay(engine, producer, service="registration", batch_size=200, poll_seconds=0.2).run(stop)
+    await OutboxRelay(
+        engine, producer, service="registration", batch_size=200, poll_seconds=0.2
+    ).run(stop)
     await producer.stop()
 
 
@@ -66,7 +71,9 @@ async def consumer(database_url: str, bootstrap: str) -> None:
                 {"h": data.household_id, "e": last + 1, "g": data.version},
             )
         await session.execute(
-            sa.text("INSERT INTO applications (household_id, version, event_id) VALUES (:h, :v, :e)"),
+            sa.text(
+                "INSERT INTO applications (household_id, version, event_id) VALUES (:h, :v, :e)"
+            ),
             {"h": data.household_id, "v": data.version, "e": envelope.id},
         )
 

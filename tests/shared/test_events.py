@@ -21,7 +21,9 @@ from shared.vocabulary import AgeBand, DisplacementStatus, HouseholdStatus, Sex
 
 
 def registered() -> HouseholdRegistered:
-    member = MemberProfile(member_id=uuid4(), sex=Sex.FEMALE, age_band=AgeBand.AGE_18_59, is_head=True)
+    member = MemberProfile(
+        member_id=uuid4(), sex=Sex.FEMALE, age_band=AgeBand.AGE_18_59, is_head=True
+    )
     return HouseholdRegistered(
         household_id=uuid4(),
         case_number="MDA-CHI-000001",
@@ -63,7 +65,9 @@ def test_decode_rejects_missing_specversion_and_bad_payload_without_echoing_valu
     envelope = Envelope.wrap(registered(), source="s")
     headers = headers_to_dict(envelope.kafka_headers())
     with pytest.raises(MalformedEvent, match="specversion"):
-        decode_envelope({k: v for k, v in headers.items() if k != "ce_specversion"}, b"{}", HouseholdRegistered)
+        decode_envelope(
+            {k: v for k, v in headers.items() if k != "ce_specversion"}, b"{}", HouseholdRegistered
+        )
     with pytest.raises(MalformedEvent) as info:
         decode_envelope(headers, b'{"household_id": "secret-value-123"}', HouseholdRegistered)
     assert "secret-value-123" not in str(info.value)
@@ -91,7 +95,15 @@ def test_catalog_routes_each_event_type_to_exactly_one_topic() -> None:
 
 
 def test_payloads_of_general_topics_carry_no_personal_fields() -> None:
-    personal = {"given_name", "family_name", "name", "phone", "date_of_birth", "documents", "number"}
+    personal = {
+        "given_name",
+        "family_name",
+        "name",
+        "phone",
+        "date_of_birth",
+        "documents",
+        "number",
+    }
     for topic in CATALOG.topics:
         if topic.restricted:
             continue
@@ -111,6 +123,8 @@ def test_asyncapi_document_lists_what_a_service_sends_and_receives() -> None:
     assert any(op["action"] == "send" for op in doc["operations"].values())
     assert "HouseholdRegistered" in doc["components"]["schemas"]
     notifications = asyncapi_document("notifications", version="1")
-    sent = {o["channel"]["$ref"] for o in notifications["operations"].values() if o["action"] == "send"}
+    sent = {
+        o["channel"]["$ref"] for o in notifications["operations"].values() if o["action"] == "send"
+    }
     # notifications sends only its audit trail and delivery outcomes, never beneficiary data
     assert sent == {"#/channels/haven_audit_v1", "#/channels/haven_notifications_deliveries_v1"}

@@ -1,6 +1,5 @@
 """Pure parts of the outbox relay and the consumer's retry policy."""
 
-import asyncio
 
 import asyncpg
 import pytest
@@ -46,7 +45,7 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     "exc, transient",
     [
         (ConnectionRefusedError(), True),
-        (asyncio.TimeoutError(), True),
+        (TimeoutError(), True),
         (asyncpg.exceptions.ConnectionDoesNotExistError(), True),
         (sa_exc.OperationalError("x", {}, ConnectionRefusedError()), True),
         (ValueError("bad"), False),
