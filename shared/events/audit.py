@@ -11,7 +11,7 @@ class AuditEvent(EventPayload):
     """One audited action. ``sequence``/``previous_hash``/``hash`` chain a service's records."""
 
     service: str
-    sequence: int = Field(ge=1)
+    sequence: int | None = Field(default=None, ge=1)
     actor_sub: str
     actor_role: str | None
     action: str
@@ -22,5 +22,5 @@ class AuditEvent(EventPayload):
     occurred_at: datetime
     correlation_id: str | None = None
     trace_id: str | None = None
-    previous_hash: str
-    hash: str
+    previous_hash: str | None = None
+    hash: str | None = None
