@@ -29,6 +29,7 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
 from opentelemetry import context as otel_context
 from prometheus_client import Counter
 from sqlalchemy import exc as sa_exc
@@ -153,6 +154,9 @@ class EventConsumer:
                 auto_offset_reset="earliest",
                 max_poll_records=100,
                 title=f"{self.service}:{topic.name}",
+                # Keep the raw bytes: decoding is ours, so an undecodable record reaches
+                # the dead-letter topic instead of failing inside FastStream.
+                decoder=_raw_body,
             )
             subscriber(self._make_handler(topic))
 
@@ -288,6 +292,10 @@ class EventConsumer:
             "event dead-lettered",
             extra={"topic": topic.name, "offset": record.offset, "dlq_reason": reason[:200]},
         )
+
+
+async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+    return msg.body
 
 
 def _describe(exc: BaseException) -> str:

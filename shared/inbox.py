@@ -25,7 +25,7 @@ async def claim(session: AsyncSession, *, consumer: str, event_id: UUID, topic: 
     Call first in the effect's transaction: a concurrent redelivery in another replica blocks
     on the same key until this transaction ends, then sees the row and is skipped.
     """
-    result = await session.execute(
+    result = await session.exec(
         insert(inbox_table)
         .values(consumer=consumer, event_id=event_id, topic=topic)
         .on_conflict_do_nothing()
@@ -36,10 +36,10 @@ async def claim(session: AsyncSession, *, consumer: str, event_id: UUID, topic: 
 
 async def prune(session: AsyncSession, *, older_than_days: int) -> int:
     """Forget ids older than the topics' retention: those events cannot be redelivered."""
-    result = await session.execute(
+    result = await session.exec(
         sa.delete(inbox_table).where(
             inbox_table.c.processed_at
             < sa.func.now() - sa.text(f"interval '{int(older_than_days)} days'")
         )
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)

@@ -25,14 +25,12 @@ def run_env(target_metadata: sa.MetaData | None) -> None:
         return
 
     def apply(connection: Connection) -> None:
-        connection.execute(sa.text(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-        try:
-            context.configure(connection=connection, target_metadata=target_metadata)
-            with context.begin_transaction():
-                context.run_migrations()
-        finally:
-            connection.execute(sa.text(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
-            connection.commit()
+        # Held until the migrations' transaction ends (PostgreSQL DDL is transactional).
+        connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
 
     async def main() -> None:
         assert url is not None
@@ -59,12 +57,12 @@ def create_messaging_tables() -> None:
         ),
     )
     op.execute(
-        f"""
-        CREATE FUNCTION haven_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$;
-        CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-        FOR EACH STATEMENT EXECUTE FUNCTION haven_outbox_notify();
-        """
+        "CREATE FUNCTION haven_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$"
+    )
+    op.execute(
+        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
+        "FOR EACH STATEMENT EXECUTE FUNCTION haven_outbox_notify()"
     )
     op.create_table(
         "inbox",

@@ -95,7 +95,7 @@ async def add_envelope(
 ) -> None:
     headers = [[name, value.decode()] for name, value in envelope.kafka_headers()]
     headers += [[name, value] for name, value in inject_trace_headers().items()]
-    await session.execute(
+    await session.exec(
         outbox_table.insert().values(
             event_id=envelope.id,
             topic=topic,
@@ -108,7 +108,7 @@ async def add_envelope(
 
 async def add_tombstone(session: AsyncSession, *, topic: str, key: str, event_id: UUID) -> None:
     """Stage a tombstone (null value) for a compacted topic: it erases the key downstream."""
-    await session.execute(
+    await session.exec(
         outbox_table.insert().values(
             event_id=event_id, topic=topic, key=key, headers=[], value=None
         )

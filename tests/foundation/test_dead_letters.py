@@ -11,16 +11,27 @@ from faststream.kafka import KafkaBroker
 
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import create_engine, session_factory
-from shared.events.catalog import HOUSEHOLDS
+from shared.events.catalog import Catalog, Topic
 from shared.events.envelope import Envelope, headers_to_dict
 from shared.events.registration import HouseholdErased
-from shared.kafka import LazyProducer
-from tests.support import create_catalog_topics, eventually, migrated_database, read_topic, unique
+from shared.kafka import LazyProducer, ensure_topics
+from tests.support import eventually, migrated_database, read_topic, unique
 
 
 async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra) -> None:
     bootstrap = infra.kafka_bootstrap
-    await create_catalog_topics(bootstrap)
+    # A private topic, so records of other tests on the shared broker do not interfere.
+    households = Topic(
+        name=unique("haven.test.households"),
+        description="test",
+        key="household_id",
+        partitions=2,
+        producers=("registration",),
+        consumers=("distribution",),
+        events=(HouseholdErased,),
+    )
+    catalog = Catalog([households])
+    await ensure_topics(bootstrap, catalog)
     url = await migrated_database(infra, "distribution")
     engine = create_engine(url)
     async with engine.begin() as conn:
@@ -35,6 +46,7 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra
         sessions=session_factory(engine),
         dead_letters=LazyProducer(bootstrap, client_id="dlq-test"),
         retry=RetryPolicy(max_attempts=3, initial_backoff_seconds=0.01, max_backoff_seconds=0.05),
+        catalog=catalog,
     )
     attempts: list[uuid.UUID] = []
 
@@ -55,20 +67,19 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra
     fine = erased(good)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
-    dlq_before = len(await read_topic(bootstrap, HOUSEHOLDS.dlq, expect=10**6, timeout=2))
     try:
         await producer.send_and_wait(
-            HOUSEHOLDS.name, b'{"household_id": 42', key=key, headers=malformed.kafka_headers()
+            households.name, b'{"household_id": 42', key=key, headers=malformed.kafka_headers()
         )
         await producer.send_and_wait(
-            HOUSEHOLDS.name, poison.kafka_value(), key=key, headers=poison.kafka_headers()
+            households.name, poison.kafka_value(), key=key, headers=poison.kafka_headers()
         )
         await producer.send_and_wait(
-            HOUSEHOLDS.name, fine.kafka_value(), key=key, headers=fine.kafka_headers()
+            households.name, fine.kafka_value(), key=key, headers=fine.kafka_headers()
         )
         # The good record again: a redelivery must have no second effect.
         await producer.send_and_wait(
-            HOUSEHOLDS.name, fine.kafka_value(), key=key, headers=fine.kafka_headers()
+            households.name, fine.kafka_value(), key=key, headers=fine.kafka_headers()
         )
     finally:
         await producer.stop()
@@ -87,20 +98,21 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra
                 )
 
         await eventually(good_applied, timeout=60, what="the good record after the poison ones")
-        dead = (await read_topic(bootstrap, HOUSEHOLDS.dlq, expect=dlq_before + 2, timeout=30))[
-            dlq_before:
-        ]
+        mine: list[dict[str, str]] = []
+
+        async def both_dead_lettered() -> bool:
+            records = await read_topic(bootstrap, households.dlq, expect=10**6, timeout=1)
+            headers = [headers_to_dict(r.headers) for r in records]
+            mine[:] = [h for h in headers if h.get("haven_dlq_consumer") == service]
+            return len(mine) >= 2
+
+        await eventually(both_dead_lettered, timeout=30, what="two dead letters")
     finally:
         await broker.stop()
         await events.dead_letters.stop()
 
     assert attempts.count(failing) == 3  # retried, then given up
     assert attempts.count(good) == 1  # the duplicate was skipped by the inbox
-    mine = [
-        headers_to_dict(r.headers)
-        for r in dead
-        if headers_to_dict(r.headers).get("haven_dlq_consumer") == service
-    ]
     reasons = sorted(h["haven_dlq_reason"] for h in mine)
     assert len(mine) == 2
     assert reasons[0].startswith("RuntimeError: provider directory unavailable")
@@ -108,7 +120,7 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra
     by_reason = {h["haven_dlq_reason"][:9]: h for h in mine}
     assert by_reason["RuntimeEr"]["haven_dlq_attempts"] == "3"
     assert by_reason["RuntimeEr"]["ce_id"] == str(poison.id)  # original headers kept
-    assert by_reason["malformed"]["haven_dlq_original_topic"] == HOUSEHOLDS.name
+    assert by_reason["malformed"]["haven_dlq_original_topic"] == households.name
     async with engine.connect() as conn:
         assert await conn.scalar(sa.text("SELECT count(*) FROM erased")) == 1
     await engine.dispose()

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 
 from shared.db import create_engine, session_factory
 from shared.events.registration import ConsentFlags, HouseholdUpdated, Location, MemberProfile
+from shared.kafka import ensure_topics
 from shared.outbox import add_event
 from shared.vocabulary import AgeBand, DisplacementStatus, HouseholdStatus, Sex
+from tests.foundation.workers import private_catalog
 from tests.support import (
-    create_catalog_topics,
     eventually,
     kill_group,
     migrated_database,
@@ -51,7 +52,9 @@ def update(household_id: uuid.UUID, version: int) -> HouseholdUpdated:
 @pytest.mark.slow
 async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_path: Path) -> None:
     bootstrap = infra.kafka_bootstrap
-    await create_catalog_topics(bootstrap)
+    topic = unique("haven.test.sequence")
+    catalog = private_catalog(topic)
+    await ensure_topics(bootstrap, catalog)
     source_url = await migrated_database(infra, "registration")
     sink_url = await migrated_database(infra, "distribution", unique("t_sink"))
     source = create_engine(source_url)
@@ -60,10 +63,20 @@ async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_p
     households = [uuid.uuid4() for _ in range(HOUSEHOLDS)]
 
     consumer = start_python(
-        "tests.foundation.workers", "consumer", sink_url, bootstrap, log=tmp_path / "consumer.log"
+        "tests.foundation.workers",
+        "consumer",
+        sink_url,
+        bootstrap,
+        topic,
+        log=tmp_path / "consumer.log",
     )
     relay = start_python(
-        "tests.foundation.workers", "relay", source_url, bootstrap, log=tmp_path / "relay.log"
+        "tests.foundation.workers",
+        "relay",
+        source_url,
+        bootstrap,
+        topic,
+        log=tmp_path / "relay.log",
     )
     try:
 
@@ -88,10 +101,16 @@ async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_p
                         update(household, version),
                         key=str(household),
                         source="haven/registration",
+                        catalog=catalog,
                     )
             if version in (30, 65):
-                # Kill the relay mid-stream, while events are being written and relayed.
-                await eventually(lambda: _positive(applied), timeout=60, what="first deliveries")
+                # Kill the relay mid-stream: once it has delivered more since the last kill.
+                before = await applied()
+
+                async def progressed(before: int = before) -> bool:
+                    return await applied() > before
+
+                await eventually(progressed, timeout=60, what="the relay to deliver")
                 kill_group(relay, signal.SIGKILL)
                 kills += 1
                 await asyncio.sleep(0.5)
@@ -100,6 +119,7 @@ async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_p
                     "relay",
                     source_url,
                     bootstrap,
+                    topic,
                     log=tmp_path / "relay.log",
                 )
         assert kills == 2
@@ -138,7 +158,3 @@ async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_p
         kill_group(consumer, signal.SIGTERM)
         await source.dispose()
         await sink.dispose()
-
-
-async def _positive(count) -> bool:  # type: ignore[no-untyped-def]
-    return bool(await count())

@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import create_engine, session_factory
+from shared.events.catalog import Catalog, Topic
 from shared.events.envelope import Envelope
 from shared.events.registration import HouseholdUpdated
 from shared.kafka import LazyProducer
@@ -33,7 +34,24 @@ CREATE TABLE IF NOT EXISTS order_violations (household_id uuid, expected int, go
 """
 
 
-async def relay(database_url: str, bootstrap: str) -> None:
+def private_catalog(topic: str) -> Catalog:
+    """A catalog of one test topic carrying HouseholdUpdated, isolated from other tests."""
+    return Catalog(
+        [
+            Topic(
+                name=topic,
+                description="foundation test",
+                key="household_id",
+                partitions=6,
+                producers=("registration",),
+                consumers=("distribution",),
+                events=(HouseholdUpdated,),
+            )
+        ]
+    )
+
+
+async def relay(database_url: str, bootstrap: str, topic: str) -> None:
     engine = create_engine(database_url)
     producer = LazyProducer(bootstrap, client_id="test-relay")
     stop = asyncio.Event()
@@ -44,7 +62,7 @@ async def relay(database_url: str, bootstrap: str) -> None:
     await producer.stop()
 
 
-async def consumer(database_url: str, bootstrap: str) -> None:
+async def consumer(database_url: str, bootstrap: str, topic: str) -> None:
     engine = create_engine(database_url)
     async with engine.begin() as conn:
         for statement in APPLIED_DDL.split(";"):
@@ -56,6 +74,7 @@ async def consumer(database_url: str, bootstrap: str) -> None:
         sessions=session_factory(engine),
         dead_letters=producer,
         retry=RetryPolicy(max_attempts=3, initial_backoff_seconds=0.05),
+        catalog=private_catalog(topic),
     )
 
     @events.on(HouseholdUpdated)
@@ -89,5 +108,5 @@ async def consumer(database_url: str, bootstrap: str) -> None:
 
 
 if __name__ == "__main__":
-    role, url, bootstrap = sys.argv[1:4]
-    asyncio.run({"relay": relay, "consumer": consumer}[role](url, bootstrap))
+    role, url, bootstrap, topic = sys.argv[1:5]
+    asyncio.run({"relay": relay, "consumer": consumer}[role](url, bootstrap, topic))
