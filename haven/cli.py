@@ -85,5 +85,27 @@ def topics_list() -> None:
     Console().print(table)
 
 
+@app.command()
+def run(
+    state_dir: Annotated[Path, typer.Option(help="Where all local state lives.")] = ROOT / ".haven",
+    kafka_port: Annotated[int | None, typer.Option(help="Kafka port (default 9092).")] = None,
+    pg_port: Annotated[int | None, typer.Option(help="PostgreSQL port (default 54320).")] = None,
+    prometheus_port: Annotated[int, typer.Option(help="Prometheus port.")] = 9090,
+    demo: Annotated[bool, typer.Option(help="Load demo reference data.")] = True,
+) -> None:
+    """Start Kafka, PostgreSQL, the four services and Prometheus; Ctrl-C stops them all."""
+    from haven.stack import StackOptions, run_until_interrupted
+
+    run_until_interrupted(
+        StackOptions(
+            state_dir=state_dir,
+            kafka_port=kafka_port,
+            pg_port=pg_port,
+            prometheus_port=prometheus_port,
+            load_demo=demo,
+        )
+    )
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,1 @@
+"""Local development and test infrastructure: Kafka, PostgreSQL and Prometheus without Docker."""
