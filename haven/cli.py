@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 app = typer.Typer(help="Haven: humanitarian assistance platform tools.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics from the catalog.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 
 
@@ -83,6 +85,25 @@ def topics_list() -> None:
             ", ".join(e.event_type for e in topic.events),
         )
     Console().print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    topic: Annotated[str, typer.Option(help="The audit topic.")] = "haven.audit.v1",
+) -> None:
+    """Check every service's audit hash chain on the topic; report the first break."""
+    from haven.audit import verify_topic
+
+    count, breaks = asyncio.run(verify_topic(CommonSettings().kafka_bootstrap, topic))
+    if breaks:
+        for item in breaks:
+            console.print(
+                f"[red]chain broken[/] service={item.service} chain={item.chain_id} "
+                f"sequence={item.sequence}: "
+                f"{item.problem}"
+            )
+        raise typer.Exit(1)
+    console.print(f"[green]audit trail intact[/]: {count} record(s) verified")
 
 
 @app.command()

@@ -43,7 +43,7 @@ def run_env(target_metadata: sa.MetaData | None) -> None:
 
 
 def create_messaging_tables() -> None:
-    """The outbox and inbox every service has; call from its first migration."""
+    """The outbox, inbox and audit-chain head every service has; call from its first migration."""
     op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
@@ -74,9 +74,17 @@ def create_messaging_tables() -> None:
         ),
     )
     op.create_index("inbox_processed_at", "inbox", ["processed_at"])
+    op.create_table(
+        "audit_chain",
+        sa.Column("service", sa.Text, primary_key=True),
+        sa.Column("chain_id", sa.Uuid, nullable=False),
+        sa.Column("sequence", sa.BigInteger, nullable=False),
+        sa.Column("hash", sa.Text, nullable=False),
+    )
 
 
 def drop_messaging_tables() -> None:
+    op.drop_table("audit_chain")
     op.drop_table("inbox")
     op.execute("DROP TRIGGER IF EXISTS outbox_notify ON outbox")
     op.drop_table("outbox")

@@ -18,22 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import sqlalchemy as sa
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.audit_chain import GENESIS_HASH, link
 from shared.db import asyncpg_dsn
-from shared.events.catalog import CATALOG, Catalog
+from shared.events.catalog import AUDIT, CATALOG, Catalog
 from shared.events.envelope import Envelope, P
 from shared.kafka import LazyProducer
 from shared.migrations import OUTBOX_CHANNEL
@@ -52,6 +55,15 @@ outbox_table = sa.Table(
     sa.Column("headers", postgresql.JSONB, nullable=False),
     sa.Column("value", sa.LargeBinary),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
+audit_chain_table = sa.Table(
+    "audit_chain",
+    metadata,
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("chain_id", sa.Uuid, nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.Text, nullable=False),
 )
 
 RELAY_LOCK_KEY = 7_424_002
@@ -151,6 +163,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 10.0,
+        audit_topic: str = AUDIT.name,
     ) -> None:
         self.engine = engine
         self.producer = producer
@@ -158,6 +171,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.audit_topic = audit_topic
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._last_metrics = 0.0
@@ -182,6 +196,7 @@ class OutboxRelay:
             rows = [_Row(*r) for r in result.all()]
             if not rows:
                 return 0
+            rows = await self._link_audit_records(conn, rows)
             for wave in waves(rows):
                 await self._publish(wave)
             await conn.execute(
@@ -190,6 +205,47 @@ class OutboxRelay:
         for row in rows:
             PUBLISHED.labels(self.service, row.topic).inc()
         return len(rows)
+
+    async def _link_audit_records(self, conn: AsyncConnection, rows: list[_Row]) -> list[_Row]:
+        """Stamp audit records with their place in this service's hash chain.
+
+        The chain head is saved in the relay's transaction: if publishing fails, it rolls back
+        with everything else and the same links are computed again next time.
+        """
+        if not any(row.topic == self.audit_topic for row in rows):
+            return rows
+        c = audit_chain_table.c
+        head = (
+            await conn.execute(
+                sa.select(c.chain_id, c.sequence, c.hash).where(c.service == self.service)
+            )
+        ).first()
+        chain_id, sequence, previous = (
+            (head[0], int(head[1]), str(head[2])) if head else (uuid4(), 0, GENESIS_HASH)
+        )
+        linked: list[_Row] = []
+        for row in rows:
+            if row.topic == self.audit_topic and row.value is not None:
+                sequence += 1
+                record = link(
+                    json.loads(row.value),
+                    chain_id=str(chain_id),
+                    sequence=sequence,
+                    previous_hash=previous,
+                )
+                previous = record["hash"]
+                row = replace(row, value=json.dumps(record, ensure_ascii=False).encode())
+            linked.append(row)
+        upsert = insert(audit_chain_table).values(
+            service=self.service, chain_id=chain_id, sequence=sequence, hash=previous
+        )
+        await conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[audit_chain_table.c.service],
+                set_={"sequence": sequence, "hash": previous},
+            )
+        )
+        return linked
 
     async def _publish(self, rows: Sequence[_Row]) -> None:
         producer = await self.producer.get()

@@ -11,6 +11,7 @@ class AuditEvent(EventPayload):
     """One audited action. ``sequence``/``previous_hash``/``hash`` chain a service's records."""
 
     service: str
+    chain_id: str | None = None
     sequence: int | None = Field(default=None, ge=1)
     actor_sub: str
     actor_role: str | None

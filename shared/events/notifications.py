@@ -6,6 +6,8 @@ from shared.events.envelope import EventPayload
 
 
 class NotificationDelivered(EventPayload):
+    """A notification was accepted by its channel (once per notification)."""
+
     notification_id: UUID
     event_id: UUID
     source_event_type: str
@@ -14,9 +16,13 @@ class NotificationDelivered(EventPayload):
 
 
 class NotificationDead(EventPayload):
+    """A notification was given up on; an admin may retry it through the API."""
+
     notification_id: UUID
     event_id: UUID
     source_event_type: str
     channel: str
     attempts: int
     household_id: UUID | None = None
+    # A short code such as "http_400", "smtp_550" or "address_refused"; never an address.
+    error_code: str | None = None

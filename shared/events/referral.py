@@ -1,13 +1,21 @@
-"""Events of the referral service. Household-keyed; no names, documents or contacts."""
+"""Events of the referral service. Household-keyed; no names, documents or personal contacts.
+
+``ReferralSent`` carries the provider ORGANISATION's public details (name, address, opening
+hours, switchboard phone) so that notifications can tell the beneficiary where to go; those
+describe the organisation, never a person.
+"""
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from shared.events.envelope import EventPayload
 
+EscalationAudience = Literal["provider", "caseworker", "manager"]
+
 
 class ReferralEvent(EventPayload):
-    """Fields every referral event carries."""
+    """Fields every referral event carries (the referral as it is after the change)."""
 
     referral_id: UUID
     household_id: UUID
@@ -16,14 +24,23 @@ class ReferralEvent(EventPayload):
     status: str
     provider_id: UUID | None = None
     due_at: datetime | None = None
+    site_id: str | None = None
+    # Sensitive service types (counter-trafficking): say nothing revealing in plain messages.
+    sensitive: bool = False
 
 
 class ReferralCreated(ReferralEvent):
-    pass
+    origin: Literal["automatic", "manual"] = "manual"
+    consent_override: bool = False
 
 
 class ReferralSent(ReferralEvent):
-    pass
+    """Sent to ``provider_id``; the provider organisation's public details for the message."""
+
+    provider_name: str | None = None
+    provider_address: str | None = None
+    provider_opening_hours: str | None = None
+    provider_phone: str | None = None
 
 
 class ReferralAccepted(ReferralEvent):
@@ -35,7 +52,10 @@ class ReferralDeclined(ReferralEvent):
 
 
 class ReferralRerouted(ReferralEvent):
+    """Moved from ``previous_provider_id`` to ``provider_id`` (None: to the managers' queue)."""
+
     previous_provider_id: UUID | None = None
+    reason_code: Literal["declined", "deadline"] | None = None
 
 
 class ReferralStarted(ReferralEvent):
@@ -47,22 +67,31 @@ class ReferralCompleted(ReferralEvent):
 
 
 class ReferralCancelled(ReferralEvent):
-    pass
+    reason_code: str | None = None
 
 
 class ReferralRevoked(ReferralEvent):
-    pass
+    reason_code: str | None = None
 
 
 class ReferralOverdue(ReferralEvent):
-    pass
+    """Not accepted by ``due_at``; emitted once per provider the referral was sent to."""
 
 
 class ReferralEscalated(ReferralEvent):
+    """Tier 1 reminds the provider, 2 the supervising caseworker, 3 the managers."""
+
     tier: int
+    audience: EscalationAudience | None = None
+    reason_code: Literal["deadline", "no_provider"] | None = None
+    # The supervising caseworker (staff subject) when known; None means the site's caseworkers.
+    caseworker_sub: str | None = None
 
 
 class ConsentFollowUpRequested(EventPayload):
+    """A caseworker should ask the household for referral-sharing consent."""
+
     task_id: UUID
     household_id: UUID
     service_type: str
+    site_id: str | None = None
