@@ -258,12 +258,15 @@ class Authenticator:
             )
         try:
             if self.settings.mode == "jwks":  # may fetch keys over the network
-                return await anyio.to_thread.run_sync(
+                principal = await anyio.to_thread.run_sync(
                     decode_token, token.strip(), self.settings, self.jwks_client
                 )
-            return decode_token(token.strip(), self.settings)
+            else:
+                principal = decode_token(token.strip(), self.settings)
         except Unauthorized as problem:
             await self.refuse(request, problem)
+        request.state.principal = principal  # for audit records of later refusals
+        return principal
 
     async def refuse(self, request: Request, problem: Problem) -> NoReturn:
         """Tell the hook, then raise `problem`. Hook failures are logged, never surfaced."""

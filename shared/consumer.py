@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
-from opentelemetry import context as otel_context
-from prometheus_client import Counter
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from prometheus_client import Counter, Gauge
 from sqlalchemy import exc as sa_exc
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -56,7 +57,14 @@ DEAD_LETTERED = Counter(
     "haven_events_dead_lettered_total", "Records sent to a dead-letter topic", ["service", "topic"]
 )
 
+LAG = Gauge(
+    "haven_consumer_lag",
+    "Records behind the end of the partition after the last one handled",
+    ["service", "topic", "partition"],
+)
+
 DLQ_HEADER_PREFIX = "haven_dlq_"
+tracer = trace.get_tracer("haven.consumer")
 
 
 @dataclass(frozen=True)
@@ -168,15 +176,41 @@ class EventConsumer:
         handle.__name__ = f"consume_{topic.name.replace('.', '_')}"
         return handle
 
+    def _record_lag(self, record: Any) -> None:
+        consumer = getattr(record, "consumer", None)  # FastStream's KafkaRawMessage has it
+        if consumer is None:
+            return
+        partition = TopicPartition(record.topic, record.partition)
+        end = consumer.highwater(partition)
+        if end is not None:
+            lag = max(0, end - record.offset - 1)
+            LAG.labels(self.service, record.topic, str(record.partition)).set(lag)
+
     async def process(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> str:
-        """Handle one record until it is applied, skipped or dead-lettered; return the outcome."""
+        """Handle one record until it is applied, skipped or dead-lettered; return the outcome.
+
+        The work runs in a consumer span that continues the producer's trace (the W3C
+        ``traceparent`` written into the outbox row by the request that caused the event).
+        """
         headers = headers_to_dict(record.headers or ())
         token = correlation_id_var.set(headers.get("ce_correlationid"))
-        ctx_token = otel_context.attach(extract_trace_context(headers))
         try:
-            outcome = await self._process(topic, record, headers)
+            with tracer.start_as_current_span(
+                f"{topic.name} process",
+                context=extract_trace_context(headers),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topic.name,
+                    "messaging.kafka.destination.partition": record.partition,
+                    "messaging.kafka.message.offset": record.offset,
+                    "messaging.consumer.group.name": self.group_id,
+                    "haven.event_type": headers.get("ce_type", ""),
+                },
+            ) as span:
+                outcome = await self._process(topic, record, headers)
+                span.set_attribute("haven.outcome", outcome)
         finally:
-            otel_context.detach(ctx_token)
             correlation_id_var.reset(token)
         CONSUMED.labels(self.service, topic.name, outcome).inc()
         return outcome

@@ -157,6 +157,14 @@ class NotFound(Problem):
     status, type_slug, title = 404, "not-found", "Not found"
 
 
+class NotInYourSites(NotFound):
+    """A resource of a site the caller's token does not cover.
+
+    Answered exactly like NotFound, so its existence is not revealed, but audited as a
+    refused request.
+    """
+
+
 class Conflict(Problem):
     status, type_slug, title = 409, "conflict", "Conflict"
 

@@ -12,10 +12,13 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared import audit
 from shared.auth import Authenticator, AuthSettings
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import create_engine, migrate, session_factory
@@ -23,12 +26,14 @@ from shared.events.asyncapi import asyncapi_document
 from shared.http import create_app
 from shared.kafka import LazyProducer
 from shared.outbox import OutboxRelay
+from shared.problems import NotInYourSites, Problem
 from shared.settings import ServiceSettings
 from shared.telemetry import TelemetrySettings, configure_logging, setup_tracing
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+NOT_FOUND = 404
 KAFKA_RETRY_SECONDS = 2.0
 
 
@@ -68,7 +73,13 @@ class ServiceRuntime:
         if definition.register_handlers:
             definition.register_handlers(self.consumer)
         self.broker = KafkaBroker(
-            bootstrap, client_id=f"haven-{definition.name}", consumer_only=True, logger=log
+            bootstrap,
+            client_id=f"haven-{definition.name}",
+            consumer_only=True,
+            logger=log,
+            middlewares=[
+                KafkaPrometheusMiddleware(registry=REGISTRY, app_name=f"haven-{definition.name}")
+            ],
         )
         self.consumer.subscribe(self.broker)
         self.relay = OutboxRelay(
@@ -120,6 +131,23 @@ class ServiceRuntime:
         await self.producer.stop()
         await self.engine.dispose()
 
+    async def audit_refusal(self, request: Request, problem: Problem) -> None:
+        """Audit a refused request (401, 403, or 404 on another site's data) on its own."""
+        route = request.scope.get("route")
+        async with self.sessions() as session, session.begin():
+            await audit.record(
+                session,
+                service=self.definition.name,
+                principal=getattr(request.state, "principal", None),
+                action=f"{request.method} {getattr(route, 'path', 'unmatched')}",
+                resource_type="request",
+                resource_id=None,
+                outcome=audit.Outcome.NOT_FOUND
+                if problem.status == NOT_FOUND
+                else audit.Outcome.DENIED,
+                reason=problem.type_slug,
+            )
+
     async def check_database(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
@@ -156,9 +184,19 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
             "kafka": runtime.check_kafka,
         },
         asyncapi_document=lambda: asyncapi_document(definition.name, version=VERSION),
-        authenticator=Authenticator(AuthSettings()),
+        authenticator=Authenticator(AuthSettings(), on_refused=runtime.audit_refusal),
     )
     app.state.runtime = runtime
+
+    async def refused_outside_sites(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NotInYourSites)
+        try:
+            await runtime.audit_refusal(request, exc)
+        except Exception:
+            log.exception("could not audit a refused request")
+        return exc.to_response(instance=request.url.path)
+
+    app.add_exception_handler(NotInYourSites, refused_outside_sites)
     return app
 
 
