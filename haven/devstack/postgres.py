@@ -49,6 +49,7 @@ __all__ = [
     "PG_SYSTEM_USER",
     "LocalPostgres",
     "PostgresError",
+    "check_database_name",
     "ensure_database_at",
     "postgres_bin_dir",
 ]
@@ -61,6 +62,8 @@ PG_SUPERUSER = "postgres"
 PG_SYSTEM_USER = "haven-pg"
 """System account the server runs as when we are root."""
 MAX_CONNECTIONS = 200
+MAX_IDENTIFIER_BYTES = 63
+"""NAMEDATALEN - 1: longer identifiers are silently truncated."""
 DEFAULT_READY_TIMEOUT_S = 60.0
 _INITDB_TIMEOUT_S = 180.0
 _PROBE_INTERVAL_S = 0.1
@@ -280,6 +283,9 @@ class LocalPostgres:
         """initdb on first use, then launch ``postgres`` (non-blocking; see wait_ready)."""
         if self.is_running():
             return
+        if self._process is not None:  # it exited on its own: reap and forget it
+            self._process.kill()
+            self._process = None
         if port_in_use(self.port):
             raise PostgresError(
                 f"cannot start PostgreSQL: port {self.port} on {LOOPBACK} is in use"
@@ -321,7 +327,7 @@ class LocalPostgres:
                     return
                 finally:
                     await conn.close()
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 last_error = exc
             if time.monotonic() >= deadline:
                 raise PostgresError(
@@ -342,7 +348,11 @@ class LocalPostgres:
             self._process = None
 
     def kill(self) -> None:
-        """SIGKILL the postmaster and its backends; the next start runs crash recovery."""
+        """SIGKILL the postmaster and its backends; the next start runs crash recovery.
+
+        With ``fast=True`` (synchronous_commit=off) the last few hundred ms of commits may be
+        lost, as after a real crash with that setting.
+        """
         if self._process is not None:
             self._process.kill()
             self._process = None
@@ -355,6 +365,10 @@ class LocalPostgres:
     def process(self) -> ManagedProcess | None:
         """The running postmaster, if any."""
         return self._process
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Last lines of ``postgres.log``."""
+        return log_tail(self.log_path, lines)
 
     # ------------------------------------------------------------------ databases
 
@@ -384,9 +398,16 @@ class LocalPostgres:
         self.stop()
 
 
+def check_database_name(name: str) -> None:
+    """Raise ValueError for names PostgreSQL would reject or silently truncate."""
+    if not name or len(name.encode()) > MAX_IDENTIFIER_BYTES:
+        raise ValueError(f"database name {name!r} must be 1 to {MAX_IDENTIFIER_BYTES} bytes long")
+
+
 async def ensure_database_at(admin_dsn: str, name: str) -> None:
     """Connect with ``admin_dsn`` (a ``postgresql://`` DSN) and create database ``name``
     if it does not exist; a concurrent creation is not an error."""
+    check_database_name(name)
     conn = await asyncpg.connect(admin_dsn)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)

@@ -53,6 +53,7 @@ DEFAULT_STOP_TIMEOUT_S = 30.0
 _KILL_WAIT_S = 5.0
 """How long to wait for processes to disappear after SIGKILL."""
 _LOG_TAIL_LINES = 40
+_LOG_TAIL_BYTES = 64 * 1024
 _POLL_INTERVAL_S = 0.02
 _CREATE_TIME_TOLERANCE_S = 0.01
 
@@ -317,7 +318,10 @@ def port_in_use(port: int, host: str = LOOPBACK) -> bool:
 def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a text file (empty if it does not exist)."""
     try:
-        text = path.read_text(errors="replace")
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - _LOG_TAIL_BYTES))
+            text = handle.read().decode(errors="replace")
     except FileNotFoundError:
         return ""
     return "\n".join(text.splitlines()[-lines:])

@@ -144,6 +144,9 @@ class LocalPrometheus:
         """Write the config and launch Prometheus (non-blocking; see wait_ready)."""
         if self.is_running():
             return
+        if self._process is not None:  # it exited on its own: reap and forget it
+            self._process.kill()
+            self._process = None
         binary = find_prometheus()
         if binary is None:
             raise PrometheusError(
