@@ -1,8 +1,11 @@
 """python -m services.referral — serve the referral service."""
 
-from services.referral.service import DEFINITION
+from services.referral.context import ReferralContext
+from services.referral.service import build_definition
+from services.referral.settings import ReferralSettings
 from shared.service import run
-from shared.settings import ServiceSettings, load_settings
+from shared.settings import load_settings
 
 if __name__ == "__main__":
-    run(DEFINITION, load_settings("referral", ServiceSettings))
+    settings = load_settings("referral", ReferralSettings)
+    run(build_definition(ReferralContext(settings)), settings)

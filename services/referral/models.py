@@ -1,5 +1,399 @@
-"""Tables and API shapes of the referral service."""
+"""Tables and API shapes of the referral service, side by side.
 
-from sqlmodel import SQLModel
+Tables: ``provider`` (the directory), ``referral`` and ``referral_history`` (its path),
+``consent_task`` (consent follow-ups for caseworkers) and ``referral_household`` (the read
+model of registration's pseudonymous household profiles).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Self
+from uuid import UUID
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Column, SQLModel
+from sqlmodel import Field as Col
+
+from services.referral.domain.states import Action, Status
+from services.referral.domain.vocabulary import (
+    CancelReason,
+    ConsentTaskStatus,
+    DeclineReason,
+    Origin,
+    RevokeReason,
+    ServiceType,
+    Urgency,
+)
+from shared.validation import CleanText, StrictModel
 
 metadata = SQLModel.metadata
+
+
+def _timestamp(nullable: bool = False) -> Any:
+    return Col(sa_column=Column(sa.DateTime(timezone=True), nullable=nullable))
+
+
+def _texts() -> Any:
+    return Col(sa_column=Column(postgresql.ARRAY(sa.Text), nullable=False))
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+class Provider(SQLModel, table=True):
+    """An organisation referrals are sent to."""
+
+    __tablename__ = "provider"
+
+    id: UUID = Col(primary_key=True)
+    name: str
+    services: list[str] = _texts()
+    regions: list[str] = _texts()
+    languages: list[str] = _texts()
+    capacity: int
+    contact: dict[str, Any] = Col(sa_column=Column(postgresql.JSONB, nullable=False))
+    opening_hours: str
+    active: bool = True
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class Referral(SQLModel, table=True):
+    """One referral of a household to a service type, and where it stands."""
+
+    __tablename__ = "referral"
+
+    id: UUID = Col(primary_key=True)
+    household_id: UUID
+    site_id: str
+    service_type: str
+    urgency: str
+    sensitive: bool = False
+    status: str
+    provider_id: UUID | None = None
+    origin: str
+    reason: str | None = None
+    consent_override: bool = False
+    override_reason: str | None = None
+    caseworker_sub: str | None = None
+    tried_provider_ids: list[UUID] = Col(
+        sa_column=Column(postgresql.ARRAY(sa.Uuid), nullable=False)
+    )
+    due_at: datetime | None = _timestamp(nullable=True)
+    sent_at: datetime | None = _timestamp(nullable=True)
+    overdue_at: datetime | None = _timestamp(nullable=True)
+    escalation_tier: int = 0
+    next_escalation_at: datetime | None = _timestamp(nullable=True)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    closed_at: datetime | None = _timestamp(nullable=True)
+
+
+class ReferralHistory(SQLModel, table=True):
+    """One step of a referral's path: who did what, when, to which provider."""
+
+    __tablename__ = "referral_history"
+
+    id: int | None = Col(default=None, primary_key=True)
+    referral_id: UUID
+    at: datetime = _timestamp()
+    action: str
+    from_status: str | None = None
+    to_status: str
+    actor: str
+    provider_id: UUID | None = None
+    reason_code: str | None = None
+    note: str | None = None
+    tier: int | None = None
+
+
+class ConsentTask(SQLModel, table=True):
+    """A caseworker's task: ask the household for referral-sharing consent."""
+
+    __tablename__ = "consent_task"
+
+    id: UUID = Col(primary_key=True)
+    household_id: UUID
+    site_id: str
+    service_type: str
+    status: str = ConsentTaskStatus.OPEN
+    created_at: datetime = _timestamp()
+    closed_at: datetime | None = _timestamp(nullable=True)
+    closed_reason: str | None = None
+
+
+class HouseholdView(SQLModel, table=True):
+    """What the referral service knows of a household: registration's pseudonymous profile.
+
+    A deactivated household keeps only its id, site, status and version.
+    """
+
+    __tablename__ = "referral_household"
+
+    household_id: UUID = Col(primary_key=True)
+    site_id: str
+    status: str
+    version: int
+    referral_sharing: bool = False
+    admin1: str | None = None
+    admin2: str | None = None
+    preferred_language: str | None = None
+    household_size: int | None = None
+    profile: dict[str, Any] | None = Col(
+        default=None, sa_column=Column(postgresql.JSONB, nullable=True)
+    )
+    updated_at: datetime = _timestamp()
+
+
+# --- API shapes: providers -----------------------------------------------------------------
+
+PCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}[A-Z0-9]{0,18}$")]
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
+Phone = Annotated[CleanText, StringConstraints(pattern=r"^\+?[0-9][0-9 ()-]{2,30}$")]
+Email = Annotated[
+    CleanText, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+]
+Website = Annotated[CleanText, StringConstraints(pattern=r"^https?://\S+$", max_length=300)]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class ProviderAddress(StrictModel):
+    address_1: CleanText = Field(min_length=1, max_length=200)
+    city: CleanText = Field(min_length=1, max_length=100)
+    state_province: CleanText | None = Field(None, max_length=100)
+    postal_code: CleanText | None = Field(None, max_length=20)
+    country: CountryCode = Field(description="ISO 3166-1 alpha-2, e.g. MD.")
+
+    def one_line(self) -> str:
+        parts = [self.address_1, self.city, self.state_province, self.postal_code, self.country]
+        return ", ".join(part for part in parts if part)
+
+
+class ProviderContact(StrictModel):
+    """The ORGANISATION's public contact details (never a staff member's)."""
+
+    phone: Phone | None = None
+    email: Email | None = None
+    website: Website | None = None
+    address: ProviderAddress | None = None
+
+
+class ProviderBase(StrictModel):
+    name: CleanText = Field(min_length=1, max_length=200)
+    services: list[ServiceType] = Field(min_length=1, max_length=len(ServiceType))
+    regions: list[PCode] = Field(
+        min_length=1, max_length=200, description="admin1 or admin2 p-codes served."
+    )
+    languages: list[LanguageCode] = Field(
+        default_factory=list, max_length=30, description="ISO 639-1 codes spoken."
+    )
+    capacity: int = Field(ge=0, le=100_000, description="Open referral slots.")
+    contact: ProviderContact = Field(default_factory=ProviderContact)
+    opening_hours: CleanText = Field(min_length=1, max_length=200, examples=["Mon-Fri 09:00-17:00"])
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> Self:
+        for name in ("services", "regions", "languages"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} must not repeat a value")
+        return self
+
+
+class ProviderCreate(ProviderBase):
+    id: UUID | None = Field(None, description="Given when the id comes from another system.")
+
+
+class ProviderUpdate(StrictModel):
+    """Only the fields given change; a required field cannot be set to null."""
+
+    name: CleanText | None = Field(None, min_length=1, max_length=200)
+    services: list[ServiceType] | None = Field(None, min_length=1, max_length=len(ServiceType))
+    regions: list[PCode] | None = Field(None, min_length=1, max_length=200)
+    languages: list[LanguageCode] | None = Field(None, max_length=30)
+    capacity: int | None = Field(None, ge=0, le=100_000)
+    contact: ProviderContact | None = None
+    opening_hours: CleanText | None = Field(None, min_length=1, max_length=200)
+    active: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
+        return self
+
+
+class ProviderPublic(ProviderBase):
+    id: UUID
+    open_referrals: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProviderPage(BaseModel):
+    items: list[ProviderPublic]
+    next_cursor: str | None
+
+
+class HsdsImportResult(BaseModel):
+    created: list[UUID]
+    updated: list[UUID]
+    skipped: list[dict[str, str]] = Field(
+        description="Organisations and services Haven has no use for, with the reason."
+    )
+
+
+# --- API shapes: referrals -----------------------------------------------------------------
+
+
+class ReferralCreate(StrictModel):
+    household_id: UUID
+    service_type: ServiceType
+    urgency: Urgency = Urgency.NORMAL
+    reason: CleanText = Field(min_length=1, max_length=500)
+    consent_override: bool = False
+    override_reason: CleanText | None = Field(
+        None,
+        min_length=3,
+        max_length=300,
+        description="Required with consent_override: the justification (no personal data).",
+    )
+
+    @model_validator(mode="after")
+    def _override_needs_reason(self) -> Self:
+        if self.consent_override and not self.override_reason:
+            raise ValueError("consent_override needs an override_reason")
+        if self.override_reason and not self.consent_override:
+            raise ValueError("override_reason is only for consent_override: true")
+        return self
+
+
+class DeclineRequest(StrictModel):
+    reason_code: DeclineReason
+    note: CleanText | None = Field(None, max_length=500)
+
+
+class CancelRequest(StrictModel):
+    reason_code: CancelReason = CancelReason.NO_LONGER_NEEDED
+    note: CleanText | None = Field(None, max_length=500)
+
+
+class RevokeRequest(StrictModel):
+    reason_code: RevokeReason
+    note: CleanText | None = Field(None, max_length=500)
+
+
+class DeclineReceipt(BaseModel):
+    """The decline is recorded; the referral has left the declining provider."""
+
+    id: UUID
+    status: Status
+    reason_code: DeclineReason
+
+
+class AssignRequest(StrictModel):
+    provider_id: UUID
+
+
+class HistoryEntryPublic(BaseModel):
+    at: datetime
+    action: str
+    from_status: str | None
+    to_status: str
+    actor: str
+    provider_id: UUID | None
+    reason_code: str | None
+    note: str | None
+    tier: int | None
+
+
+class ReferralSummary(BaseModel):
+    """A referral as caseworkers and managers see it."""
+
+    id: UUID
+    household_id: UUID
+    site_id: str
+    service_type: ServiceType
+    urgency: Urgency
+    sensitive: bool
+    status: Status
+    provider_id: UUID | None
+    due_at: datetime | None
+    overdue: bool
+    escalation_tier: int
+    origin: Origin
+    reason: str | None
+    consent_override: bool
+    caseworker_sub: str | None
+    created_at: datetime
+    updated_at: datetime
+    allowed_actions: list[Action]
+
+
+class ReferralPublic(ReferralSummary):
+    history: list[HistoryEntryPublic]
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralSummary]
+    next_cursor: str | None
+
+
+class ProviderHistoryEntry(BaseModel):
+    at: datetime
+    action: str
+    to_status: str
+
+
+class HouseholdBrief(BaseModel):
+    """Just enough for a provider to plan the service."""
+
+    admin1: str | None
+    admin2: str | None
+    preferred_language: str | None
+    household_size: int | None
+
+
+class ProviderReferralView(BaseModel):
+    """A referral as the provider it was sent to sees it: no reason, no other needs,
+    no other providers, nothing about the household beyond what the service needs."""
+
+    model_config = ConfigDict(title="ProviderReferral")
+
+    id: UUID
+    household_id: UUID
+    service_type: ServiceType
+    urgency: Urgency
+    status: Status
+    provider_id: UUID | None
+    due_at: datetime | None
+    sent_at: datetime | None
+    household: HouseholdBrief
+    allowed_actions: list[Action]
+    history: list[ProviderHistoryEntry]
+
+
+class ProviderReferralPage(BaseModel):
+    items: list[ProviderReferralView]
+    next_cursor: str | None
+
+
+class ConsentTaskPublic(BaseModel):
+    id: UUID
+    household_id: UUID
+    site_id: str
+    service_type: ServiceType
+    status: ConsentTaskStatus
+    created_at: datetime
+    closed_at: datetime | None
+    closed_reason: str | None
+
+
+class ConsentTaskPage(BaseModel):
+    items: list[ConsentTaskPublic]
+    next_cursor: str | None

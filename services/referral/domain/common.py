@@ -1,0 +1,139 @@
+"""What every domain module uses: who acts, how events and audit records are staged, errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared import audit
+from shared.auth import Principal
+from shared.events.envelope import EventPayload, new_event_id
+from shared.outbox import add_event
+from shared.problems import BadRequest, Conflict, NotFound, NotInYourSites
+
+SERVICE = "referral"
+SOURCE = "haven/referral"
+
+SYSTEM = Principal(sub="system:referral", roles=frozenset(), sites=frozenset({"*"}))
+"""The service itself, acting on events and deadlines."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who causes a change, and the event that caused it (for ``ce_causationid``)."""
+
+    principal: Principal
+    causation_id: str | None = None
+
+    @property
+    def sub(self) -> str:
+        return self.principal.sub
+
+
+SYSTEM_ACTOR = Actor(SYSTEM)
+
+
+def new_id() -> UUID:
+    """A time-ordered UUIDv7: ids sort by creation, so they are also the pagination key."""
+    return new_event_id()
+
+
+async def emit(
+    session: AsyncSession, payload: EventPayload, *, household_id: UUID, actor: Actor
+) -> None:
+    """Stage an event on the referral topic, keyed by household, in the caller's transaction."""
+    await add_event(
+        session,
+        payload,
+        key=str(household_id),
+        source=SOURCE,
+        actor=actor.sub,
+        causation_id=actor.causation_id,
+    )
+
+
+async def record_audit(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: UUID | None,
+    reason: str | None = None,
+) -> None:
+    await audit.record(
+        session,
+        service=SERVICE,
+        principal=actor.principal,
+        action=action,
+        resource_type=resource_type,
+        resource_id=str(resource_id) if resource_id else None,
+        reason=reason,
+    )
+
+
+# --- pagination ----------------------------------------------------------------------------
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+class InvalidCursor(BadRequest):
+    type_slug = "invalid-cursor"
+    title = "Invalid cursor"
+
+
+def encode_cursor(last_id: UUID) -> str:
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> UUID | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return UUID(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor("The cursor is not one this service gave out.") from None
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class HouseholdNotFound(NotFound):
+    type_slug = "household-not-found"
+    title = "Household not known here"
+
+
+class HouseholdOutOfScope(NotInYourSites):
+    """Answered exactly like HouseholdNotFound; audited as a refused request."""
+
+    type_slug = HouseholdNotFound.type_slug
+    title = HouseholdNotFound.title
+
+
+class HouseholdInactive(Conflict):
+    type_slug = "household-inactive"
+    title = "Household is not active"
+
+
+class ProviderNotFound(NotFound):
+    type_slug = "provider-not-found"
+    title = "Provider not in the directory"
+
+
+class ReferralNotFound(NotFound):
+    type_slug = "referral-not-found"
+    title = "Referral not found"
+
+
+class ReferralOutOfScope(NotInYourSites):
+    """A referral of another site, or not with the caller's organisation: answered exactly
+    like ReferralNotFound, audited as a refused request."""
+
+    type_slug = ReferralNotFound.type_slug
+    title = ReferralNotFound.title

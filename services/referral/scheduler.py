@@ -1,0 +1,69 @@
+"""The deadline scheduler: a background job of the service process (every replica runs one;
+the database decides who escalates what, see :mod:`services.referral.domain.deadlines`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import Counter
+
+from services.referral.context import ReferralContext
+from services.referral.domain import deadlines
+from shared.service import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+OVERDUE = Counter(
+    "haven_referrals_overdue_total", "Referrals that passed their acceptance deadline"
+)
+ESCALATIONS = Counter(
+    "haven_referral_escalations_total", "Deadline escalations reached, by tier", ["tier"]
+)
+REROUTED = Counter(
+    "haven_referrals_rerouted_on_deadline_total", "Referrals moved on at their deadline"
+)
+FAILED = Counter(
+    "haven_referral_escalation_failures_total", "Referrals whose escalation step failed"
+)
+
+Job = Callable[[ServiceRuntime, asyncio.Event], Awaitable[None]]
+
+
+def scheduler_job(context: ReferralContext) -> Job:
+    """``async def job(runtime, stop)``: tick, then wait for the interval or the stop."""
+
+    async def job(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+        settings = context.settings
+        if not settings.scheduler_enabled:
+            return
+        while not stop.is_set():
+            try:
+                result = await deadlines.tick(
+                    sessions=runtime.sessions, settings=settings, now=context.now()
+                )
+                OVERDUE.inc(len(result.overdue))
+                for _, tier in result.escalations:
+                    ESCALATIONS.labels(str(tier)).inc()
+                REROUTED.inc(len(result.rerouted))
+                FAILED.inc(len(result.failed))
+                if result.changed or result.failed:
+                    log.info(
+                        "deadline check",
+                        extra={
+                            "overdue": len(result.overdue),
+                            "escalations": len(result.escalations),
+                            "rerouted": len(result.rerouted),
+                            "failed": len(result.failed),
+                        },
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be away: try again next interval
+                log.warning("deadline check failed", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.scheduler_interval_seconds)
+
+    return job

@@ -1,0 +1,194 @@
+"""Against the real broker, through the running service (consumers, relay, scheduler):
+registration's events in, referrals created, sent, accepted and escalated, events out on
+``haven.referral.referrals.v1`` keyed by household."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.events.catalog import AUDIT, HOUSEHOLDS, REFERRALS
+from shared.events.envelope import headers_to_dict
+from shared.vocabulary import NeedType, Priority
+from tests.referral.factories import (
+    ADMIN,
+    CASEWORKER,
+    envelope,
+    profile,
+    provider_auth,
+    provider_body,
+    running_app,
+)
+from tests.support import create_catalog_topics, eventually, unique
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class TopicWatcher:
+    """Collects records appended to a topic after ``start`` (the shared broker's history is
+    left alone), grouped by key."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        self.topic = topic
+        self.by_key: dict[str, list[Any]] = defaultdict(list)
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        partitions = await _partitions(self.consumer, self.topic)
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_end(*partitions)
+        for partition in partitions:  # resolve the end positions now, before anything is sent
+            await self.consumer.position(partition)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def wait_for(
+        self,
+        key: str,
+        count: int = 1,
+        *,
+        until: Callable[[list[Any]], bool] | None = None,
+        timeout: float = 60,
+    ) -> list[Any]:
+        def done() -> bool:
+            found = self.by_key[key]
+            return until(found) if until else len(found) >= count
+
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            batch = await self.consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for record in records:
+                    self.by_key[(record.key or b"").decode()].append(record)
+        return self.by_key[key]
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    await consumer._client.force_metadata_update()
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
+async def start_group_at_the_end(bootstrap: str, group_id: str, topic: str) -> None:
+    """Commit the group's offsets at the topic's end, so the service under test consumes only
+    what this test publishes (not the shared broker's whole history)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = await _partitions(consumer, topic)
+        ends = await consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        for partition, offset in ends.items():
+            consumer.seek(partition, offset)
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
+
+
+def summary(records: list[Any]) -> list[str]:
+    return [headers_to_dict(r.headers)["ce_type"] for r in records]
+
+
+async def test_from_registration_events_to_accepted_and_escalated_referrals_on_the_topic(
+    infra,
+) -> None:
+    bootstrap = infra.kafka_bootstrap
+    await create_catalog_topics(bootstrap)
+    region = f"MD{uuid.uuid4().int % 10**6:06d}"
+    referrals_topic = TopicWatcher(bootstrap, REFERRALS.name)
+    audit_topic = TopicWatcher(bootstrap, AUDIT.name)
+    await referrals_topic.start()
+    await audit_topic.start()
+    name = unique("referral")
+    await start_group_at_the_end(bootstrap, f"haven-{name}", HOUSEHOLDS.name)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        async with running_app(infra, consumers=True, relay=True, scheduler=True, name=name) as app:
+            created = await app.client.post(
+                "/v1/providers",
+                json=provider_body(regions=[region], services=["medical"]),
+                headers=ADMIN,
+            )
+            provider = created.json()["id"]
+            accepted_later = profile(
+                needs=[(NeedType.MEDICAL_CARE, Priority.URGENT)], admin1=region, admin2=None
+            )
+            left_waiting = profile(
+                needs=[(NeedType.MEDICAL_CARE, Priority.URGENT)], admin1=region, admin2=None
+            )
+            no_consent = profile(needs=[NeedType.LEGAL_AID], referral_sharing=False)
+            for event in (accepted_later, left_waiting, no_consent):
+                env = envelope(event)
+                await producer.send_and_wait(
+                    HOUSEHOLDS.name,
+                    env.kafka_value(),
+                    key=str(event.household_id).encode(),
+                    headers=env.kafka_headers(),
+                )
+
+            async def referred(household_id: uuid.UUID) -> list[dict[str, Any]]:
+                response = await app.client.get(
+                    "/v1/referrals", params={"household_id": str(household_id)}, headers=CASEWORKER
+                )
+                return list(response.json()["items"])
+
+            async def both_referred() -> bool:
+                return all([await referred(h.household_id) for h in (accepted_later, left_waiting)])
+
+            await eventually(both_referred, timeout=60, what="referrals made from the events")
+            (referral,) = await referred(accepted_later.household_id)
+            assert referral["provider_id"] == provider and referral["urgency"] == "urgent"
+            accepted = await app.client.post(
+                f"/v1/referrals/{referral['id']}/accept", headers=provider_auth(provider)
+            )
+            assert accepted.status_code == 200, accepted.text
+
+            app.clock.advance(hours=24)  # the scheduler, running every 0.2 s, sees the deadline
+            first = await referrals_topic.wait_for(str(accepted_later.household_id), 3)
+            waiting = await referrals_topic.wait_for(str(left_waiting.household_id), 4)
+            asked = await referrals_topic.wait_for(str(no_consent.household_id), 1)
+
+            def acceptance_audited(records: list[Any]) -> bool:
+                return any(
+                    json.loads(r.value).get("resource_id") == referral["id"]
+                    and json.loads(r.value).get("action") == "referral.accept"
+                    for r in records
+                )
+
+            audited = await audit_topic.wait_for("referral", until=acceptance_audited)
+    finally:
+        await producer.stop()
+        await referrals_topic.stop()
+        await audit_topic.stop()
+
+    assert summary(first) == ["ReferralCreated", "ReferralSent", "ReferralAccepted"]
+    assert summary(waiting) == [
+        "ReferralCreated",
+        "ReferralSent",
+        "ReferralOverdue",
+        "ReferralEscalated",
+    ]
+    assert summary(asked) == ["ConsentFollowUpRequested"]
+    sent = json.loads(first[1].value)
+    assert sent["provider_id"] == provider
+    assert sent["provider_name"] and sent["provider_address"] and sent["provider_opening_hours"]
+    assert sent["status"] == "sent" and sent["urgency"] == "urgent"
+    headers = headers_to_dict(first[2].headers)
+    assert headers["ce_source"] == "haven/referral"
+    assert headers["ce_dataschema"] == "urn:haven:event:ReferralAccepted:v1"
+    escalated = json.loads(waiting[3].value)
+    assert escalated["tier"] == 1 and escalated["audience"] == "provider"
+    assert acceptance_audited(audited)
