@@ -1,7 +1,48 @@
-"""Kafka handlers of the distribution service: decode, call the domain, idempotently."""
+"""Kafka handlers of the distribution service: decode, call the domain, idempotently.
 
+Registration's household events keep the household read model up to date. The inbox drops
+redelivered events; the domain makes each effect safe in any state of the read model.
+"""
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.distribution.domain import households, lifecycle
 from shared.consumer import EventConsumer
+from shared.events.envelope import Envelope
+from shared.events.registration import (
+    HouseholdDeactivated,
+    HouseholdErased,
+    HouseholdRegistered,
+    HouseholdsMerged,
+    HouseholdUpdated,
+    NeedsAssessed,
+    VulnerabilitiesFlagged,
+)
+
+
+async def on_profile(session: AsyncSession, envelope: Envelope[Any]) -> None:
+    await households.apply_profile(session=session, profile=envelope.data, at=envelope.time)
+
+
+async def on_deactivated(session: AsyncSession, envelope: Envelope[HouseholdDeactivated]) -> None:
+    await households.deactivate(session=session, event=envelope.data, at=envelope.time)
+
+
+async def on_merged(session: AsyncSession, envelope: Envelope[HouseholdsMerged]) -> None:
+    await lifecycle.merge(session=session, event=envelope.data, at=envelope.time)
+
+
+async def on_erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) -> None:
+    await lifecycle.erase(session=session, event=envelope.data, at=envelope.time)
 
 
 def register(consumer: EventConsumer) -> None:
-    """Register this service's event handlers (none yet)."""
+    """Register this service's event handlers."""
+    consumer.on(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)(
+        on_profile
+    )
+    consumer.on(HouseholdDeactivated)(on_deactivated)
+    consumer.on(HouseholdsMerged)(on_merged)
+    consumer.on(HouseholdErased)(on_erased)

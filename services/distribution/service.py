@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from services.distribution import api, handlers
+from services.distribution.jobs import ExpiryWriteOffJob
 from shared.service import ServiceDefinition
 
 DEFINITION = ServiceDefinition(
@@ -11,4 +12,5 @@ DEFINITION = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     routers=[api.router],
     register_handlers=handlers.register,
+    background=[ExpiryWriteOffJob()],
 )

@@ -13,6 +13,8 @@ class _Part(BaseModel):
 
 
 class DistributedLine(_Part):
+    """One SKU x batch issued (a request line split across batches gives several lines)."""
+
     sku: str
     category: str
     quantity: int = Field(gt=0)
@@ -51,9 +53,16 @@ class ShelterReleased(EventPayload):
     shelter_id: UUID
     site_id: str
     beds: int = Field(gt=0)
+    reason_code: str | None = Field(
+        default=None,
+        description="checked_out, moved, left_without_notice, or household_erased (beds freed "
+        "because registration erased the household: nobody to notify).",
+    )
 
 
 class StockLow(EventPayload):
+    """A SKU's on-hand total in a warehouse crossed below its reorder level."""
+
     warehouse_id: UUID
     site_id: str
     sku: str
@@ -64,6 +73,9 @@ class StockLow(EventPayload):
 
 
 class StockExpired(EventPayload):
+    """An expired batch written off (daily job, or a void returning goods of a batch that
+    expired since)."""
+
     warehouse_id: UUID
     site_id: str
     sku: str

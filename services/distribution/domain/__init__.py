@@ -1,0 +1,1 @@
+"""The distribution service's rules, as plain functions over a session."""

@@ -1,0 +1,232 @@
+"""The household read model, built from registration's events, and the household lock.
+
+Registration owns households; this service keeps the pseudonymous picture it needs for
+entitlements (site, size, sex and age bands, needs, vulnerability categories, status). Events
+may arrive in any state of this model: profiles apply only when their version is newer, a
+merge or an erasure of a household never seen here still takes effect, and an erased
+household's id is remembered (nothing else) so a late profile event cannot bring it back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.distribution.domain.errors import HouseholdNotActive, HouseholdNotKnownYet
+from services.distribution.models import (
+    Distribution,
+    DistributionLine,
+    ErasedHousehold,
+    HouseholdView,
+    ShelterAllocation,
+)
+from shared.auth import Principal
+from shared.events.registration import (
+    HouseholdDeactivated,
+    HouseholdProfile,
+    HouseholdsMerged,
+)
+from shared.vocabulary import HouseholdStatus
+
+MERGED = HouseholdStatus.MERGED.value
+# Once merged, a household stays merged whatever later profile events say.
+_KEEP_MERGED = sa.case(
+    (col(HouseholdView.status) == MERGED, MERGED),
+    else_=sa.literal_column("excluded.status"),
+)
+
+
+async def is_erased(session: AsyncSession, household_id: UUID) -> bool:
+    found = await session.scalar(
+        select(col(ErasedHousehold.household_id)).where(
+            col(ErasedHousehold.household_id) == household_id
+        )
+    )
+    return found is not None
+
+
+async def apply_profile(*, session: AsyncSession, profile: HouseholdProfile, at: datetime) -> None:
+    """Upsert the household from a full profile, unless the model already has a newer one."""
+    if await is_erased(session, profile.household_id):
+        return
+    members = [
+        {
+            "sex": m.sex.value,
+            "age_band": m.age_band.value,
+            "is_head": m.is_head,
+            "vulnerabilities": sorted(v.value for v in m.vulnerabilities),
+        }
+        for m in profile.members
+    ]
+    vulnerabilities = sorted({v.value for m in profile.members for v in m.vulnerabilities})
+    statement = insert(HouseholdView).values(
+        household_id=profile.household_id,
+        site_id=profile.site_id,
+        household_size=profile.household_size,
+        members=members,
+        needs=sorted({need.type.value for need in profile.needs}),
+        vulnerabilities=vulnerabilities,
+        status=profile.status.value,
+        version=profile.version,
+        updated_at=at,
+    )
+    excluded = statement.excluded
+    await session.exec(
+        statement.on_conflict_do_update(
+            index_elements=["household_id"],
+            set_={
+                "site_id": excluded.site_id,
+                "household_size": excluded.household_size,
+                "members": excluded.members,
+                "needs": excluded.needs,
+                "vulnerabilities": excluded.vulnerabilities,
+                "status": _KEEP_MERGED,
+                "version": excluded.version,
+                "updated_at": excluded.updated_at,
+            },
+            where=col(HouseholdView.version) < excluded.version,
+        )
+    )
+
+
+async def deactivate(*, session: AsyncSession, event: HouseholdDeactivated, at: datetime) -> None:
+    """Mark the household deactivated (a stub row when its profile has not arrived)."""
+    if await is_erased(session, event.household_id):
+        return
+    statement = insert(HouseholdView).values(
+        household_id=event.household_id,
+        site_id=event.site_id,
+        household_size=None,
+        status=HouseholdStatus.DEACTIVATED.value,
+        version=event.version,
+        updated_at=at,
+    )
+    excluded = statement.excluded
+    await session.exec(
+        statement.on_conflict_do_update(
+            index_elements=["household_id"],
+            set_={"status": _KEEP_MERGED, "version": excluded.version, "updated_at": at},
+            where=col(HouseholdView.version) < excluded.version,
+        )
+    )
+
+
+async def lock_households(session: AsyncSession, *household_ids: UUID) -> dict[UUID, HouseholdView]:
+    """Lock the households' rows (those that exist) in id order: the household lock that
+    serialises everything a household is given."""
+    rows = await session.exec(
+        select(HouseholdView)
+        .where(col(HouseholdView.household_id).in_(sorted(set(household_ids))))
+        .order_by(col(HouseholdView.household_id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {row.household_id: row for row in rows}
+
+
+async def merge(*, session: AsyncSession, event: HouseholdsMerged, at: datetime) -> None:
+    """Fold ``merged_id`` into ``surviving_id``: its distributions (hence its entitlement use)
+    and shelter allocations move to the survivor, so the pair cannot claim twice."""
+    survivor, merged = event.surviving_id, event.merged_id
+    await lock_households(session, survivor, merged)
+    statement = insert(HouseholdView).values(
+        household_id=merged,
+        site_id=event.site_id,
+        household_size=None,
+        status=MERGED,
+        version=0,
+        merged_into=survivor,
+        updated_at=at,
+    )
+    await session.exec(
+        statement.on_conflict_do_update(
+            index_elements=["household_id"],
+            set_={"status": MERGED, "merged_into": survivor, "updated_at": at},
+        )
+    )
+    await session.exec(
+        sa.update(Distribution)
+        .where(col(Distribution.household_id) == merged)
+        .values(household_id=survivor)
+    )
+    await session.exec(
+        sa.update(ShelterAllocation)
+        .where(col(ShelterAllocation.household_id) == merged)
+        .values(household_id=survivor)
+    )
+
+
+async def anonymise(*, session: AsyncSession, household_id: UUID, at: datetime) -> None:
+    """Remove the household from this service: its read-model row goes, and its distributions
+    and allocations stay only as anonymous quantities (no household id, no references)."""
+    await lock_households(session, household_id)
+    await session.exec(
+        sa.delete(HouseholdView).where(col(HouseholdView.household_id) == household_id)
+    )
+    await session.exec(
+        sa.update(HouseholdView)
+        .where(col(HouseholdView.merged_into) == household_id)
+        .values(merged_into=None)
+    )
+    await session.exec(
+        insert(ErasedHousehold)
+        .values(household_id=household_id, erased_at=at)
+        .on_conflict_do_nothing()
+    )
+    erased_distributions = select(col(Distribution.id)).where(
+        col(Distribution.household_id) == household_id
+    )
+    await session.exec(
+        sa.update(DistributionLine)
+        .where(col(DistributionLine.distribution_id).in_(erased_distributions))
+        .values(prescription_reference=None)
+    )
+    await session.exec(
+        sa.update(Distribution)
+        .where(col(Distribution.household_id) == household_id)
+        .values(household_id=None, request_fingerprint=None, response=None)
+    )
+
+
+# --- commands' view of a household ---------------------------------------------------------
+
+
+async def household_for_command(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    household_id: UUID,
+    retry_after_seconds: int,
+    lock: bool,
+) -> HouseholdView:
+    """The household, locked when ``lock``; HouseholdNotKnownYet when this service has not
+    heard of it (or it belongs to a site the caller cannot see: the same answer, on purpose)."""
+    if lock:
+        household = (await lock_households(session, household_id)).get(household_id)
+    else:
+        household = await session.get(HouseholdView, household_id)
+    if household is None or not principal.can_access_site(household.site_id):
+        raise HouseholdNotKnownYet(household_id, retry_after_seconds=retry_after_seconds)
+    return household
+
+
+def require_active(household: HouseholdView) -> None:
+    if household.status == HouseholdStatus.ACTIVE and household.household_size is not None:
+        return
+    if household.status == MERGED:
+        raise HouseholdNotActive(
+            f"Household {household.household_id} was merged into {household.merged_into}: "
+            "serve the surviving household.",
+            household_status=household.status,
+            surviving_household_id=str(household.merged_into) if household.merged_into else None,
+        )
+    raise HouseholdNotActive(
+        f"Household {household.household_id} is {household.status.replace('_', ' ')}: it cannot "
+        "be served.",
+        household_status=household.status,
+    )
