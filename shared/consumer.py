@@ -112,8 +112,10 @@ class EventConsumer:
         dead_letters: LazyProducer,
         retry: RetryPolicy | None = None,
         catalog: Catalog = CATALOG,
+        group_id: str | None = None,
     ) -> None:
         self.service = service
+        self.group_id = group_id or f"haven-{service}"
         self.sessions = sessions
         self.dead_letters = dead_letters
         self.retry = retry or RetryPolicy()
@@ -121,10 +123,6 @@ class EventConsumer:
         self._handlers: dict[str, EventHandler] = {}
         self._tombstones: dict[str, TombstoneHandler] = {}
         self._topic_names: set[str] = set()
-
-    @property
-    def group_id(self) -> str:
-        return f"haven-{self.service}"
 
     def on(self, *event_types: type[Any]) -> Callable[[EventHandler], EventHandler]:
         """Register the handler of one or more event payload types."""

@@ -69,6 +69,7 @@ class ServiceRuntime:
                 initial_backoff_seconds=settings.consumer_backoff_initial_seconds,
                 max_backoff_seconds=settings.consumer_backoff_max_seconds,
             ),
+            group_id=settings.consumer_group,
         )
         if definition.register_handlers:
             definition.register_handlers(self.consumer)

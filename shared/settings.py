@@ -49,6 +49,8 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = 500
     relay_poll_seconds: float = 1.0
     consumers_enabled: bool = True
+    # The Kafka consumer group; ``haven-<service>`` unless set (tests run several at once).
+    consumer_group: str | None = None
     consumer_max_attempts: int = 5
     consumer_backoff_initial_seconds: float = 0.2
     consumer_backoff_max_seconds: float = 30.0

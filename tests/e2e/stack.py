@@ -1,0 +1,121 @@
+"""All four services in one event loop, each with its own database and consumer group, talking
+only through the real Kafka broker — for flows that cross services."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from shared.auth import AuthSettings, Role, issue_dev_token
+from shared.events.catalog import CATALOG
+from shared.service import build_app
+from shared.settings import ServiceSettings, load_settings
+from tests.support import create_catalog_topics, migrated_database, start_group_at_end, unique
+
+SERVICES = ("registration", "distribution", "referral", "notifications")
+
+
+def token(
+    *roles: Role, sites: tuple[str, ...] = ("*",), org: str | None = None, sub: str = "e2e"
+) -> dict[str, str]:
+    jwt = issue_dev_token(AuthSettings(), sub=sub, roles=list(roles), sites=list(sites), org=org)
+    return {"Authorization": f"Bearer {jwt}"}
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _app(name: str, settings_env: dict[str, str]) -> FastAPI:
+    """Build one service's app the way its ``__main__`` does."""
+    with environment(settings_env):
+        if name == "registration":
+            from services.registration.service import DEFINITION as registration
+            from services.registration.settings import RegistrationSettings
+
+            return build_app(registration, load_settings(name, RegistrationSettings))
+        if name == "distribution":
+            from services.distribution.service import DEFINITION as distribution
+            from services.distribution.settings import DistributionSettings
+
+            return build_app(distribution, load_settings(name, DistributionSettings))
+        if name == "referral":
+            from services.referral.context import ReferralContext
+            from services.referral.service import build_definition as referral
+            from services.referral.settings import ReferralSettings
+
+            referral_settings = load_settings(name, ReferralSettings)
+            return build_app(referral(ReferralContext(referral_settings)), referral_settings)
+        from services.notifications.service import build_definition as notifications
+        from services.notifications.settings import NotificationsSettings
+
+        notification_settings = load_settings(name, NotificationsSettings)
+        return build_app(notifications(notification_settings), notification_settings)
+
+
+@dataclass
+class Stack:
+    clients: dict[str, httpx.AsyncClient]
+    apps: dict[str, FastAPI]
+    databases: dict[str, str]
+    bootstrap: str
+    state: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, service: str) -> httpx.AsyncClient:
+        return self.clients[service]
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    infra: Any, state: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    """Start the four services in-process; each consumes with a fresh consumer group."""
+    bootstrap = infra.kafka_bootstrap
+    await create_catalog_topics(bootstrap)
+    run_id = unique("e2e")
+    databases: dict[str, str] = {}
+    apps: dict[str, FastAPI] = {}
+    for name in SERVICES:
+        databases[name] = await migrated_database(infra, name, f"{run_id}_{name}")
+        env = {
+            "HAVEN_KAFKA_BOOTSTRAP": bootstrap,
+            f"HAVEN_{name.upper()}_DATABASE_URL": databases[name],
+            f"HAVEN_{name.upper()}_CONSUMER_GROUP": f"{run_id}-{name}",
+            f"HAVEN_{name.upper()}_RELAY_POLL_SECONDS": "0.2",
+            "HAVEN_STATE_DIR": str(state),
+            **(extra_env or {}),
+        }
+        apps[name] = _app(name, env)
+        consumed = [t.name for t in CATALOG.consumed_by(name)]
+        await start_group_at_end(bootstrap, f"{run_id}-{name}", consumed)
+    async with contextlib.AsyncExitStack() as stack:
+        clients: dict[str, httpx.AsyncClient] = {}
+        for name, app in apps.items():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            clients[name] = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+            )
+        yield Stack(
+            clients=clients, apps=apps, databases=databases, bootstrap=bootstrap, state=state
+        )
+
+
+__all__ = ["SERVICES", "Role", "ServiceSettings", "Stack", "running_stack", "token"]
