@@ -105,7 +105,8 @@ def kill_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> N
 
 
 async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> None:
-    """Commit ``group_id`` at the current end of ``topics`` so it skips older records."""
+    """Commit ``group_id`` at the current end of ``topics``, so a service under test consumes
+    only what its test publishes (not the shared broker's whole history)."""
     from aiokafka import TopicPartition
 
     consumer = AIOKafkaConsumer(
@@ -113,18 +114,15 @@ async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -
     )
     await consumer.start()
     try:
+        await consumer._client.force_metadata_update()  # no public way to refresh metadata
         partitions = [
             TopicPartition(topic, p)
             for topic in topics
-            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         if partitions:
             ends = await consumer.end_offsets(partitions)
-            await consumer.commit({tp: offset for tp, offset in ends.items()})
+            consumer.assign(partitions)
+            await consumer.commit(dict(ends))
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from tests.e2e.stack import Role, Stack, token
-from tests.support import eventually, unique
+from tests.support import eventually
 
 ADMIN = token(Role.ADMIN)
 
@@ -69,7 +69,7 @@ def household_body(
             member,
             {
                 **member,
-                "given_name": unique("Child")[:20].replace("_", ""),
+                "given_name": "Марія",
                 "date_of_birth": "2015-02-02",
                 "relationship": "child",
                 "documents": [],

@@ -26,7 +26,7 @@ from tests.referral.factories import (
     provider_body,
     running_app,
 )
-from tests.support import create_catalog_topics, eventually, unique
+from tests.support import create_catalog_topics, eventually, start_group_at_end, unique
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -79,24 +79,6 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
-async def start_group_at_the_end(bootstrap: str, group_id: str, topic: str) -> None:
-    """Commit the group's offsets at the topic's end, so the service under test consumes only
-    what this test publishes (not the shared broker's whole history)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = await _partitions(consumer, topic)
-        ends = await consumer.end_offsets(partitions)
-        consumer.assign(partitions)
-        for partition, offset in ends.items():
-            consumer.seek(partition, offset)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
-
-
 def summary(records: list[Any]) -> list[str]:
     return [headers_to_dict(r.headers)["ce_type"] for r in records]
 
@@ -112,7 +94,7 @@ async def test_from_registration_events_to_accepted_and_escalated_referrals_on_t
     await referrals_topic.start()
     await audit_topic.start()
     name = unique("referral")
-    await start_group_at_the_end(bootstrap, f"haven-{name}", HOUSEHOLDS.name)
+    await start_group_at_end(bootstrap, f"haven-{name}", [HOUSEHOLDS.name])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
     try:
