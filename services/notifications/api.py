@@ -1,5 +1,271 @@
 """HTTP routes of the notifications service: parse, authorise, call the domain, map errors."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from services.notifications.domain import delivery, recipients, templates
+from services.notifications.domain.messages import MESSAGES
+from services.notifications.domain.schedule import Clock, system_clock
+from services.notifications.models import (
+    NotificationPage,
+    NotificationPublic,
+    StaffRecipientCreate,
+    StaffRecipientPublic,
+    Status,
+    TemplatePublic,
+    TemplateUpdate,
+)
+from services.notifications.settings import Channel, StaffRole
+from shared import audit
+from shared.audit import Outcome
+from shared.auth import Principal, Role, require_roles
+from shared.service import SessionDep
+
+SERVICE = "notifications"
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
+
+Reader = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+EventTypePath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z]+$")]
+LanguagePath = Annotated[str, Path(pattern=r"^[a-z]{2}$", description="ISO 639-1")]
+
+
+def clock_of(request: Request) -> Clock:
+    """The service's clock (tests install a controlled one on ``app.state``)."""
+    clock: Clock = getattr(request.app.state, "notifications_clock", system_clock)
+    return clock
+
+
+ClockDep = Annotated[Clock, Depends(clock_of)]
+
+
+def _public(row: Any) -> NotificationPublic:
+    return NotificationPublic(
+        id=row.id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        household_id=row.household_id,
+        site_id=row.site_id,
+        recipient=row.recipient_masked,
+        channel=row.channel,
+        language=row.language,
+        status=row.status,
+        skip_reason=row.skip_reason,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at
+        if row.status in (Status.QUEUED, Status.FAILED)
+        else None,
+        last_error=row.last_error,
+        encoding=row.encoding,
+        segments=row.segments,
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
+    )
+
+
+# --- notifications --------------------------------------------------------------------------
+
+
+@router.get("/notifications", response_model=NotificationPage)
+async def list_notifications(
+    session: SessionDep,
+    principal: Reader,
+    household_id: UUID | None = None,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    channel: Channel | None = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> NotificationPage:
+    """Notifications, newest first; recipients masked, bodies never shown."""
+    async with session.begin():
+        rows, next_cursor = await delivery.page(
+            session=session,
+            principal=principal,
+            household_id=household_id,
+            status=status_,
+            channel=channel,
+            cursor=cursor,
+            limit=limit,
+        )
+        await audit.record(
+            session,
+            service=SERVICE,
+            principal=principal,
+            action="notification.list",
+            resource_type="household" if household_id else "notification",
+            resource_id=str(household_id) if household_id else None,
+        )
+    return NotificationPage(items=[_public(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/notifications/{notification_id}", response_model=NotificationPublic)
+async def get_notification(
+    notification_id: UUID, session: SessionDep, principal: Reader
+) -> NotificationPublic:
+    async with session.begin():
+        row = await delivery.get(
+            session=session, notification_id=notification_id, principal=principal
+        )
+        await audit.record(
+            session,
+            service=SERVICE,
+            principal=principal,
+            action="notification.read",
+            resource_type="notification",
+            resource_id=str(notification_id),
+        )
+    return _public(row)
+
+
+@router.post("/notifications/{notification_id}/retry", response_model=NotificationPublic)
+async def retry_notification(
+    notification_id: UUID, session: SessionDep, principal: Admin, clock: ClockDep
+) -> NotificationPublic:
+    """Queue a dead, failed or skipped notification again (same id, same idempotency key)."""
+    async with session.begin():
+        row = await delivery.retry(session=session, notification_id=notification_id, now=clock())
+        await audit.record(
+            session,
+            service=SERVICE,
+            principal=principal,
+            action="notification.retry",
+            resource_type="notification",
+            resource_id=str(notification_id),
+            outcome=Outcome.SUCCESS,
+        )
+    return _public(row)
+
+
+# --- templates ------------------------------------------------------------------------------
+
+
+def _template(row: Any) -> TemplatePublic:
+    kind = templates.kind_of(row.event_type)
+    return TemplatePublic(
+        event_type=row.event_type,
+        language=row.language,
+        audience=kind.audience,
+        subject=row.subject,
+        body=row.body,
+        variables=sorted(kind.variables()),
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+    )
+
+
+@router.get("/templates", response_model=list[TemplatePublic])
+async def list_templates(session: SessionDep, principal: Reader) -> list[TemplatePublic]:
+    rows = await templates.list_all(session=session)
+    return [_template(r) for r in rows if r.event_type in MESSAGES]
+
+
+@router.get("/templates/{event_type}/{language}", response_model=TemplatePublic)
+async def get_template(
+    event_type: EventTypePath, language: LanguagePath, session: SessionDep, principal: Reader
+) -> TemplatePublic:
+    return _template(await templates.get(session=session, event_type=event_type, language=language))
+
+
+@router.put(
+    "/templates/{event_type}/{language}",
+    response_model=TemplatePublic,
+    responses={201: {"description": "Created"}},
+)
+async def put_template(
+    event_type: EventTypePath,
+    language: LanguagePath,
+    body: TemplateUpdate,
+    session: SessionDep,
+    principal: Admin,
+    clock: ClockDep,
+    response: Response,
+) -> TemplatePublic:
+    """Create or replace a template; 422 on a syntax error or a variable the event lacks."""
+    async with session.begin():
+        row, created = await templates.put(
+            session=session,
+            event_type=event_type,
+            language=language,
+            subject=body.subject,
+            body=body.body,
+            actor=principal.sub,
+            now=clock(),
+        )
+        await audit.record(
+            session,
+            service=SERVICE,
+            principal=principal,
+            action="template.create" if created else "template.update",
+            resource_type="template",
+            resource_id=f"{event_type}/{language}",
+        )
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return _template(row)
+
+
+# --- staff directory ------------------------------------------------------------------------
+
+
+@router.post(
+    "/staff-recipients", response_model=StaffRecipientPublic, status_code=status.HTTP_201_CREATED
+)
+async def add_staff_recipient(
+    body: StaffRecipientCreate, session: SessionDep, principal: Admin, clock: ClockDep
+) -> Any:
+    """Add a directory entry (409 when the same role, site, channel and address exist)."""
+    async with session.begin():
+        row = await recipients.add_staff(
+            session=session, entry=body, actor=principal.sub, now=clock()
+        )
+        await audit.record(
+            session,
+            service=SERVICE,
+            principal=principal,
+            action="staff_recipient.create",
+            resource_type="staff_recipient",
+            resource_id=str(row.id),
+        )
+    return row
+
+
+@router.get("/staff-recipients", response_model=list[StaffRecipientPublic])
+async def list_staff_recipients(
+    session: SessionDep,
+    principal: Reader,
+    role: StaffRole | None = None,
+    site_id: Annotated[str | None, Query(max_length=32)] = None,
+) -> Any:
+    async with session.begin():
+        rows = await recipients.list_staff(session=session, role=role, site_id=site_id)
+        await audit.record(
+            session,
+            service=SERVICE,
+            principal=principal,
+            action="staff_recipient.list",
+            resource_type="staff_recipient",
+            resource_id=None,
+        )
+    return rows
+
+
+@router.delete("/staff-recipients/{recipient_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_staff_recipient(
+    recipient_id: UUID, session: SessionDep, principal: Admin
+) -> Response:
+    async with session.begin():
+        await recipients.remove_staff(session=session, recipient_id=recipient_id)
+        await audit.record(
+            session,
+            service=SERVICE,
+            principal=principal,
+            action="staff_recipient.delete",
+            resource_type="staff_recipient",
+            resource_id=str(recipient_id),
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

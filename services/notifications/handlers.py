@@ -1,7 +1,97 @@
-"""Kafka handlers of the notifications service: decode, call the domain, idempotently."""
+"""Kafka handlers of the notifications service: decode, call the domain, idempotently.
 
+Each handler runs in the consumer's inbox transaction, so an event's notifications are
+queued exactly once however often it is delivered (and the table's unique key
+(event_id, recipient_key, channel) holds even without the inbox).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notifications.domain import households, intake
+from services.notifications.domain.schedule import Clock
+from services.notifications.settings import NotificationsSettings
 from shared.consumer import EventConsumer
+from shared.events.catalog import CONTACTS
+from shared.events.distribution import DistributionRecorded, ShelterAllocated, StockLow
+from shared.events.envelope import Envelope
+from shared.events.referral import (
+    ReferralAccepted,
+    ReferralEscalated,
+    ReferralOverdue,
+    ReferralSent,
+)
+from shared.events.registration import (
+    DuplicateReviewRequested,
+    HouseholdContact,
+    HouseholdErased,
+    HouseholdProfile,
+    HouseholdRegistered,
+    HouseholdsMerged,
+    HouseholdUpdated,
+    NeedsAssessed,
+    VulnerabilitiesFlagged,
+)
+
+MESSAGE_EVENTS = (
+    DistributionRecorded,
+    ShelterAllocated,
+    ReferralSent,
+    ReferralAccepted,
+    StockLow,
+    DuplicateReviewRequested,
+    ReferralOverdue,
+    ReferralEscalated,
+)
 
 
-def register(consumer: EventConsumer) -> None:
-    """Register this service's event handlers (none yet)."""
+def register(consumer: EventConsumer, *, settings: NotificationsSettings, clock: Clock) -> None:
+    """Register this service's event handlers."""
+
+    @consumer.on(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)
+    async def household_profile(session: AsyncSession, envelope: Envelope[Any]) -> None:
+        profile: HouseholdProfile = envelope.data
+        await households.remember_site(session=session, profile=profile)
+        if isinstance(profile, HouseholdRegistered):
+            await intake.notify(session=session, envelope=envelope, settings=settings, now=clock())
+
+    @consumer.on(*MESSAGE_EVENTS)
+    async def message_event(session: AsyncSession, envelope: Envelope[Any]) -> None:
+        await intake.notify(session=session, envelope=envelope, settings=settings, now=clock())
+
+    @consumer.on(HouseholdContact)
+    async def contact(session: AsyncSession, envelope: Envelope[HouseholdContact]) -> None:
+        await households.save_contact(session=session, contact=envelope.data, now=clock())
+
+    @consumer.on_tombstone(CONTACTS)
+    async def contact_removed(session: AsyncSession, key: str) -> None:
+        household_id = _uuid_key(key)
+        if household_id is not None:
+            await households.forget_contact(session=session, household_id=household_id, now=clock())
+
+    @consumer.on(HouseholdErased)
+    async def erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) -> None:
+        await households.erase(
+            session=session, household_id=envelope.data.household_id, now=clock()
+        )
+
+    @consumer.on(HouseholdsMerged)
+    async def merged(session: AsyncSession, envelope: Envelope[HouseholdsMerged]) -> None:
+        await households.merge(
+            session=session,
+            surviving_id=envelope.data.surviving_id,
+            merged_id=envelope.data.merged_id,
+            now=clock(),
+        )
+
+
+def _uuid_key(key: str) -> UUID | None:
+    """A tombstone's key is the household id; anything else erases nothing here."""
+    try:
+        return UUID(key)
+    except ValueError:
+        return None

@@ -1,5 +1,280 @@
-"""Tables and API shapes of the notifications service."""
+"""Tables and API shapes of the notifications service (tables first, then API shapes)."""
 
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import BaseModel as PydanticModel
+from pydantic_core import PydanticCustomError
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field as Column
 from sqlmodel import SQLModel
 
+from services.notifications.settings import Channel, StaffRole
+from shared.validation import CleanText, StrictModel
+
 metadata = SQLModel.metadata
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a SQLModel class, for insert ... on conflict and bulk updates."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+class Status(StrEnum):
+    """A notification's state. ``failed`` will be retried; ``dead`` will not (until an admin
+    asks); ``skipped`` was never sent, for the reason in ``skip_reason``."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+
+
+class Audience(StrEnum):
+    BENEFICIARY = "beneficiary"
+    STAFF = "staff"
+
+
+class SkipReason(StrEnum):
+    NO_CONTACT = "no_contact"  # no contact details arrived within the wait
+    NO_CONSENT = "no_consent"  # the household did not agree to be contacted
+    NO_PHONE = "no_phone"  # no phone number to send an SMS to
+    CONTACT_WITHDRAWN = "contact_withdrawn"  # a tombstone removed the contact
+    MERGED = "merged"  # the household was merged into another before sending
+
+
+# --- read models fed by registration ------------------------------------------------------
+
+
+class Contact(SQLModel, table=True):
+    """A household's contact details, from the compacted contacts topic only."""
+
+    __tablename__ = "notification_contact"
+
+    household_id: UUID = Column(primary_key=True)
+    case_number: str
+    site_id: str
+    phone: str | None = None
+    language: str
+    contact_consent: bool
+    updated_at: datetime = Column(sa_type=sa.DateTime(timezone=True))
+
+
+class HouseholdSite(SQLModel, table=True):
+    """Where a household is registered, its case number, and whether registration says it
+    agreed to be contacted (used only to refuse early, never to send)."""
+
+    __tablename__ = "notification_household"
+
+    household_id: UUID = Column(primary_key=True)
+    site_id: str
+    case_number: str
+    contact_consent: bool
+    version: int
+
+
+class Erasure(SQLModel, table=True):
+    """Households erased at their request: nothing about them is kept or sent again."""
+
+    __tablename__ = "notification_erasure"
+
+    household_id: UUID = Column(primary_key=True)
+    erased_at: datetime = Column(sa_type=sa.DateTime(timezone=True))
+
+
+# --- notifications ------------------------------------------------------------------------
+
+
+class Notification(SQLModel, table=True):
+    """One message to one recipient over one channel; unique per (event, recipient, channel)."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "recipient_key", "channel", name="notification_once"),
+    )
+
+    id: UUID = Column(primary_key=True)
+    event_id: UUID
+    event_type: str
+    household_id: UUID | None = None
+    site_id: str | None = None
+    audience: str
+    recipient_key: str
+    channel: str
+    address: str | None = None  # staff only; a beneficiary's phone is read when sending
+    recipient_masked: str | None = None
+    language: str | None = None
+    context: dict[str, Any] = Column(sa_column=sa.Column(JSONB, nullable=False))
+    subject: str | None = None
+    body: str | None = None
+    encoding: str | None = None
+    segments: int | None = None
+    status: str
+    skip_reason: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime = Column(sa_type=sa.DateTime(timezone=True))
+    contact_deadline: datetime | None = Column(default=None, sa_type=sa.DateTime(timezone=True))
+    lease_until: datetime | None = Column(default=None, sa_type=sa.DateTime(timezone=True))
+    lease_token: UUID | None = None
+    last_error: str | None = None
+    created_at: datetime = Column(sa_type=sa.DateTime(timezone=True))
+    updated_at: datetime = Column(sa_type=sa.DateTime(timezone=True))
+    delivered_at: datetime | None = Column(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Template(SQLModel, table=True):
+    """A message template for one event type and language (Jinja2, sandboxed)."""
+
+    __tablename__ = "notification_template"
+
+    event_type: str = Column(primary_key=True)
+    language: str = Column(primary_key=True)
+    subject: str | None = None
+    body: str
+    updated_at: datetime = Column(sa_type=sa.DateTime(timezone=True))
+    updated_by: str
+
+
+class StaffRecipient(SQLModel, table=True):
+    """The staff directory: who hears about what, by role and site."""
+
+    __tablename__ = "notification_staff_recipient"
+
+    id: UUID = Column(primary_key=True)
+    role: str
+    site_id: str  # "*" for every site
+    channel: str
+    address: str
+    language: str
+    provider_id: UUID | None = None
+    staff_sub: str | None = None  # the person's token subject, for messages meant for them
+    created_at: datetime = Column(sa_type=sa.DateTime(timezone=True))
+    created_by: str
+
+
+class RateBucket(SQLModel, table=True):
+    """A channel's token bucket, shared by every sender replica."""
+
+    __tablename__ = "notification_rate_bucket"
+
+    channel: str = Column(primary_key=True)
+    tokens: float
+    refilled_at: datetime = Column(sa_type=sa.DateTime(timezone=True))
+
+
+# --- API shapes ---------------------------------------------------------------------------
+
+_LANGUAGE = re.compile(r"[a-z]{2}")
+# Control characters other than line feed: templates are multi-line, but nothing else.
+_TEMPLATE_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def _template_text(value: str) -> str:
+    value = value.replace("\r\n", "\n")
+    if _TEMPLATE_CONTROLS.search(value):
+        raise PydanticCustomError(
+            "control_characters", "must not contain control characters other than line breaks"
+        )
+    return unicodedata.normalize("NFC", value)
+
+
+TemplateText = Annotated[str, AfterValidator(_template_text)]
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="ISO 639-1, lower case")]
+
+
+class NotificationPublic(PydanticModel):
+    """A notification as the API shows it: the recipient masked, never the message body."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    event_id: UUID
+    event_type: str
+    household_id: UUID | None = None
+    site_id: str | None = None
+    recipient: str | None
+    channel: Channel
+    language: str | None
+    status: Status
+    skip_reason: SkipReason | None = None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    encoding: str | None = None
+    segments: int | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+class NotificationPage(PydanticModel):
+    items: list[NotificationPublic]
+    next_cursor: str | None
+
+
+class TemplateUpdate(StrictModel):
+    subject: TemplateText | None = Field(None, max_length=200)
+    body: TemplateText = Field(min_length=1, max_length=2000)
+
+
+class TemplatePublic(PydanticModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    event_type: str
+    language: str
+    audience: Audience
+    subject: str | None
+    body: str
+    variables: list[str]
+    updated_at: datetime
+    updated_by: str
+
+
+class StaffRecipientCreate(StrictModel):
+    role: StaffRole
+    site_id: CleanText = Field(
+        min_length=1,
+        max_length=32,
+        pattern=r"^(\*|[A-Z0-9][A-Z0-9-]*)$",
+        description='A site id such as "MDA-CHI", or "*" for every site.',
+    )
+    channel: Channel
+    address: CleanText = Field(min_length=3, max_length=500)
+    language: LanguageCode = "en"
+    provider_id: UUID | None = Field(
+        None, description="For provider_contact: the provider organisation it speaks for."
+    )
+    staff_sub: CleanText | None = Field(
+        None,
+        max_length=200,
+        description="The person's token subject: escalations naming this caseworker "
+        "(ReferralEscalated.caseworker_sub) go to them rather than to the whole site.",
+    )
+
+
+class StaffRecipientPublic(PydanticModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    role: StaffRole
+    site_id: str
+    channel: Channel
+    address: str
+    language: str
+    provider_id: UUID | None
+    staff_sub: str | None
+    created_at: datetime
+
+
+def is_language_code(value: str) -> bool:
+    return bool(_LANGUAGE.fullmatch(value))

@@ -1,0 +1,1 @@
+"""The notifications service's rules, as plain functions over a session."""

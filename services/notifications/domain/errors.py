@@ -1,0 +1,39 @@
+"""The notifications service's errors, as problem+json values."""
+
+from shared.problems import Conflict, NotFound, UnprocessableContent
+
+
+class NotificationNotFound(NotFound):
+    type_slug, title = "notification-not-found", "Notification not found"
+
+
+class NotRetryable(Conflict):
+    type_slug, title = "notification-not-retryable", "This notification cannot be retried"
+
+
+class UnknownMessageType(NotFound):
+    type_slug, title = "unknown-message-type", "No message is sent for this event type"
+
+
+class TemplateNotFound(NotFound):
+    type_slug, title = "template-not-found", "Template not found"
+
+
+class TemplateInvalid(UnprocessableContent):
+    type_slug, title = "template-invalid", "The template cannot be used"
+
+
+class StaffRecipientExists(Conflict):
+    type_slug, title = "staff-recipient-exists", "This staff recipient is already listed"
+
+
+class StaffRecipientNotFound(NotFound):
+    type_slug, title = "staff-recipient-not-found", "Staff recipient not found"
+
+
+class InvalidAddress(UnprocessableContent):
+    type_slug, title = "invalid-address", "The address does not suit the channel"
+
+
+class InvalidCursor(UnprocessableContent):
+    type_slug, title = "invalid-cursor", "The cursor is not valid"

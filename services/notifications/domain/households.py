@@ -1,0 +1,184 @@
+"""What this service knows about households: contact details, site and case number, erasure.
+
+Contact details come only from registration's compacted contacts topic. A tombstone (consent
+withdrawn or household erased) deletes them, and beneficiary messages still waiting are
+skipped. An erasure deletes everything about the household — contact, site, every
+notification — and remembers only the pseudonymous id, so that late or replayed events
+cannot bring anything back.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notifications.domain.sql import execute
+from services.notifications.models import (
+    Audience,
+    Contact,
+    Erasure,
+    HouseholdSite,
+    Notification,
+    SkipReason,
+    Status,
+    table_of,
+)
+from shared.events.registration import HouseholdContact, HouseholdProfile
+
+log = logging.getLogger(__name__)
+
+WAKE_CHANNEL = "haven_notifications"
+WAITING = (Status.QUEUED, Status.FAILED)
+
+notifications = table_of(Notification)
+
+
+async def wake_senders(session: AsyncSession) -> None:
+    """Tell sender loops (on commit) that something may be due now."""
+    await execute(session, sa.select(sa.func.pg_notify(WAKE_CHANNEL, "")))
+
+
+async def is_erased(*, session: AsyncSession, household_id: UUID) -> bool:
+    return await session.get(Erasure, household_id) is not None
+
+
+async def save_contact(*, session: AsyncSession, contact: HouseholdContact, now: datetime) -> None:
+    """Upsert a household's contact; messages waiting for it become due at once."""
+    if await is_erased(session=session, household_id=contact.household_id):
+        return
+    values = {
+        "case_number": contact.case_number,
+        "site_id": contact.site_id,
+        "phone": contact.phone,
+        "language": contact.preferred_language,
+        "contact_consent": contact.contact_consent,
+        "updated_at": now,
+    }
+    await execute(
+        session,
+        insert(table_of(Contact))
+        .values(household_id=contact.household_id, **values)
+        .on_conflict_do_update(index_elements=["household_id"], set_=values),
+    )
+    woken = await execute(
+        session,
+        notifications.update()
+        .where(
+            notifications.c.household_id == contact.household_id,
+            notifications.c.audience == Audience.BENEFICIARY,
+            notifications.c.status == Status.QUEUED,
+            notifications.c.attempts == 0,
+            notifications.c.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now, updated_at=now),
+    )
+    if woken.rowcount:  # type: ignore[attr-defined]
+        await wake_senders(session)
+
+
+async def forget_contact(*, session: AsyncSession, household_id: UUID, now: datetime) -> None:
+    """A tombstone: delete the contact and skip the household's messages not yet sent."""
+    await execute(session, sa.delete(Contact).where(col(Contact.household_id) == household_id))
+    await execute(
+        session,
+        notifications.update()
+        .where(
+            notifications.c.household_id == household_id,
+            notifications.c.audience == Audience.BENEFICIARY,
+            notifications.c.status.in_(WAITING),
+        )
+        .values(
+            status=Status.SKIPPED,
+            skip_reason=SkipReason.CONTACT_WITHDRAWN,
+            updated_at=now,
+        ),
+    )
+    # The masked number goes too: the household no longer agrees to be contacted.
+    await execute(
+        session,
+        notifications.update()
+        .where(notifications.c.household_id == household_id)
+        .values(recipient_masked=None),
+    )
+
+
+async def remember_site(*, session: AsyncSession, profile: HouseholdProfile) -> None:
+    """Keep the household's site, case number and contact-consent flag (newest version
+    wins). Registration publishes a contact only with consent, so the flag lets a message be
+    skipped as ``no_consent`` at once instead of waiting for a contact that will not come."""
+    if await is_erased(session=session, household_id=profile.household_id):
+        return
+    table = table_of(HouseholdSite)
+    values = {
+        "site_id": profile.site_id,
+        "case_number": profile.case_number,
+        "contact_consent": profile.consent.contact,
+        "version": profile.version,
+    }
+    await execute(
+        session,
+        insert(table)
+        .values(household_id=profile.household_id, **values)
+        .on_conflict_do_update(
+            index_elements=["household_id"],
+            set_=values,
+            where=table.c.version <= profile.version,
+        ),
+    )
+
+
+async def site_of(*, session: AsyncSession, household_id: UUID) -> HouseholdSite | None:
+    return await session.get(HouseholdSite, household_id)
+
+
+async def erase(*, session: AsyncSession, household_id: UUID, now: datetime) -> None:
+    """Delete everything about the household here; remember only that it was erased."""
+    await execute(
+        session,
+        insert(table_of(Erasure))
+        .values(household_id=household_id, erased_at=now)
+        .on_conflict_do_nothing(),
+    )
+    await execute(session, sa.delete(Contact).where(col(Contact.household_id) == household_id))
+    await execute(
+        session,
+        sa.delete(HouseholdSite).where(col(HouseholdSite.household_id) == household_id),
+    )
+    deleted = await execute(
+        session, notifications.delete().where(notifications.c.household_id == household_id)
+    )
+    log.info("household erased", extra={"notifications_deleted": deleted.rowcount})  # type: ignore[attr-defined]
+
+
+async def merge(
+    *, session: AsyncSession, surviving_id: UUID, merged_id: UUID, now: datetime
+) -> None:
+    """Fold ``merged_id`` into ``surviving_id``: its history moves, its pending messages are
+    skipped (they were about a case number that no longer exists)."""
+    await execute(
+        session,
+        notifications.update()
+        .where(
+            notifications.c.household_id == merged_id,
+            notifications.c.audience == Audience.BENEFICIARY,
+            notifications.c.status.in_(WAITING),
+        )
+        .values(status=Status.SKIPPED, skip_reason=SkipReason.MERGED, updated_at=now),
+    )
+    await execute(
+        session,
+        notifications.update()
+        .where(notifications.c.household_id == merged_id)
+        .values(household_id=surviving_id),
+    )
+    await execute(session, sa.delete(Contact).where(col(Contact.household_id) == merged_id))
+    await execute(
+        session,
+        sa.delete(HouseholdSite).where(col(HouseholdSite.household_id) == merged_id),
+    )

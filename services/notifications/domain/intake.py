@@ -1,0 +1,247 @@
+"""Turning events into notifications: one row per (event, recipient, channel), never two.
+
+Beneficiary messages (SMS) are addressed to the household, not to a number: the number,
+the language and the consent are read from the contact when the message is sent, so a
+withdrawal or a new number arriving in between is honoured. When the contact is not known
+yet (the contacts topic is separate, so it may arrive after the event), the message waits:
+``queued`` with ``next_attempt_at`` = ``contact_deadline`` = now + ``contact_wait_seconds``.
+The contact's arrival makes it due at once; if the deadline passes first it is ``skipped``
+with reason ``no_contact``.
+
+Staff messages are addressed to every matching directory entry at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notifications.domain import households, recipients
+from services.notifications.domain.masking import mask
+from services.notifications.domain.messages import MESSAGES, MessageKind
+from services.notifications.domain.recipients import unreachable_because
+from services.notifications.domain.sql import execute
+from services.notifications.models import (
+    Audience,
+    Contact,
+    HouseholdSite,
+    Notification,
+    SkipReason,
+    Status,
+    table_of,
+)
+from services.notifications.settings import Channel, NotificationsSettings, StaffRole
+from shared.events.distribution import StockLow
+from shared.events.envelope import Envelope, EventPayload, new_event_id
+from shared.events.referral import ReferralEscalated, ReferralOverdue
+from shared.events.registration import DuplicateReviewRequested
+
+log = logging.getLogger(__name__)
+
+notifications = table_of(Notification)
+
+
+async def _insert(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """Insert unless the (event, recipient, channel) row exists; True when inserted."""
+    result = await execute(
+        session,
+        insert(notifications)
+        .values(**row)
+        .on_conflict_do_nothing(constraint="notification_once")
+        .returning(notifications.c.id),
+    )
+    return result.first() is not None
+
+
+def _base_row(
+    kind: MessageKind, envelope: Envelope[Any], *, now: datetime, site_id: str | None
+) -> dict[str, Any]:
+    return {
+        "id": new_event_id(),
+        "event_id": envelope.id,
+        "event_type": kind.event_type,
+        "site_id": site_id,
+        "audience": kind.audience,
+        "status": Status.QUEUED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def for_beneficiary(
+    *,
+    session: AsyncSession,
+    envelope: Envelope[Any],
+    household_id: UUID,
+    settings: NotificationsSettings,
+    now: datetime,
+) -> None:
+    """Queue the household's SMS for this event (skipped at once when it cannot be sent)."""
+    kind = MESSAGES[envelope.type]
+    if await households.is_erased(session=session, household_id=household_id):
+        return
+    contact = await session.get(Contact, household_id)
+    household = await households.site_of(session=session, household_id=household_id)
+    site_id = await _site(session, envelope.data, household, contact)
+    row = _base_row(kind, envelope, now=now, site_id=site_id) | {
+        "household_id": household_id,
+        "recipient_key": recipients.beneficiary_key(household_id),
+        "channel": Channel.SMS,
+        "context": kind.context(envelope.data),
+    }
+    deadline = now + timedelta(seconds=settings.contact_wait_seconds)
+    reason = unreachable_because(contact, household)
+    if reason is SkipReason.NO_CONTACT:
+        row |= {"next_attempt_at": deadline, "contact_deadline": deadline}
+    elif reason is not None:
+        row |= {"status": Status.SKIPPED, "skip_reason": reason}
+    if contact is not None and contact.phone:
+        row["recipient_masked"] = mask(Channel.SMS, contact.phone)
+    if await _insert(session, row) and reason is None:
+        await households.wake_senders(session)
+
+
+async def for_staff(
+    *,
+    session: AsyncSession,
+    envelope: Envelope[Any],
+    role: StaffRole,
+    site_id: str | None,
+    now: datetime,
+    household_id: UUID | None = None,
+    provider_id: UUID | None = None,
+    staff_sub: str | None = None,
+) -> int:
+    """Queue the alert for every directory entry of ``role``; return how many were queued."""
+    kind = MESSAGES[envelope.type]
+    if household_id is not None and await households.is_erased(
+        session=session, household_id=household_id
+    ):
+        return 0
+    household = (
+        await households.site_of(session=session, household_id=household_id)
+        if household_id
+        else None
+    )
+    site_id = site_id or (household.site_id if household else None)
+    targets = await recipients.staff_for(
+        session=session,
+        role=role,
+        site_id=site_id,
+        provider_id=provider_id,
+        staff_sub=staff_sub,
+    )
+    if not targets:
+        log.warning(
+            "no staff recipient for an alert",
+            extra={"event_type": kind.event_type, "role": role, "site_id": site_id},
+        )
+        return 0
+    context = kind.context(envelope.data) | {
+        "case_number": household.case_number if household else None,
+        "site_id": site_id,
+    }
+    queued = 0
+    for target in targets:
+        row = _base_row(kind, envelope, now=now, site_id=site_id) | {
+            "household_id": household_id,
+            "recipient_key": recipients.staff_key(target.channel, target.address),
+            "channel": target.channel,
+            "address": target.address,
+            "recipient_masked": mask(target.channel, target.address),
+            "language": target.language,
+            "context": context,
+        }
+        queued += await _insert(session, row)
+    if queued:
+        await households.wake_senders(session)
+    return queued
+
+
+async def _site(
+    session: AsyncSession,
+    payload: EventPayload,
+    household: HouseholdSite | None,
+    contact: Contact | None,
+) -> str | None:
+    site = getattr(payload, "site_id", None)
+    if isinstance(site, str):
+        return site
+    if household is not None:
+        return household.site_id
+    return contact.site_id if contact else None
+
+
+@dataclass(frozen=True)
+class StaffRoute:
+    """Who hears about a staff event."""
+
+    role: StaffRole
+    site_id: str | None
+    household_id: UUID | None = None
+    provider_id: UUID | None = None
+    staff_sub: str | None = None
+
+
+def staff_route(payload: EventPayload, settings: NotificationsSettings) -> StaffRoute:
+    """Stock alerts go to the site's warehouse managers, duplicate reviews to its field
+    supervisors; an overdue referral to ``overdue_role``; an escalation to the audience the
+    referral service names (provider, caseworker, manager), else by tier."""
+    if isinstance(payload, StockLow):
+        return StaffRoute(StaffRole.WAREHOUSE_MANAGER, payload.site_id)
+    if isinstance(payload, DuplicateReviewRequested):
+        return StaffRoute(StaffRole.FIELD_SUPERVISOR, payload.site_id, payload.household_id)
+    if isinstance(payload, ReferralEscalated):
+        named = settings.escalation_audiences.get(payload.audience or "")
+        return StaffRoute(
+            named or settings.escalation_role(payload.tier),
+            payload.site_id,
+            payload.household_id,
+            payload.provider_id,
+            payload.caseworker_sub,
+        )
+    if isinstance(payload, ReferralOverdue):
+        return StaffRoute(
+            settings.overdue_role, payload.site_id, payload.household_id, payload.provider_id
+        )
+    raise ValueError(f"{payload.event_type} is not a staff alert")
+
+
+async def notify(
+    *,
+    session: AsyncSession,
+    envelope: Envelope[Any],
+    settings: NotificationsSettings,
+    now: datetime,
+) -> None:
+    """The notifications an event causes, queued in the caller's (inbox) transaction."""
+    kind = MESSAGES[envelope.type]
+    if kind.audience is Audience.BENEFICIARY:
+        household_id = envelope.data.household_id
+        await for_beneficiary(
+            session=session,
+            envelope=envelope,
+            household_id=household_id,
+            settings=settings,
+            now=now,
+        )
+        return
+    route = staff_route(envelope.data, settings)
+    await for_staff(
+        session=session,
+        envelope=envelope,
+        role=route.role,
+        site_id=route.site_id,
+        now=now,
+        household_id=route.household_id,
+        provider_id=route.provider_id,
+        staff_sub=route.staff_sub,
+    )

@@ -1,0 +1,82 @@
+"""The messages Haven sends: which event, to whom, and which variables its templates may use.
+
+A template's variables are the event payload's fields (minus those a message must never
+show, such as members and vulnerabilities) plus a few the service adds. New payload fields
+become usable as soon as the payload module declares them, so templates can follow the
+other services' events without a change here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.notifications.models import Audience
+from shared.events.distribution import DistributionRecorded, ShelterAllocated, StockLow
+from shared.events.envelope import EventPayload
+from shared.events.referral import (
+    ReferralAccepted,
+    ReferralEscalated,
+    ReferralOverdue,
+    ReferralSent,
+)
+from shared.events.registration import DuplicateReviewRequested, HouseholdRegistered
+
+# Added by the service: the case number from the household's contact (beneficiaries) or
+# from the registration events (staff; None when not known yet), and the site.
+BENEFICIARY_EXTRAS = frozenset({"case_number"})
+STAFF_EXTRAS = frozenset({"case_number", "site_id"})
+
+# Never rendered into a message: members' profiles, vulnerabilities, needs and consent.
+HOUSEHOLD_PROFILE_HIDDEN = frozenset(
+    {"members", "needs", "consent", "location", "status", "version", "displacement_status"}
+)
+
+
+@dataclass(frozen=True)
+class MessageKind:
+    """One message: sent for ``event`` to ``audience``."""
+
+    event: type[EventPayload]
+    audience: Audience
+    summary: str
+    hidden: frozenset[str] = frozenset()
+
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type
+
+    def payload_variables(self) -> frozenset[str]:
+        return frozenset(self.event.model_fields) - self.hidden
+
+    def variables(self) -> frozenset[str]:
+        extras = BENEFICIARY_EXTRAS if self.audience is Audience.BENEFICIARY else STAFF_EXTRAS
+        return self.payload_variables() | extras
+
+    def context(self, payload: EventPayload) -> dict[str, Any]:
+        """The payload's template variables, as JSON (what a notification row keeps)."""
+        data = payload.model_dump(mode="json")
+        return {name: data[name] for name in self.payload_variables() if name in data}
+
+
+MESSAGES: dict[str, MessageKind] = {
+    kind.event_type: kind
+    for kind in (
+        MessageKind(
+            HouseholdRegistered,
+            Audience.BENEFICIARY,
+            "Registration confirmation with the case number.",
+            hidden=HOUSEHOLD_PROFILE_HIDDEN,
+        ),
+        MessageKind(DistributionRecorded, Audience.BENEFICIARY, "Receipt for what was handed out."),
+        MessageKind(ShelterAllocated, Audience.BENEFICIARY, "Shelter beds allocated."),
+        MessageKind(ReferralSent, Audience.BENEFICIARY, "Referred to a provider."),
+        MessageKind(ReferralAccepted, Audience.BENEFICIARY, "The provider accepted the referral."),
+        MessageKind(StockLow, Audience.STAFF, "Stock below reorder level (warehouse managers)."),
+        MessageKind(
+            DuplicateReviewRequested, Audience.STAFF, "Duplicate review waiting (supervisors)."
+        ),
+        MessageKind(ReferralOverdue, Audience.STAFF, "Referral not accepted in time."),
+        MessageKind(ReferralEscalated, Audience.STAFF, "Overdue referral escalated to a tier."),
+    )
+}

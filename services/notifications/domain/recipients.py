@@ -1,0 +1,180 @@
+"""Who receives what. Beneficiaries: their household's contact, only with consent and a
+phone. Staff: the directory (role and site, or provider for provider contacts → e-mail or
+webhook), managed by admins."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notifications.domain.errors import (
+    InvalidAddress,
+    StaffRecipientExists,
+    StaffRecipientNotFound,
+)
+from services.notifications.domain.sql import execute
+from services.notifications.models import (
+    Contact,
+    HouseholdSite,
+    SkipReason,
+    StaffRecipient,
+    StaffRecipientCreate,
+    table_of,
+)
+from services.notifications.settings import Channel, StaffRole
+from shared.events.envelope import new_event_id
+
+ALL_SITES = "*"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def beneficiary_key(household_id: UUID) -> str:
+    return f"household:{household_id}"
+
+
+def staff_key(channel: str, address: str) -> str:
+    """Staff are keyed by a digest of their address: the same person listed under two roles
+    gets one message per event, and webhook URLs (which may hold secrets) stay out of keys."""
+    digest = hashlib.sha256(f"{channel}:{address.strip().lower()}".encode()).hexdigest()
+    return f"staff:{digest[:32]}"
+
+
+def unreachable_because(
+    contact: Contact | None, household: HouseholdSite | None = None
+) -> SkipReason | None:
+    """Why a beneficiary cannot be sent an SMS now (None: they can). Only the contact can
+    allow a message; the household's registration can only refuse one early."""
+    if contact is None:
+        if household is not None and not household.contact_consent:
+            return SkipReason.NO_CONSENT
+        return SkipReason.NO_CONTACT
+    if not contact.contact_consent:
+        return SkipReason.NO_CONSENT
+    if not contact.phone or not _E164.fullmatch(contact.phone):
+        return SkipReason.NO_PHONE
+    return None
+
+
+@dataclass(frozen=True)
+class StaffTarget:
+    channel: Channel
+    address: str
+    language: str
+
+
+async def staff_for(
+    *,
+    session: AsyncSession,
+    role: StaffRole,
+    site_id: str | None,
+    provider_id: UUID | None = None,
+    staff_sub: str | None = None,
+) -> list[StaffTarget]:
+    """The directory entries for ``role`` at ``site_id`` (or every site). Provider contacts
+    are chosen by provider instead of site; a named person (``staff_sub``) listed in the
+    directory is told alone, else everyone of the role at the site."""
+    query = select(StaffRecipient).where(col(StaffRecipient.role) == role)
+    if role is StaffRole.PROVIDER_CONTACT:
+        if provider_id is None:
+            return []
+        query = query.where(col(StaffRecipient.provider_id) == provider_id)
+    else:
+        if staff_sub is not None:
+            named = await session.exec(
+                query.where(col(StaffRecipient.staff_sub) == staff_sub).order_by(
+                    col(StaffRecipient.id)
+                )
+            )
+            targets = [StaffTarget(Channel(r.channel), r.address, r.language) for r in named]
+            if targets:
+                return targets
+        sites = [ALL_SITES] + ([site_id] if site_id else [])
+        query = query.where(col(StaffRecipient.site_id).in_(sites))
+    rows = await session.exec(query.order_by(col(StaffRecipient.id)))
+    return [StaffTarget(Channel(r.channel), r.address, r.language) for r in rows]
+
+
+def check_address(channel: Channel, address: str) -> None:
+    if channel is Channel.EMAIL:
+        if not _EMAIL.fullmatch(address):
+            raise InvalidAddress("An e-mail recipient needs an address like name@example.org.")
+        return
+    if channel is Channel.WEBHOOK:
+        try:
+            url = httpx.URL(address)
+        except httpx.InvalidURL as exc:
+            raise InvalidAddress("The webhook address is not a valid URL.") from exc
+        if url.scheme not in ("http", "https") or not url.host or url.userinfo:
+            raise InvalidAddress(
+                "A webhook address must be an http(s) URL with a host and no credentials."
+            )
+        return
+    raise InvalidAddress("Staff receive e-mail or webhooks; SMS is for beneficiaries.")
+
+
+async def add_staff(
+    *, session: AsyncSession, entry: StaffRecipientCreate, actor: str, now: datetime
+) -> StaffRecipient:
+    check_address(entry.channel, entry.address)
+    if entry.role is StaffRole.PROVIDER_CONTACT and entry.provider_id is None:
+        raise InvalidAddress("A provider_contact entry needs the provider_id it speaks for.")
+    row = {
+        "id": new_event_id(),
+        "role": entry.role,
+        "site_id": entry.site_id,
+        "channel": entry.channel,
+        "address": entry.address,
+        "language": entry.language,
+        "provider_id": entry.provider_id,
+        "staff_sub": entry.staff_sub,
+        "created_at": now,
+        "created_by": actor,
+    }
+    inserted = await execute(
+        session,
+        insert(table_of(StaffRecipient))
+        .values(**row)
+        .on_conflict_do_nothing()
+        .returning(sa.literal_column("id")),
+    )
+    if inserted.first() is None:
+        raise StaffRecipientExists(
+            f"A {entry.role} entry for site {entry.site_id} with this {entry.channel} "
+            "address already exists."
+        )
+    created = await session.get(StaffRecipient, row["id"])
+    assert created is not None
+    return created
+
+
+async def list_staff(
+    *, session: AsyncSession, role: StaffRole | None, site_id: str | None
+) -> list[StaffRecipient]:
+    query = select(StaffRecipient)
+    if role is not None:
+        query = query.where(col(StaffRecipient.role) == role)
+    if site_id is not None:
+        query = query.where(col(StaffRecipient.site_id) == site_id)
+    query = query.order_by(
+        col(StaffRecipient.role), col(StaffRecipient.site_id), col(StaffRecipient.id)
+    )
+    return list(await session.exec(query))
+
+
+async def remove_staff(*, session: AsyncSession, recipient_id: UUID) -> None:
+    result = await execute(
+        session,
+        sa.delete(StaffRecipient).where(col(StaffRecipient.id) == recipient_id),
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise StaffRecipientNotFound(f"No staff recipient {recipient_id}.")

@@ -1,0 +1,190 @@
+"""Message templates: Jinja2 in a sandbox, stored per event type and language.
+
+Templates are checked when saved — syntax, variables (only those of the event type, see
+:mod:`.messages`) and attribute names (nothing private) — and rendered with
+``StrictUndefined``, so a missing variable is an error, never an empty hole in a message.
+A language without a template falls back to the configured fallback language (``en``).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notifications.domain.errors import (
+    TemplateInvalid,
+    TemplateNotFound,
+    UnknownMessageType,
+)
+from services.notifications.domain.messages import MESSAGES, MessageKind
+from services.notifications.domain.sql import execute
+from services.notifications.models import Template, table_of
+
+MAX_RENDERED_CHARS = 4000
+MAX_SEQUENCE_PRODUCT = 10_000
+
+
+class RenderError(Exception):
+    """A stored template could not produce a message (names only, never values)."""
+
+
+class _Environment(SandboxedEnvironment):
+    """The sandbox, plus a cap on ``*`` and ``**`` so a template cannot build huge strings."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**":
+            if isinstance(right, int) and abs(right) > 32:
+                raise RenderError("exponent too large")
+            return operator.pow(left, right)
+        if isinstance(left, str | list | tuple) or isinstance(right, str | list | tuple):
+            count = right if isinstance(right, int) else left
+            if isinstance(count, int) and count > MAX_SEQUENCE_PRODUCT:
+                raise RenderError("repetition too large")
+        return operator.mul(left, right)
+
+
+ENVIRONMENT = _Environment(
+    undefined=StrictUndefined,
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def kind_of(event_type: str) -> MessageKind:
+    kind = MESSAGES.get(event_type)
+    if kind is None:
+        raise UnknownMessageType(
+            f"No message is sent for {event_type!r}.", known_event_types=sorted(MESSAGES)
+        )
+    return kind
+
+
+def check(kind: MessageKind, *, subject: str | None, body: str) -> None:
+    """Raise TemplateInvalid listing every problem of the template's parts."""
+    errors = [
+        *(_problems("subject", subject, kind) if subject is not None else []),
+        *_problems("body", body, kind),
+    ]
+    if errors:
+        raise TemplateInvalid(
+            f"The template for {kind.event_type} has {len(errors)} problem(s).",
+            errors=errors,
+            allowed_variables=sorted(kind.variables()),
+        )
+
+
+def _problems(field: str, source: str, kind: MessageKind) -> list[dict[str, Any]]:
+    try:
+        tree = ENVIRONMENT.parse(source)
+    except TemplateSyntaxError as exc:
+        return [{"field": field, "message": f"syntax error on line {exc.lineno}: {exc.message}"}]
+    allowed = kind.variables() | set(ENVIRONMENT.globals)
+    problems = [
+        {"field": field, "message": f"unknown variable '{name}'", "variable": name}
+        for name in sorted(meta.find_undeclared_variables(tree) - allowed)
+    ]
+    for node in tree.find_all(nodes.Getattr):
+        if node.attr.startswith("_"):
+            problems.append({"field": field, "message": f"private attribute '{node.attr}'"})
+    return problems
+
+
+def render(source: str, variables: Mapping[str, Any]) -> str:
+    """Render one stored template part; RenderError when it cannot be."""
+    try:
+        text = ENVIRONMENT.from_string(source).render(variables)
+    except RenderError:
+        raise
+    except Exception as exc:  # undefined variable, sandbox refusal, type error...
+        raise RenderError(f"{type(exc).__name__}: {exc}"[:300]) from exc
+    text = text.strip()
+    if len(text) > MAX_RENDERED_CHARS:
+        raise RenderError(f"rendered message longer than {MAX_RENDERED_CHARS} characters")
+    return text
+
+
+@dataclass(frozen=True)
+class Rendered:
+    language: str
+    subject: str | None
+    body: str
+
+
+async def render_message(
+    *,
+    session: AsyncSession,
+    event_type: str,
+    language: str,
+    fallback_language: str,
+    variables: Mapping[str, Any],
+) -> Rendered:
+    """Render the message in ``language``, or in the fallback language when there is none."""
+    template = await session.get(Template, (event_type, language))
+    if template is None and language != fallback_language:
+        template = await session.get(Template, (event_type, fallback_language))
+    if template is None:
+        raise RenderError(f"no template for {event_type} in {language} or {fallback_language}")
+    subject = render(template.subject, variables) if template.subject else None
+    return Rendered(template.language, subject, render(template.body, variables))
+
+
+async def get(*, session: AsyncSession, event_type: str, language: str) -> Template:
+    kind_of(event_type)
+    template = await session.get(Template, (event_type, language))
+    if template is None:
+        raise TemplateNotFound(f"No {language!r} template for {event_type}.")
+    return template
+
+
+async def list_all(*, session: AsyncSession) -> list[Template]:
+    query = select(Template).order_by(col(Template.event_type), col(Template.language))
+    return list(await session.exec(query))
+
+
+async def put(
+    *,
+    session: AsyncSession,
+    event_type: str,
+    language: str,
+    subject: str | None,
+    body: str,
+    actor: str,
+    now: datetime,
+) -> tuple[Template, bool]:
+    """Create or replace a template after checking it; return it and whether it is new."""
+    kind = kind_of(event_type)
+    check(kind, subject=subject, body=body)
+    table = table_of(Template)
+    statement = insert(table).values(
+        event_type=event_type,
+        language=language,
+        subject=subject,
+        body=body,
+        updated_at=now,
+        updated_by=actor,
+    )
+    # xmax = 0 only for a row this statement inserted (not one it updated).
+    result = await execute(
+        session,
+        statement.on_conflict_do_update(
+            index_elements=["event_type", "language"],
+            set_={"subject": subject, "body": body, "updated_at": now, "updated_by": actor},
+        ).returning(sa.literal_column("xmax = 0")),
+    )
+    created = bool(result.scalar_one())
+    template = await session.get(Template, (event_type, language), populate_existing=True)
+    assert template is not None
+    return template, created

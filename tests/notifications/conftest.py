@@ -1,0 +1,124 @@
+"""Fixtures of the notifications tests: a fresh migrated database per test (cloned from one
+migrated template, which also proves the migrations apply on an empty database), settings,
+a controlled clock, a consumer wired to the service's handlers, a sender."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.notifications import handlers
+from services.notifications.channels.base import ChannelTransport
+from services.notifications.sender import Sender
+from services.notifications.settings import Channel, NotificationsSettings
+from shared.consumer import EventConsumer, RetryPolicy
+from shared.db import SessionFactory, asyncpg_dsn, create_engine, session_factory
+from shared.kafka import LazyProducer
+from tests.notifications.support import MORNING, FakeClock, make_settings
+from tests.support import migrated_database, unique
+
+
+@pytest.fixture(scope="session")
+async def template_database(infra: Any) -> AsyncIterator[str]:
+    """The notifications schema migrated once on an empty database."""
+    url = await migrated_database(infra, "notifications", unique("t_notif_template"))
+    yield url
+    await _drop(url)
+
+
+@pytest.fixture
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    """A fresh copy of the migrated schema for one test (CREATE DATABASE ... TEMPLATE)."""
+    name = unique("t_notif")
+    template = make_url(template_database)
+    admin = asyncpg_dsn(template.set(database="postgres").render_as_string(hide_password=False))
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
+    finally:
+        await conn.close()
+    url = template.set(database=name).render_as_string(hide_password=False)
+    yield url
+    await _drop(url)
+
+
+async def _drop(url: str) -> None:
+    parsed = make_url(url)
+    admin = asyncpg_dsn(parsed.set(database="postgres").render_as_string(hide_password=False))
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> SessionFactory:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(MORNING)
+
+
+@pytest.fixture
+def settings_for(database_url: str, infra: Any) -> Callable[..., NotificationsSettings]:
+    def build(**overrides: Any) -> NotificationsSettings:
+        return make_settings(database_url, infra.kafka_bootstrap, **overrides)
+
+    return build
+
+
+@pytest.fixture
+def settings(settings_for: Callable[..., NotificationsSettings]) -> NotificationsSettings:
+    return settings_for()
+
+
+@pytest.fixture
+async def consumer(
+    sessions: SessionFactory, settings: NotificationsSettings, clock: FakeClock, infra: Any
+) -> AsyncIterator[EventConsumer]:
+    """The service's handlers on an EventConsumer, driven record by record with process()."""
+    dead_letters = LazyProducer(infra.kafka_bootstrap, client_id=unique("notif-test"))
+    events = EventConsumer(
+        service=unique("notifications"),
+        sessions=sessions,
+        dead_letters=dead_letters,
+        retry=RetryPolicy(max_attempts=1, initial_backoff_seconds=0.01),
+    )
+    handlers.register(events, settings=settings, clock=clock)
+    yield events
+    await dead_letters.stop()
+
+
+@pytest.fixture
+def sender_for(
+    engine: AsyncEngine, sessions: SessionFactory, clock: FakeClock
+) -> Callable[..., Sender]:
+    def build(
+        settings: NotificationsSettings, transports: dict[Channel, ChannelTransport]
+    ) -> Sender:
+        return Sender(
+            engine=engine,
+            sessions=sessions,
+            settings=settings,
+            transports=transports,
+            clock=clock,
+            rng=random.Random(7),
+        )
+
+    return build

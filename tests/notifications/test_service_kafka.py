@@ -1,0 +1,159 @@
+"""The whole service on the real broker: events published as the other services publish them
+(the confirmation arriving before its contact, a redelivery, a tombstone, an erasure), SMS
+through a local gateway, a signed webhook to a local receiver, outcomes on the topic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.notifications.service import build_definition
+from services.notifications.settings import NotificationsSettings
+from shared.auth import AuthSettings, Role, issue_dev_token
+from shared.events.catalog import CATALOG, CONTACTS, NOTIFICATIONS
+from shared.events.envelope import Envelope, EventPayload
+from shared.service import build_app
+from tests.notifications import support
+from tests.notifications.support import HttpReceiver, make_settings, rows, skip_to_end
+from tests.support import create_catalog_topics, eventually, read_topic, unique
+
+ADMIN = {
+    "Authorization": "Bearer " + issue_dev_token(AuthSettings(), sub="admin", roles=[Role.ADMIN])
+}
+
+
+@pytest.fixture
+async def producer(infra: Any) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def publish(producer: AIOKafkaProducer, payload: EventPayload, key: UUID) -> Envelope[Any]:
+    envelope = Envelope.wrap(payload, source="haven/test")
+    await publish_envelope(producer, envelope, key)
+    return envelope
+
+
+async def publish_envelope(producer: AIOKafkaProducer, envelope: Envelope[Any], key: UUID) -> None:
+    await producer.send_and_wait(
+        CATALOG.topic_for(envelope.data).name,
+        envelope.kafka_value(),
+        key=str(key).encode(),
+        headers=envelope.kafka_headers(),
+    )
+
+
+async def test_events_on_the_broker_become_delivered_messages_once(
+    infra: Any, database_url: str, engine: AsyncEngine, producer: AIOKafkaProducer
+) -> None:
+    bootstrap = infra.kafka_bootstrap
+    await create_catalog_topics(bootstrap)
+    gateway = await HttpReceiver().start()
+    hooks = await HttpReceiver().start()
+    settings: NotificationsSettings = make_settings(
+        database_url,
+        bootstrap,
+        sms_transport="gateway",
+        sms_gateway_url=gateway.url + "/sms",
+        webhook_transport="http",
+        webhook_allowed_networks=["127.0.0.0/8"],  # the local receiver, explicitly
+        quiet_hours_enabled=False,
+        sender_poll_seconds=0.2,
+        relay_poll_seconds=0.2,
+    )
+    name = unique("notifications")
+    await skip_to_end(
+        bootstrap,
+        f"haven-{name}",
+        [t.name for t in CATALOG.consumed_by("notifications")],
+    )
+    app = build_app(build_definition(settings, name=name), settings)
+    household, other = uuid4(), uuid4()
+    try:
+        async with app.router.lifespan_context(app):
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://notifications"
+            )
+            hook = {
+                "role": "warehouse_manager",
+                "site_id": "MDA-CHI",
+                "channel": "webhook",
+                "address": hooks.url + "/haven",
+            }
+            assert (
+                await client.post("/v1/staff-recipients", json=hook, headers=ADMIN)
+            ).status_code == 201
+            await asyncio.wait_for(app.state.runtime.broker_started.wait(), timeout=30)
+
+            # the confirmation first, its contact later (different topics), then a redelivery
+            confirmation = await publish(producer, support.registered(household), household)
+            await asyncio.sleep(0.5)
+            await publish(producer, support.contact(household, language="ro"), household)
+            await publish_envelope(producer, confirmation, household)
+            await publish(producer, support.stock_low("MDA-CHI"), uuid4())
+
+            async def sent() -> bool:
+                return len(gateway.delivered) == 1 and len(hooks.delivered) == 1
+
+            await eventually(sent, timeout=45, what="the SMS and the webhook")
+            await asyncio.sleep(0.5)  # a second SMS would have arrived by now
+            assert len(gateway.requests) == 1
+            sms = json.loads(gateway.requests[0].body)
+            assert sms["to"] == "+37360123412"
+            assert "gospodăria dumneavoastră a fost înregistrată" in sms["text"]
+            assert "MDA-PAL-000123" in sms["text"]
+            assert json.loads(hooks.requests[0].body)["subject"] == "Stock low at MDA-CHI: HYG-KIT"
+            assert hooks.requests[0].headers["x-haven-signature"].startswith("sha256=")
+
+            (delivered,) = await rows(
+                engine,
+                "SELECT id, status, segments FROM notification WHERE household_id = :h",
+                h=household,
+            )
+            assert delivered.status == "delivered" and delivered.segments >= 1
+
+            async def announced() -> bool:
+                records = await read_topic(bootstrap, NOTIFICATIONS.name, expect=10**6, timeout=1)
+                ids = {json.loads(r.value)["notification_id"] for r in records if r.value}
+                return str(delivered.id) in ids
+
+            await eventually(announced, timeout=30, what="NotificationDelivered on the topic")
+
+            # a tombstone on the compacted topic removes the contact; erasure removes the rest
+            await publish(producer, support.contact(other), other)
+            await publish(producer, support.registered(other), other)
+            await producer.send_and_wait(CONTACTS.name, None, key=str(other).encode())
+
+            async def forgotten() -> bool:
+                found = await rows(
+                    engine, "SELECT 1 FROM notification_contact WHERE household_id = :h", h=other
+                )
+                return not found and bool(
+                    await rows(
+                        engine, "SELECT 1 FROM notification WHERE household_id = :h", h=other
+                    )
+                )
+
+            await eventually(forgotten, timeout=30, what="the tombstone applied")
+            await publish(producer, support.erased(household), household)
+
+            async def erased() -> bool:
+                return not await rows(
+                    engine, "SELECT 1 FROM notification WHERE household_id = :h", h=household
+                )
+
+            await eventually(erased, timeout=30, what="the erasure applied")
+            await client.aclose()
+    finally:
+        await gateway.stop()
+        await hooks.stop()
