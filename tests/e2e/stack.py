@@ -101,6 +101,8 @@ async def running_stack(
             f"HAVEN_{name.upper()}_CONSUMER_GROUP": f"{run_id}-{name}",
             f"HAVEN_{name.upper()}_RELAY_POLL_SECONDS": "0.2",
             "HAVEN_STATE_DIR": str(state),
+            # Beneficiary SMS wait for the site's morning at night; e2e runs at any hour.
+            "HAVEN_NOTIFICATIONS_QUIET_HOURS_ENABLED": "false",
             **(extra_env or {}),
         }
         apps[name] = _app(name, env)
