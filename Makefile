@@ -4,13 +4,14 @@ UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 
-.PHONY: help install run test test-fast lint format clean
+.PHONY: help install run test test-fast lint format clean up down
 
 help:
 	@echo "make run    start Kafka, PostgreSQL, Prometheus (if installed) and all four services"
 	@echo "make test   lint, then the whole test suite against a real Kafka and PostgreSQL"
 	@echo "make lint   ruff and mypy"
-	@echo "make clean  stop nothing, delete all local state (.haven/)"
+	@echo "make up     (with Docker) the same system in containers: compose.yaml; make down stops it"
+	@echo "make clean  delete all local state (.haven/)"
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -38,6 +39,13 @@ test-fast: install
 format: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+up:
+	@docker info >/dev/null 2>&1 || { echo "make up needs a running Docker engine; without Docker use make run"; exit 1; }
+	docker compose up --build --detach
+
+down:
+	docker compose down
 
 clean:
 	rm -rf .haven

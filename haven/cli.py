@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from haven.deploy import app as manifests_app
 from shared.auth import AuthSettings, Role, issue_dev_token
 from shared.db import migrate as migrate_database
 from shared.events.catalog import CATALOG, SERVICES
@@ -22,6 +23,7 @@ topics_app = typer.Typer(help="Kafka topics from the catalog.", no_args_is_help=
 app.add_typer(topics_app, name="topics")
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(manifests_app, name="manifests")
 console = Console(stderr=True)
 
 

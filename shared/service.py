@@ -203,7 +203,12 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
 
 def run(definition: ServiceDefinition, settings: ServiceSettings) -> None:
     """Process entry point: serve the app until SIGINT/SIGTERM."""
-    app = build_app(definition, settings)
+    serve(build_app(definition, settings))
+
+
+def serve(app: FastAPI) -> None:
+    """Serve a service's app (from :func:`build_app`) on its configured host and port."""
+    settings = runtime_of_app(app).settings
     uvicorn.run(
         app,
         host=settings.http_host,
@@ -212,6 +217,11 @@ def run(definition: ServiceDefinition, settings: ServiceSettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def runtime_of_app(app: FastAPI) -> ServiceRuntime:
+    runtime: ServiceRuntime = app.state.runtime
+    return runtime
 
 
 def runtime_of(request: Request) -> ServiceRuntime:

@@ -1,9 +1,7 @@
 """python -m services.distribution — serve the distribution service."""
 
-from services.distribution.service import DEFINITION
-from services.distribution.settings import DistributionSettings
-from shared.service import run
-from shared.settings import load_settings
+from services.distribution.service import create_app
+from shared.service import serve
 
 if __name__ == "__main__":
-    run(DEFINITION, load_settings("distribution", DistributionSettings))
+    serve(create_app())

@@ -2,9 +2,13 @@
 
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from services.distribution import api, handlers
 from services.distribution.jobs import ExpiryWriteOffJob
-from shared.service import ServiceDefinition
+from services.distribution.settings import DistributionSettings
+from shared.service import ServiceDefinition, build_app
+from shared.settings import load_settings
 
 DEFINITION = ServiceDefinition(
     name="distribution",
@@ -14,3 +18,8 @@ DEFINITION = ServiceDefinition(
     register_handlers=handlers.register,
     background=[ExpiryWriteOffJob()],
 )
+
+
+def create_app(settings: DistributionSettings | None = None) -> FastAPI:
+    """The service's app; settings from the environment (``HAVEN_DISTRIBUTION_*``) unless given."""
+    return build_app(DEFINITION, settings or load_settings("distribution", DistributionSettings))

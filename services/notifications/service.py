@@ -7,6 +7,8 @@ import logging
 import random
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from services.notifications import api, handlers
 from services.notifications.channels.base import ChannelTransport
 from services.notifications.channels.registry import build_transports
@@ -14,7 +16,7 @@ from services.notifications.domain.schedule import Clock, system_clock
 from services.notifications.sender import Sender
 from services.notifications.settings import Channel, NotificationsSettings
 from shared.consumer import EventConsumer
-from shared.service import ServiceDefinition, ServiceRuntime
+from shared.service import ServiceDefinition, ServiceRuntime, build_app
 from shared.settings import load_settings
 
 NAME = "notifications"
@@ -71,3 +73,9 @@ def build_definition(
 
 
 DEFINITION = build_definition()
+
+
+def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
+    """The service's app; settings from the environment (``HAVEN_NOTIFICATIONS_*``) unless given."""
+    settings = settings or load_settings(NAME, NotificationsSettings)
+    return build_app(build_definition(settings), settings)

@@ -6,10 +6,14 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from services.referral import api, handlers
 from services.referral.context import ReferralContext
 from services.referral.scheduler import scheduler_job
-from shared.service import ServiceDefinition
+from services.referral.settings import ReferralSettings
+from shared.service import ServiceDefinition, build_app
+from shared.settings import load_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -39,3 +43,9 @@ def build_definition(
 
 
 DEFINITION = build_definition()
+
+
+def create_app(settings: ReferralSettings | None = None) -> FastAPI:
+    """The service's app; settings from the environment (``HAVEN_REFERRAL_*``) unless given."""
+    settings = settings or load_settings("referral", ReferralSettings)
+    return build_app(build_definition(ReferralContext(settings)), settings)

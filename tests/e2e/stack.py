@@ -4,6 +4,7 @@ only through the real Kafka broker — for flows that cross services."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -44,30 +45,16 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def _app(name: str, settings_env: dict[str, str]) -> FastAPI:
-    """Build one service's app the way its ``__main__`` does."""
+    """Build one service's app exactly as its ``__main__`` does, from the environment."""
     with environment(settings_env):
         if name == "registration":
             from services.registration.service import DEFINITION as registration
             from services.registration.settings import RegistrationSettings
 
             return build_app(registration, load_settings(name, RegistrationSettings))
-        if name == "distribution":
-            from services.distribution.service import DEFINITION as distribution
-            from services.distribution.settings import DistributionSettings
-
-            return build_app(distribution, load_settings(name, DistributionSettings))
-        if name == "referral":
-            from services.referral.context import ReferralContext
-            from services.referral.service import build_definition as referral
-            from services.referral.settings import ReferralSettings
-
-            referral_settings = load_settings(name, ReferralSettings)
-            return build_app(referral(ReferralContext(referral_settings)), referral_settings)
-        from services.notifications.service import build_definition as notifications
-        from services.notifications.settings import NotificationsSettings
-
-        notification_settings = load_settings(name, NotificationsSettings)
-        return build_app(notifications(notification_settings), notification_settings)
+        service = importlib.import_module(f"services.{name}.service")
+        app: FastAPI = service.create_app()
+        return app
 
 
 @dataclass
