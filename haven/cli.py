@@ -65,7 +65,10 @@ def topics_create() -> None:
     common = CommonSettings()
     created = asyncio.run(
         ensure_topics(
-            common.kafka_bootstrap, CATALOG, replication_factor=common.topic_replication_factor
+            common.kafka_bootstrap,
+            CATALOG,
+            replication_factor=common.topic_replication_factor,
+            settings=common,
         )
     )
     console.print(f"created {len(created)} topic(s): {', '.join(created) or 'none needed'}")

@@ -5,21 +5,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared.events.catalog import Catalog, Topic
+from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
 
-def create_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
+def connection_options(settings: CommonSettings | None) -> dict[str, Any]:
+    """aiokafka keyword arguments for the configured listener: TLS and SASL, if any."""
+    if settings is None or settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # checked by CommonSettings
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
+    return options
+
+
+def broker_security(settings: CommonSettings | None) -> BaseSecurity | None:
+    """The same listener settings in FastStream's terms, for a KafkaBroker."""
+    options = connection_options(settings)
+    if not options:
+        return None
+    ssl_context = options.get("ssl_context")
+    mechanism = options.get("sasl_mechanism")
+    if mechanism is None:
+        return BaseSecurity(ssl_context=ssl_context)
+    security_class = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }[mechanism]
+    return security_class(
+        username=options["sasl_plain_username"],
+        password=options["sasl_plain_password"],
+        ssl_context=ssl_context,
+        use_ssl=ssl_context is not None,
+    )
+
+
+def create_producer(
+    bootstrap: str,
+    *,
+    client_id: str,
+    linger_ms: int = 5,
+    settings: CommonSettings | None = None,
+) -> AIOKafkaProducer:
     """An idempotent producer (``acks=all``): retries never duplicate or reorder a partition."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
+        **connection_options(settings),
         enable_idempotence=True,
         acks="all",
         linger_ms=linger_ms,
@@ -46,10 +96,16 @@ def _new_topic(name: str, partitions: int, replication: int, topic: Topic | None
 
 
 async def ensure_topics(
-    bootstrap: str, catalog: Catalog, *, replication_factor: int = 1
+    bootstrap: str,
+    catalog: Catalog,
+    *,
+    replication_factor: int = 1,
+    settings: CommonSettings | None = None,
 ) -> list[str]:
     """Create the catalog's topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="haven-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="haven-admin", **connection_options(settings)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -67,16 +123,21 @@ async def ensure_topics(
 class LazyProducer:
     """One producer per process, started on first use, so a service starts while Kafka is down."""
 
-    def __init__(self, bootstrap: str, *, client_id: str) -> None:
+    def __init__(
+        self, bootstrap: str, *, client_id: str, settings: CommonSettings | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
+        self.settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
     async def get(self) -> AIOKafkaProducer:
         async with self._lock:
             if self._producer is None:
-                producer = create_producer(self.bootstrap, client_id=self.client_id)
+                producer = create_producer(
+                    self.bootstrap, client_id=self.client_id, settings=self.settings
+                )
                 await producer.start()  # raises while Kafka is unreachable; callers retry
                 self._producer = producer
             return self._producer

@@ -24,7 +24,7 @@ from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import create_engine, migrate, session_factory
 from shared.events.asyncapi import asyncapi_document
 from shared.http import create_app
-from shared.kafka import LazyProducer
+from shared.kafka import LazyProducer, broker_security
 from shared.outbox import OutboxRelay
 from shared.problems import NotInYourSites, Problem
 from shared.settings import ServiceSettings
@@ -59,7 +59,9 @@ class ServiceRuntime:
         self.engine = create_engine(self.database_url, pool_size=settings.db_pool_size)
         self.sessions = session_factory(self.engine)
         bootstrap = settings.common.kafka_bootstrap
-        self.producer = LazyProducer(bootstrap, client_id=f"haven-{definition.name}")
+        self.producer = LazyProducer(
+            bootstrap, client_id=f"haven-{definition.name}", settings=settings.common
+        )
         self.consumer = EventConsumer(
             service=definition.name,
             sessions=self.sessions,
@@ -78,6 +80,7 @@ class ServiceRuntime:
             client_id=f"haven-{definition.name}",
             consumer_only=True,
             logger=log,
+            security=broker_security(settings.common),
             middlewares=[
                 KafkaPrometheusMiddleware(registry=REGISTRY, app_name=f"haven-{definition.name}")
             ],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -28,9 +28,26 @@ class CommonSettings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Kafka client security (a cluster's listeners; the local broker is PLAINTEXT on loopback).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
     # A server URL; each service uses its own database ``haven_<service>`` on it.
     database_url: str = Field(DEFAULT_DATABASE_SERVER, validation_alias="DATABASE_URL")
     topic_replication_factor: int = 1
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> CommonSettings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "HAVEN_KAFKA_SECURITY_PROTOCOL=SASL_* needs HAVEN_KAFKA_SASL_MECHANISM, "
+                "HAVEN_KAFKA_SASL_USERNAME and HAVEN_KAFKA_SASL_PASSWORD"
+            )
+        return self
 
 
 class ServiceSettings(BaseSettings):

@@ -15,14 +15,6 @@ from shared.settings import CommonSettings, ServiceSettings, load_settings
 from shared.telemetry import TelemetrySettings
 from tests.deploy.manifests import OVERLAYS, Resource, named, of_kind
 
-# Kafka client security the manifests already set; shared/ must read them (docs/deploy.md).
-AWAITING_SHARED = {
-    "HAVEN_KAFKA_SECURITY_PROTOCOL",
-    "HAVEN_KAFKA_SASL_MECHANISM",
-    "HAVEN_KAFKA_SASL_USERNAME",
-    "HAVEN_KAFKA_SASL_PASSWORD",
-    "HAVEN_KAFKA_SSL_CAFILE",
-}
 LIBPQ = {"PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT"}  # read by asyncpg itself
 
 
@@ -75,7 +67,6 @@ def test_every_setting_is_known_and_accepted(
         | _env_names(AuthSettings, "HAVEN_AUTH_")
         | _env_names(TelemetrySettings, "HAVEN_OTEL_")
         | _env_names(HttpSettings, "HAVEN_HTTP_")
-        | AWAITING_SHARED
         | LIBPQ
     )
     assert not set(env) - known, f"{service}: settings nobody reads: {set(env) - known}"
