@@ -4,4 +4,4 @@ from shared.consumer import EventConsumer
 
 
 def register(consumer: EventConsumer) -> None:
-    """Register this service's event handlers (none yet)."""
+    """Registration consumes no events: it is the source of households, not a reader."""

@@ -1,9 +1,40 @@
 """The registration service: what it is made of."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
 from pathlib import Path
 
 from services.registration import api, handlers
-from shared.service import ServiceDefinition
+from services.registration.domain import idempotency
+from services.registration.domain.ages import system_clock
+from services.registration.settings import RegistrationSettings
+from shared.service import ServiceDefinition, ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+
+async def purge_idempotency_records(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+    """Delete expired Idempotency-Key records now and then until the service stops."""
+    settings = runtime.settings
+    interval = (
+        settings.idempotency_purge_seconds
+        if isinstance(settings, RegistrationSettings)
+        else RegistrationSettings().idempotency_purge_seconds
+    )
+    while not stop.is_set():
+        try:
+            async with runtime.sessions() as session, session.begin():
+                purged = await idempotency.purge_expired(session=session, now=system_clock())
+            if purged:
+                log.info("purged expired idempotency records", extra={"count": purged})
+        except Exception as exc:  # the database may be away; try again next round
+            log.warning("idempotency purge failed", extra={"error": repr(exc)})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
 
 DEFINITION = ServiceDefinition(
     name="registration",
@@ -11,4 +42,5 @@ DEFINITION = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     routers=[api.router],
     register_handlers=handlers.register,
+    background=[purge_idempotency_records],
 )

@@ -1,0 +1,424 @@
+"""Duplicate detection: candidates from index-backed look-ups, scored in Python.
+
+Look-ups (each one an index range scan, never a scan of everyone; see the migration):
+
+* **name blocks** — registered members whose family-name phonetic code equals the new
+  member's family *or* given code (the second catches swapped names), or whose given-name
+  code does together with the family name's initial, in both cases with a year of birth
+  within ``YEAR_TOLERANCE``;
+* **documents** — the same document type, number (normalised) and issuing country;
+* **phone** — households with the same phone number.
+
+Only households that are active, pending review or deactivated are candidates (merged and
+erased ones are not people any more). Each candidate member is scored against the new
+member it was found for; a household scores as its best member pair plus the phone bonus.
+The weights are below and in the service README.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+from rapidfuzz.distance import JaroWinkler
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.registration.domain.names import NameKeys
+from services.registration.models import Household, Member, MemberDocument
+from shared.vocabulary import HouseholdStatus, Sex
+
+log = logging.getLogger(__name__)
+TRUNCATED = Counter(
+    "haven_registration_dedup_lookup_truncated_total",
+    "Duplicate look-ups that returned their limit of people (candidates may have been missed)",
+    ["lookup"],
+)
+
+# --- weights (documented in services/registration/README.md) ------------------------------
+WEIGHT_NAME = 0.55
+WEIGHT_BIRTH = 0.35
+WEIGHT_SEX = 0.10
+WEIGHT_PHONE = 0.15
+NAME_GATE = 0.85  # below this two names are different, unless the phone is the same
+SWAPPED_NAMES_FACTOR = 0.97  # given and family name exchanged: slightly less certain
+SINGLE_NAME_FACTOR = 0.90  # one of them has no family name: only given names compared
+SAME_NAME = 0.99
+DOCUMENT_SCORE = 1.0  # the same document is certain
+YEAR_TOLERANCE = 2  # blocking window, and the estimated-age tolerance
+CLOSE_DATE_DAYS = 31
+
+BIRTH_SAME_DATE = 1.0
+BIRTH_DAY_MONTH_SWAPPED = 0.9
+BIRTH_WITHIN_A_MONTH = 0.8
+BIRTH_YEAR_TYPO = 0.6  # same day and month, one year apart
+BIRTH_SAME_YEAR = 0.3
+ESTIMATED_BY_YEARS = {0: 0.8, 1: 0.7, 2: 0.6}  # either age is an estimate
+
+SEX_SAME = 1.0
+SEX_UNSURE = 0.5  # either is other or unknown
+SEX_DIFFERENT = 0.0
+
+CANDIDATE_STATUSES = (
+    HouseholdStatus.ACTIVE,
+    HouseholdStatus.PENDING_REVIEW,
+    HouseholdStatus.DEACTIVATED,
+)
+
+
+class Reason:
+    """Reason codes shown to reviewers and carried in DuplicateReviewRequested."""
+
+    SAME_DOCUMENT = "same_document"
+    SAME_NAME = "same_name"
+    SIMILAR_NAME = "similar_name"
+    SWAPPED_NAMES = "swapped_names"
+    SAME_BIRTH_DATE = "same_birth_date"
+    CLOSE_BIRTH_DATE = "close_birth_date"
+    SAME_BIRTH_YEAR = "same_birth_year"
+    ESTIMATED_AGE_CLOSE = "estimated_age_within_2_years"
+    SAME_PHONE = "same_phone"
+
+
+@dataclass(frozen=True)
+class Person:
+    """A member being registered, as the duplicate check sees them."""
+
+    keys: NameKeys
+    sex: Sex
+    date_of_birth: date | None
+    birth_year: int
+    estimated: bool
+    documents: tuple[tuple[str, str, str], ...] = ()  # (type, issuing country, number key)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registered member found by a look-up, with their household's facts."""
+
+    member_id: UUID
+    household_id: UUID
+    case_number: str
+    site_id: str
+    given_key: str
+    family_key: str
+    sex: Sex
+    date_of_birth: date | None
+    birth_year: int
+    estimated: bool
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class PairScore:
+    score: float
+    reasons: frozenset[str]
+
+
+@dataclass
+class Match:
+    """A registered household that is probably the same as the new one."""
+
+    household_id: UUID
+    case_number: str
+    site_id: str
+    score: float
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class _HouseholdTally:
+    case_number: str
+    site_id: str
+    best: float = 0.0
+    reasons: set[str] = field(default_factory=set)
+    same_phone: bool = False
+
+
+# --- scoring (pure) ------------------------------------------------------------------------
+
+
+def _jw(a: str, b: str) -> float:
+    return float(JaroWinkler.similarity(a, b)) if a and b else 0.0
+
+
+def name_similarity(
+    new_given: str, new_family: str, old_given: str, old_family: str
+) -> tuple[float, str | None]:
+    """Similarity of two names in [0, 1] and its reason (same, similar or swapped)."""
+    if not new_family or not old_family:
+        score = SINGLE_NAME_FACTOR * _jw(new_given, old_given)
+        return score, (Reason.SIMILAR_NAME if score else None)
+    straight = (_jw(new_given, old_given) + _jw(new_family, old_family)) / 2
+    swapped = SWAPPED_NAMES_FACTOR * (_jw(new_given, old_family) + _jw(new_family, old_given)) / 2
+    if swapped > straight:
+        return swapped, Reason.SWAPPED_NAMES
+    return straight, (Reason.SAME_NAME if straight >= SAME_NAME else Reason.SIMILAR_NAME)
+
+
+def birth_similarity(
+    new_date: date | None,
+    new_year: int,
+    new_estimated: bool,
+    old_date: date | None,
+    old_year: int,
+    old_estimated: bool,
+) -> tuple[float, str | None]:
+    """How well two birth dates (or estimated ages) agree, in [0, 1], and why."""
+    if new_estimated or old_estimated or new_date is None or old_date is None:
+        score = ESTIMATED_BY_YEARS.get(abs(new_year - old_year), 0.0)
+        return score, (Reason.ESTIMATED_AGE_CLOSE if score else None)
+    if new_date == old_date:
+        return BIRTH_SAME_DATE, Reason.SAME_BIRTH_DATE
+    if new_date.year == old_date.year and (new_date.month, new_date.day) == (
+        old_date.day,
+        old_date.month,
+    ):
+        return BIRTH_DAY_MONTH_SWAPPED, Reason.CLOSE_BIRTH_DATE
+    if abs((new_date - old_date).days) <= CLOSE_DATE_DAYS:
+        return BIRTH_WITHIN_A_MONTH, Reason.CLOSE_BIRTH_DATE
+    if (new_date.month, new_date.day) == (old_date.month, old_date.day) and (
+        abs(new_date.year - old_date.year) == 1
+    ):
+        return BIRTH_YEAR_TYPO, Reason.CLOSE_BIRTH_DATE
+    if new_date.year == old_date.year:
+        return BIRTH_SAME_YEAR, Reason.SAME_BIRTH_YEAR
+    return 0.0, None
+
+
+def sex_agreement(new: Sex, old: Sex) -> float:
+    known = {Sex.FEMALE, Sex.MALE}
+    if new not in known or old not in known:
+        return SEX_UNSURE
+    return SEX_SAME if new == old else SEX_DIFFERENT
+
+
+def score_pair(person: Person, registered: Registered, *, same_phone: bool) -> PairScore:
+    """Score of one new member against one registered member (before the phone bonus).
+
+    ``WEIGHT_NAME·name + WEIGHT_BIRTH·birth + WEIGHT_SEX·sex`` when the birth dates agree at
+    all and the names pass ``NAME_GATE`` (the gate is lifted when the phone is the same, so
+    names in scripts that do not transliterate into each other can still meet).
+    """
+    name, name_reason = name_similarity(
+        person.keys.given_key, person.keys.family_key, registered.given_key, registered.family_key
+    )
+    birth, birth_reason = birth_similarity(
+        person.date_of_birth,
+        person.birth_year,
+        person.estimated,
+        registered.date_of_birth,
+        registered.birth_year,
+        registered.estimated,
+    )
+    if birth <= 0 or (name < NAME_GATE and not same_phone):
+        return PairScore(0.0, frozenset())
+    score = (
+        WEIGHT_NAME * name
+        + WEIGHT_BIRTH * birth
+        + WEIGHT_SEX * sex_agreement(person.sex, registered.sex)
+    )
+    reasons = {r for r in (birth_reason,) if r}
+    if name >= NAME_GATE and name_reason:
+        reasons.add(name_reason)
+    return PairScore(min(1.0, score), frozenset(reasons))
+
+
+def combine(
+    pairs: Iterable[tuple[Registered, PairScore]],
+    *,
+    document_matches: Iterable[Registered],
+    phone: str | None,
+    threshold: float,
+) -> list[Match]:
+    """Household scores: best pair, plus ``WEIGHT_PHONE`` for the same phone; a shared
+    document scores ``DOCUMENT_SCORE``. Returns those at or above ``threshold``, best first."""
+    tallies: dict[UUID, _HouseholdTally] = {}
+
+    def tally(row: Registered) -> _HouseholdTally:
+        entry = tallies.setdefault(row.household_id, _HouseholdTally(row.case_number, row.site_id))
+        entry.same_phone = entry.same_phone or (phone is not None and row.phone == phone)
+        return entry
+
+    for row, pair in pairs:
+        entry = tally(row)
+        if pair.score > 0:
+            entry.best = max(entry.best, pair.score)
+            entry.reasons |= pair.reasons
+    for row in document_matches:
+        entry = tally(row)
+        entry.best = DOCUMENT_SCORE
+        entry.reasons.add(Reason.SAME_DOCUMENT)
+    matches: list[Match] = []
+    for household_id, entry in tallies.items():
+        if entry.best <= 0:
+            continue
+        score = entry.best
+        if entry.same_phone:
+            score = min(1.0, score + WEIGHT_PHONE)
+            entry.reasons.add(Reason.SAME_PHONE)
+        if score >= threshold:
+            matches.append(
+                Match(
+                    household_id=household_id,
+                    case_number=entry.case_number,
+                    site_id=entry.site_id,
+                    score=round(score, 3),
+                    reasons=tuple(sorted(entry.reasons)),
+                )
+            )
+    matches.sort(key=lambda m: (-m.score, m.case_number))
+    return matches
+
+
+# --- look-ups (index-backed) ---------------------------------------------------------------
+
+
+def _candidates() -> sa.Select[*tuple[Any, ...]]:
+    return (
+        sa.select(
+            col(Member.id),
+            col(Member.household_id),
+            col(Household.case_number),
+            col(Household.site_id),
+            col(Member.given_key),
+            col(Member.family_key),
+            col(Member.sex),
+            col(Member.date_of_birth),
+            col(Member.birth_year),
+            col(Member.estimated_age).is_not(None),
+            col(Household.phone),
+        )
+        .join(Household, col(Household.id) == col(Member.household_id))
+        .where(col(Household.status).in_([s.value for s in CANDIDATE_STATUSES]))
+    )
+
+
+def name_block_condition(person: Person) -> sa.ColumnElement[bool] | None:
+    """The blocking condition of one person (None when the name has no phonetic code)."""
+    keys = person.keys
+    codes = sorted({keys.family_phonetic, keys.given_phonetic} - {""})
+    if not codes:
+        return None
+    # "" finds people registered with a single name under their given name.
+    initials = sorted({keys.family_initial, keys.given_key[:1], ""})
+    years = col(Member.birth_year).between(
+        person.birth_year - YEAR_TOLERANCE, person.birth_year + YEAR_TOLERANCE
+    )
+    return sa.or_(
+        sa.and_(col(Member.family_phonetic).in_(codes), years),
+        sa.and_(
+            col(Member.given_phonetic).in_(codes),
+            col(Member.family_initial).in_(initials),
+            years,
+        ),
+    )
+
+
+def name_block_query(person: Person, *, limit: int) -> sa.Select[*tuple[Any, ...]] | None:
+    condition = name_block_condition(person)
+    return None if condition is None else _candidates().where(condition).limit(limit)
+
+
+def document_query(person: Person, *, limit: int) -> sa.Select[*tuple[Any, ...]] | None:
+    """Registered members holding one of the person's documents (type, number, country)."""
+    if not person.documents:
+        return None
+    same_document = sa.or_(
+        *(
+            sa.and_(
+                col(MemberDocument.number_key) == number_key,
+                col(MemberDocument.doc_type) == doc_type,
+                col(MemberDocument.issuing_country) == country,
+            )
+            for doc_type, country, number_key in person.documents
+        )
+    )
+    return (
+        _candidates()
+        .join(MemberDocument, col(MemberDocument.member_id) == col(Member.id))
+        .where(same_document)
+        .limit(limit)
+    )
+
+
+def phone_query(phone: str, *, limit: int) -> sa.Select[*tuple[Any, ...]]:
+    """Members of households registered with the same phone number."""
+    return _candidates().where(col(Household.phone) == phone).limit(limit)
+
+
+def _registered(row: sa.Row[*tuple[Any, ...]]) -> Registered:
+    values: tuple[Any, ...] = tuple(row)
+    return Registered(
+        member_id=values[0],
+        household_id=values[1],
+        case_number=values[2],
+        site_id=values[3],
+        given_key=values[4],
+        family_key=values[5],
+        sex=Sex(values[6]),
+        date_of_birth=values[7],
+        birth_year=values[8],
+        estimated=bool(values[9]),
+        phone=values[10],
+    )
+
+
+async def _fetch(
+    session: AsyncSession,
+    query: sa.Select[*tuple[Any, ...]],
+    exclude: UUID | None,
+    *,
+    limit: int,
+    lookup: str,
+) -> list[Registered]:
+    if exclude is not None:
+        query = query.where(col(Member.household_id) != exclude)
+    connection = await session.connection()
+    rows = [_registered(row) for row in (await connection.execute(query)).all()]
+    if len(rows) >= limit:
+        # Realistic blocks are far smaller; a full one means candidates may be missed.
+        TRUNCATED.labels(lookup).inc()
+        log.warning("duplicate look-up hit its limit", extra={"lookup": lookup, "limit": limit})
+    return rows
+
+
+async def find_duplicates(
+    *,
+    session: AsyncSession,
+    people: Sequence[Person],
+    phone: str | None,
+    threshold: float,
+    limit: int,
+    exclude_household: UUID | None = None,
+) -> list[Match]:
+    """Registered households that score at or above ``threshold`` against ``people``."""
+    pairs: list[tuple[Registered, PairScore]] = []
+    document_matches: list[Registered] = []
+    phone_rows: list[Registered] = []
+    if phone is not None:
+        phone_rows = await _fetch(
+            session, phone_query(phone, limit=limit), exclude_household, limit=limit, lookup="phone"
+        )
+    for person in people:
+        block = name_block_query(person, limit=limit)
+        rows = (
+            await _fetch(session, block, exclude_household, limit=limit, lookup="name")
+            if block is not None
+            else []
+        )
+        for row in rows + phone_rows:
+            same_phone = phone is not None and row.phone == phone
+            pairs.append((row, score_pair(person, row, same_phone=same_phone)))
+        documents = document_query(person, limit=limit)
+        if documents is not None:
+            document_matches += await _fetch(
+                session, documents, exclude_household, limit=limit, lookup="document"
+            )
+    return combine(pairs, document_matches=document_matches, phone=phone, threshold=threshold)

@@ -1,0 +1,131 @@
+"""Idempotent intake: the first response to (caller, Idempotency-Key) is kept and replayed.
+
+The record is claimed with ``INSERT ... ON CONFLICT`` in the registration's own transaction,
+so two concurrent requests with the same key cannot both register: the second waits on the
+first's uncommitted row, then finds it and replays the stored response (or, if the first
+rolled back, claims the key itself). The same key with another body is refused. Records
+expire after ``idempotency_ttl_hours``; erasing a household strips its records of the
+request hash and the response and leaves only a marker that answers 410.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.registration.domain.errors import HouseholdErased, IdempotencyKeyReused
+from services.registration.models import IdempotencyRecord
+
+ERASED_STATUS = 410
+
+
+def request_hash(body: Any) -> str:
+    """SHA-256 of the canonical JSON of a validated request body."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+
+
+async def claim(
+    *,
+    session: AsyncSession,
+    principal_sub: str,
+    key: str,
+    body_hash: str,
+    now: datetime,
+    ttl: timedelta,
+) -> StoredResponse | None:
+    """Claim the key for this transaction; the earlier response when it was used before."""
+    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    claimed = await session.exec(
+        insert(table)
+        .values(
+            principal_sub=principal_sub,
+            idempotency_key=key,
+            request_hash=body_hash,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        .on_conflict_do_update(
+            index_elements=["principal_sub", "idempotency_key"],
+            set_={
+                "request_hash": body_hash,
+                "status_code": None,
+                "response_body": None,
+                "household_id": None,
+                "created_at": now,
+                "expires_at": now + ttl,
+            },
+            where=table.c.expires_at <= now,  # an expired record is taken over
+        )
+        .returning(table.c.idempotency_key)
+    )
+    if claimed.first() is not None:
+        return None
+    record = (
+        await session.exec(
+            select(IdempotencyRecord).where(
+                col(IdempotencyRecord.principal_sub) == principal_sub,
+                col(IdempotencyRecord.idempotency_key) == key,
+            )
+        )
+    ).one()
+    if record.status_code == ERASED_STATUS:
+        raise HouseholdErased("The household registered with this Idempotency-Key has been erased.")
+    if record.request_hash != body_hash:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different request. "
+            "Use a new key for a new registration."
+        )
+    assert record.status_code is not None and record.response_body is not None
+    return StoredResponse(record.status_code, record.response_body)
+
+
+async def complete(
+    *,
+    session: AsyncSession,
+    principal_sub: str,
+    key: str,
+    status_code: int,
+    body: dict[str, Any],
+    household_id: UUID,
+) -> None:
+    """Store the response of the request that claimed the key (same transaction)."""
+    await session.exec(
+        sa.update(IdempotencyRecord)
+        .where(
+            col(IdempotencyRecord.principal_sub) == principal_sub,
+            col(IdempotencyRecord.idempotency_key) == key,
+        )
+        .values(status_code=status_code, response_body=body, household_id=household_id)
+    )
+
+
+async def forget_household(*, session: AsyncSession, household_id: UUID) -> None:
+    """Erasure: keep only a marker (the key answers 410), no request hash, no response."""
+    await session.exec(
+        sa.update(IdempotencyRecord)
+        .where(col(IdempotencyRecord.household_id) == household_id)
+        .values(request_hash=None, response_body=None, status_code=ERASED_STATUS)
+    )
+
+
+async def purge_expired(*, session: AsyncSession, now: datetime) -> int:
+    result = await session.exec(
+        sa.delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) <= now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

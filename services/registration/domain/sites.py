@@ -1,0 +1,67 @@
+"""Registration sites: reference data, each with its own case-number sequence.
+
+Case numbers are ``<SITE>-<6 digits>`` from a PostgreSQL SEQUENCE per site, created with
+the site. A sequence never blocks a concurrent registration at the same site (a counter row
+would serialise them); the price is gaps: a number taken by a transaction that rolls back is
+not reused. Past 999999 the number simply grows a seventh digit.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.registration.domain.errors import SiteExists
+from services.registration.models import SITE_ID_PATTERN, Site, SiteCreate, SitePublic
+from shared import audit
+from shared.auth import Principal
+
+SERVICE = "registration"
+CASE_NUMBER_DIGITS = 6
+
+
+def case_sequence(site_id: str) -> str:
+    """The quoted name of a site's case-number sequence (the id format makes it safe)."""
+    if not re.fullmatch(SITE_ID_PATTERN, site_id):
+        raise ValueError(f"not a site id: {site_id!r}")
+    return f'"case_number_{site_id}"'
+
+
+async def create_site(
+    *, session: AsyncSession, data: SiteCreate, principal: Principal, now: datetime
+) -> SitePublic:
+    """Add a site and its case-number sequence; SiteExists when the id is taken."""
+    inserted = await session.exec(
+        insert(Site)
+        .values(**data.model_dump(), created_at=now)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(col(Site.id))
+    )
+    if inserted.first() is None:
+        raise SiteExists(f"Site {data.id} already exists.", site_id=data.id)
+    connection = await session.connection()
+    await connection.execute(sa.text(f"CREATE SEQUENCE IF NOT EXISTS {case_sequence(data.id)}"))
+    await audit.record(
+        session,
+        service=SERVICE,
+        principal=principal,
+        action="site.create",
+        resource_type="site",
+        resource_id=data.id,
+    )
+    return SitePublic.model_validate(data.model_dump())
+
+
+async def list_sites(*, session: AsyncSession) -> list[SitePublic]:
+    result = await session.exec(select(Site).order_by(col(Site.id)))
+    return [SitePublic.model_validate(site, from_attributes=True) for site in result.all()]
+
+
+async def next_case_number(session: AsyncSession, site_id: str) -> str:
+    number = await session.scalar(sa.text(f"SELECT nextval('{case_sequence(site_id)}')"))
+    return f"{site_id}-{int(number or 0):0{CASE_NUMBER_DIGITS}d}"
