@@ -1,9 +1,7 @@
 """python -m services.registration — serve the registration service."""
 
-from services.registration.service import DEFINITION
-from services.registration.settings import RegistrationSettings
-from shared.service import run
-from shared.settings import load_settings
+from services.registration.service import create_app
+from shared.service import serve
 
 if __name__ == "__main__":
-    run(DEFINITION, load_settings("registration", RegistrationSettings))
+    serve(create_app())

@@ -7,11 +7,14 @@ import contextlib
 import logging
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from services.registration import api, handlers
 from services.registration.domain import idempotency
 from services.registration.domain.ages import system_clock
 from services.registration.settings import RegistrationSettings
-from shared.service import ServiceDefinition, ServiceRuntime
+from shared.service import ServiceDefinition, ServiceRuntime, build_app
+from shared.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +47,8 @@ DEFINITION = ServiceDefinition(
     register_handlers=handlers.register,
     background=[purge_idempotency_records],
 )
+
+
+def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
+    """The service's app; settings from the environment (``HAVEN_REGISTRATION_*``) unless given."""
+    return build_app(DEFINITION, settings or load_settings("registration", RegistrationSettings))

@@ -16,8 +16,7 @@ from fastapi import FastAPI
 
 from shared.auth import AuthSettings, Role, issue_dev_token
 from shared.events.catalog import CATALOG
-from shared.service import build_app
-from shared.settings import ServiceSettings, load_settings
+from shared.settings import ServiceSettings
 from tests.support import create_catalog_topics, migrated_database, start_group_at_end, unique
 
 SERVICES = ("registration", "distribution", "referral", "notifications")
@@ -47,11 +46,6 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 def _app(name: str, settings_env: dict[str, str]) -> FastAPI:
     """Build one service's app exactly as its ``__main__`` does, from the environment."""
     with environment(settings_env):
-        if name == "registration":
-            from services.registration.service import DEFINITION as registration
-            from services.registration.settings import RegistrationSettings
-
-            return build_app(registration, load_settings(name, RegistrationSettings))
         service = importlib.import_module(f"services.{name}.service")
         app: FastAPI = service.create_app()
         return app
