@@ -26,6 +26,7 @@ from shared.settings import DEFAULT_PORTS
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_SECONDS = 120.0
 ALERT_RULES_DIR = ROOT / "deploy" / "prometheus"
+DEMO_TIMEZONE = "Europe/Chisinau"
 
 
 @dataclass
@@ -74,6 +75,13 @@ def running_stack(options: StackOptions, console: Console) -> Iterator[RunningSt
             "DATABASE_URL": infra.admin_database_url,
             "HAVEN_STATE_DIR": str(state),
             "PYTHONUNBUFFERED": "1",
+            # The demo country programme is Moldova: local days and quiet hours follow it.
+            "HAVEN_DISTRIBUTION_TIMEZONE": os.environ.get(
+                "HAVEN_DISTRIBUTION_TIMEZONE", DEMO_TIMEZONE
+            ),
+            "HAVEN_NOTIFICATIONS_DEFAULT_TIMEZONE": os.environ.get(
+                "HAVEN_NOTIFICATIONS_DEFAULT_TIMEZONE", DEMO_TIMEZONE
+            ),
         }
         services: dict[str, ManagedProcess] = {}
         for name in SERVICES:
@@ -103,7 +111,7 @@ def running_stack(options: StackOptions, console: Console) -> Iterator[RunningSt
             stack.callback(prometheus.stop)
             prometheus.wait_ready()
         if options.load_demo:
-            created = load_demo_data(urls, admin_token())
+            created = load_demo_data(urls, demo_loader_token())
             console.print(f"demo reference data: {created}")
         yield RunningStack(infra=infra, services=services, urls=urls, prometheus=prometheus)
 
@@ -130,8 +138,14 @@ def wait_until_ready(urls: Mapping[str, str], processes: Mapping[str, ManagedPro
             time.sleep(0.3)
 
 
-def admin_token() -> str:
-    return issue_dev_token(AuthSettings(), sub="demo-loader", roles=[Role.ADMIN], sites=["*"])
+def demo_loader_token() -> str:
+    """Admin for reference data, warehouse operator for opening stock, on every site."""
+    return issue_dev_token(
+        AuthSettings(),
+        sub="demo-loader",
+        roles=[Role.ADMIN, Role.WAREHOUSE_OPERATOR],
+        sites=["*"],
+    )
 
 
 def print_urls(running: RunningStack, console: Console) -> None:

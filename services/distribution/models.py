@@ -175,6 +175,17 @@ class StockBalance(SQLModel, table=True):
     updated_at: datetime = _timestamp()
 
 
+class StockReceipt(SQLModel, table=True):
+    """A delivery note received at a warehouse (recorded once)."""
+
+    __tablename__ = "stock_receipt"
+
+    warehouse_id: UUID = TableField(primary_key=True, foreign_key="warehouse.id")
+    reference: str = TableField(primary_key=True)
+    recorded_by: str
+    recorded_at: datetime = TableField(sa_type=sa.DateTime(timezone=True))
+
+
 class StockLedgerEntry(SQLModel, table=True):
     """One append-only movement; quantities are signed (+ in, - out)."""
 

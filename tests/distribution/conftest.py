@@ -113,6 +113,7 @@ class Site:
         batch: str | None = None,
         expires_on: str | None = None,
         warehouse_id: str | None = None,
+        reference: str | None = None,
     ) -> httpx.Response:
         line: dict[str, Any] = {"sku": sku, "quantity": quantity}
         if batch is not None:
@@ -121,7 +122,7 @@ class Site:
             line["expires_on"] = expires_on
         return await self.client.post(
             f"/v1/warehouses/{warehouse_id or self.warehouse_id}/receipts",
-            json={"lines": [line], "reference": "GRN-1"},
+            json={"lines": [line], "reference": reference or f"GRN-{uuid.uuid4().hex[:10]}"},
             headers=self.operator,
         )
 

@@ -283,3 +283,14 @@ async def test_the_ledger_pages_newest_first_with_an_opaque_cursor(site: Site) -
     assert (
         await site.client.get(url, params={"limit": 500}, headers=site.manager)
     ).status_code == 422
+
+
+async def test_a_delivery_note_is_received_once_per_warehouse(site: Site) -> None:
+    sku = await site.item(ItemCategory.HYGIENE)
+    first = await site.receive(sku, 30, reference="GRN-2026-0042")
+    assert first.status_code == 201, first.text
+    again = await site.receive(sku, 30, reference="GRN-2026-0042")
+    assert again.status_code == 409, again.text
+    assert again.json()["type"] == "urn:haven:problem:receipt-already-recorded"
+    stock = await site.client.get(f"/v1/warehouses/{site.warehouse_id}/stock", headers=site.operator)
+    assert [s["on_hand"] for s in stock.json()["items"] if s["sku"] == sku] == [30]

@@ -81,6 +81,11 @@ class AlreadyExists(Conflict):
     type_slug, title = "already-exists", "Already exists"
 
 
+class ReceiptAlreadyRecorded(Conflict):
+    type_slug = "receipt-already-recorded"
+    title = "Receipt already recorded"
+
+
 class BatchExpiryMismatch(Conflict):
     type_slug, title = "batch-expiry-mismatch", "Batch already known with another expiry date"
 

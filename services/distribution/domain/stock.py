@@ -35,6 +35,7 @@ from services.distribution.domain.errors import (
     BatchExpiryMismatch,
     InsufficientStock,
     InvalidStockLines,
+    ReceiptAlreadyRecorded,
 )
 from services.distribution.domain.pagination import decode_cursor, encode_cursor
 from services.distribution.models import (
@@ -51,6 +52,7 @@ from services.distribution.models import (
     ReorderLevel,
     StockBalance,
     StockLedgerEntry,
+    StockReceipt,
     TransferCreate,
     Warehouse,
     WarehouseStockPublic,
@@ -419,6 +421,37 @@ async def net_issued(
 # --- commands ------------------------------------------------------------------------------
 
 
+async def claim_receipt_note(
+    session: AsyncSession,
+    *,
+    warehouse_id: UUID,
+    reference: str,
+    principal: Principal,
+    now: datetime,
+) -> None:
+    """Record the delivery note, or refuse it when this warehouse already received it.
+
+    The note's primary key makes a concurrent second receipt wait for the first and then fail,
+    without locking anything the stock commands lock.
+    """
+    claimed = await session.exec(
+        insert(StockReceipt)
+        .values(
+            warehouse_id=warehouse_id,
+            reference=reference,
+            recorded_by=principal.sub,
+            recorded_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(col(StockReceipt.reference))
+    )
+    if claimed.first() is None:
+        raise ReceiptAlreadyRecorded(
+            f"Delivery note {reference} was already received at this warehouse.",
+            reference=reference,
+        )
+
+
 async def receive(
     *,
     session: AsyncSession,
@@ -428,8 +461,15 @@ async def receive(
     now: datetime,
     today: date,
 ) -> MovementsPublic:
-    """Goods received: one receipt entry per line (batch and expiry as delivered)."""
+    """Goods received: one receipt entry per line (batch and expiry as delivered).
+
+    A delivery note (``reference``) is recorded once per warehouse, so a re-sent receipt
+    cannot count the same goods twice.
+    """
     warehouse = await get_warehouse(session=session, principal=principal, warehouse_id=warehouse_id)
+    await claim_receipt_note(
+        session, warehouse_id=warehouse.id, reference=data.reference, principal=principal, now=now
+    )
     items = await items_by_sku(session=session, skus=[line.sku for line in data.lines])
     errors = []
     for index, line in enumerate(data.lines):
