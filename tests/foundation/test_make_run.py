@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from haven.devstack.processes import free_port, port_in_use
+from shared.auth import AuthSettings, issue_dev_token
 from shared.events.catalog import SERVICES
 from tests.support import ROOT
 
@@ -65,6 +66,14 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: P
             assert ready.json()["checks"] == {"postgresql": "ok", "kafka": "ok"}
             assert httpx.get(f"http://127.0.0.1:{port}/asyncapi.json", timeout=5).status_code == 200
         assert "haven token" in printed
+        # The demo country programme was loaded through the services' APIs.
+        admin = {
+            "Authorization": f"Bearer {issue_dev_token(AuthSettings(), sub='t', roles=['admin'], sites=['*'])}"
+        }
+        sites = httpx.get(
+            f"http://127.0.0.1:{ports['registration']}/v1/sites", headers=admin, timeout=5
+        )
+        assert "MDA-CHI" in {site["id"] for site in sites.json()}
         children = descendants(process.pid)
         assert len(children) >= 6  # four services, Kafka, PostgreSQL (and Prometheus)
 
