@@ -67,9 +67,8 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: P
             assert httpx.get(f"http://127.0.0.1:{port}/asyncapi.json", timeout=5).status_code == 200
         assert "haven token" in printed
         # The demo country programme was loaded through the services' APIs.
-        admin = {
-            "Authorization": f"Bearer {issue_dev_token(AuthSettings(), sub='t', roles=['admin'], sites=['*'])}"
-        }
+        jwt = issue_dev_token(AuthSettings(), sub="t", roles=["admin"], sites=["*"])
+        admin = {"Authorization": f"Bearer {jwt}"}
         sites = httpx.get(
             f"http://127.0.0.1:{ports['registration']}/v1/sites", headers=admin, timeout=5
         )
