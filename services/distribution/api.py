@@ -30,7 +30,6 @@ from services.distribution.domain import (
     shelter,
     stock,
 )
-from services.distribution.domain.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from services.distribution.domain.policy import PolicyBook, load_policies
 from services.distribution.models import (
     SKU_PATTERN,
@@ -65,6 +64,7 @@ from services.distribution.models import (
 from services.distribution.settings import DistributionSettings, distribution_settings
 from shared.auth import Principal, Role, require_roles
 from shared.http import problem_responses
+from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.problems import ServiceUnavailable
 from shared.service import ServiceRuntime, SessionDep, runtime_of
 

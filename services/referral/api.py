@@ -19,8 +19,6 @@ from services.referral.domain.common import (
     DEFAULT_PAGE,
     MAX_PAGE,
     Actor,
-    decode_cursor,
-    encode_cursor,
     record_audit,
 )
 from services.referral.domain.states import Status
@@ -48,6 +46,7 @@ from services.referral.models import (
 )
 from shared.auth import Principal, Role, require_roles
 from shared.http import problem_responses
+from shared.pagination import decode_id_cursor, encode_id_cursor
 from shared.service import SessionDep, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["referral"])
@@ -112,7 +111,7 @@ async def list_providers(
     async with session.begin():
         rows = await providers.page(
             session,
-            after=decode_cursor(cursor),
+            after=decode_id_cursor(cursor) if cursor else None,
             limit=limit,
             service_type=service_type,
             region=region,
@@ -120,7 +119,7 @@ async def list_providers(
         )
         items = await providers.public_views(session, rows)
     return ProviderPage(
-        items=items, next_cursor=encode_cursor(rows[-1].id) if len(rows) == limit else None
+        items=items, next_cursor=encode_id_cursor(rows[-1].id) if len(rows) == limit else None
     )
 
 
@@ -234,7 +233,7 @@ async def list_referrals(
             session,
             principal=principal,
             now=now,
-            after=decode_cursor(cursor),
+            after=decode_id_cursor(cursor) if cursor else None,
             limit=limit,
             household_id=household_id,
             status=status,
@@ -249,7 +248,7 @@ async def list_referrals(
             resource_type="referral",
             resource_id=None,
         )
-        next_cursor = encode_cursor(rows[-1].id) if len(rows) == limit else None
+        next_cursor = encode_id_cursor(rows[-1].id) if len(rows) == limit else None
         if referrals.sees_as_provider(principal):
             return ProviderReferralPage(
                 items=await referrals.provider_views(session, rows), next_cursor=next_cursor
@@ -424,7 +423,7 @@ async def list_consent_tasks(
         rows = await consent.page(
             session,
             sites=referrals.visible_sites(principal),
-            after=decode_cursor(cursor),
+            after=decode_id_cursor(cursor) if cursor else None,
             limit=limit,
             status=status,
             household_id=household_id,
@@ -438,5 +437,5 @@ async def list_consent_tasks(
         )
     return ConsentTaskPage(
         items=[ConsentTaskPublic.model_validate(t, from_attributes=True) for t in rows],
-        next_cursor=encode_cursor(rows[-1].id) if len(rows) == limit else None,
+        next_cursor=encode_id_cursor(rows[-1].id) if len(rows) == limit else None,
     )

@@ -292,5 +292,7 @@ async def test_a_delivery_note_is_received_once_per_warehouse(site: Site) -> Non
     again = await site.receive(sku, 30, reference="GRN-2026-0042")
     assert again.status_code == 409, again.text
     assert again.json()["type"] == "urn:haven:problem:receipt-already-recorded"
-    stock = await site.client.get(f"/v1/warehouses/{site.warehouse_id}/stock", headers=site.operator)
+    stock = await site.client.get(
+        f"/v1/warehouses/{site.warehouse_id}/stock", headers=site.operator
+    )
     assert [s["on_hand"] for s in stock.json()["items"] if s["sku"] == sku] == [30]

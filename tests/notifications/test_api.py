@@ -142,7 +142,7 @@ async def test_listing_masks_recipients_filters_pages_and_scopes_by_site(
     assert mine.status_code == 200 and mine.json()["recipient"] == "+3736*****12"
 
     bad = await api.get("/v1/notifications?cursor=not-a-cursor!", headers=ADMIN)
-    assert bad.status_code == 422
+    assert bad.status_code == 400 and bad.json()["type"] == "urn:haven:problem:invalid-cursor"
     assert bad.headers["content-type"].startswith("application/problem+json")
     assert (await api.get("/v1/notifications?limit=500", headers=ADMIN)).status_code == 422
     assert (await api.get("/v1/notifications?status=lost", headers=ADMIN)).status_code == 422

@@ -758,8 +758,8 @@ async def test_search_pages_with_a_cursor_and_a_bounded_limit(service: Service) 
     bad_cursor = await service.client.get(
         "/v1/households", params={"cursor": "not-a-cursor"}, headers=service.admin
     )
-    assert bad_cursor.status_code == 422
-    assert bad_cursor.json()["errors"][0]["field"] == "cursor"
+    assert bad_cursor.status_code == 400
+    assert bad_cursor.json()["type"] == "urn:haven:problem:invalid-cursor"
     for role in READERS:
         response = await service.client.get(
             "/v1/households", params={"q": family}, headers=service.headers(role)

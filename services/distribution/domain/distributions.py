@@ -33,14 +33,12 @@ from services.distribution.domain.errors import (
     ClientRefReused,
     DistributionAnonymised,
     DistributionNotFound,
-    InvalidCursor,
 )
 from services.distribution.domain.households import (
     household_for_command,
     lock_households,
     require_active,
 )
-from services.distribution.domain.pagination import decode_cursor, encode_cursor
 from services.distribution.domain.policy import PolicyBook
 from services.distribution.domain.stock import (
     EVENT_SOURCE,
@@ -73,6 +71,7 @@ from shared.events.distribution import (
     StockExpired,
 )
 from shared.outbox import add_event
+from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 CREATED = 201
 CLIENT_REF_CONSTRAINT = "distribution_client_ref_key"

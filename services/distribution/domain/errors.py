@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from shared.problems import BadRequest, Conflict, NotFound, ServiceUnavailable, UnprocessableContent
+from shared.problems import Conflict, NotFound, ServiceUnavailable, UnprocessableContent
 
 
 class HouseholdNotKnownYet(NotFound):
@@ -132,10 +132,6 @@ class AlreadyReleased(Conflict):
 
 class NoPolicyInForce(ServiceUnavailable):
     type_slug, title = "no-policy-in-force", "No entitlement policy in force"
-
-
-class InvalidCursor(BadRequest):
-    type_slug, title = "invalid-cursor", "Invalid cursor"
 
 
 class InvalidPeriod(UnprocessableContent):

@@ -37,7 +37,6 @@ from services.distribution.domain.errors import (
     InvalidStockLines,
     ReceiptAlreadyRecorded,
 )
-from services.distribution.domain.pagination import decode_cursor, encode_cursor
 from services.distribution.models import (
     AdjustmentCreate,
     BatchStockPublic,
@@ -61,6 +60,7 @@ from shared import audit
 from shared.auth import Principal
 from shared.events.distribution import StockLow
 from shared.outbox import add_event
+from shared.pagination import decode_cursor, encode_cursor
 
 EVENT_SOURCE = "haven/distribution"
 

@@ -14,8 +14,6 @@ clock.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import math
 import random
@@ -33,7 +31,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.notifications.channels.base import ChannelError, OutgoingMessage
 from services.notifications.domain import households
 from services.notifications.domain.errors import (
-    InvalidCursor,
     NotificationNotFound,
     NotRetryable,
 )
@@ -57,6 +54,7 @@ from services.notifications.settings import Channel, NotificationsSettings, Toke
 from shared.auth import Principal, Role
 from shared.events.notifications import NotificationDead, NotificationDelivered
 from shared.outbox import add_event
+from shared.pagination import decode_id_cursor, encode_id_cursor
 
 log = logging.getLogger(__name__)
 
@@ -465,17 +463,6 @@ async def get(*, session: AsyncSession, notification_id: UUID, principal: Princi
     return row
 
 
-def encode_cursor(notification_id: UUID) -> str:
-    return base64.urlsafe_b64encode(notification_id.bytes).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> UUID:
-    try:
-        return UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidCursor("The cursor is not one this API returned.") from exc
-
-
 async def page(
     *,
     session: AsyncSession,
@@ -498,12 +485,12 @@ async def page(
     if channel is not None:
         query = query.where(notifications.c.channel == channel)
     if cursor:
-        query = query.where(notifications.c.id < decode_cursor(cursor))
+        query = query.where(notifications.c.id < decode_id_cursor(cursor))
     result = await execute(session, query.order_by(notifications.c.id.desc()).limit(limit + 1))
     rows: list[Any] = list(result.all())
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].id) if more and rows else None
+    return rows, encode_id_cursor(rows[-1].id) if more and rows else None
 
 
 async def retry(*, session: AsyncSession, notification_id: UUID, now: datetime) -> Any:

@@ -33,7 +33,3 @@ class StaffRecipientNotFound(NotFound):
 
 class InvalidAddress(UnprocessableContent):
     type_slug, title = "invalid-address", "The address does not suit the channel"
-
-
-class InvalidCursor(UnprocessableContent):
-    type_slug, title = "invalid-cursor", "The cursor is not valid"

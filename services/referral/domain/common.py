@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -13,7 +11,7 @@ from shared import audit
 from shared.auth import Principal
 from shared.events.envelope import EventPayload, new_event_id
 from shared.outbox import add_event
-from shared.problems import BadRequest, Conflict, NotFound, NotInYourSites
+from shared.problems import Conflict, NotFound, NotInYourSites
 
 SERVICE = "referral"
 SOURCE = "haven/referral"
@@ -80,25 +78,6 @@ async def record_audit(
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
-
-
-class InvalidCursor(BadRequest):
-    type_slug = "invalid-cursor"
-    title = "Invalid cursor"
-
-
-def encode_cursor(last_id: UUID) -> str:
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> UUID | None:
-    if not cursor:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return UUID(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor("The cursor is not one this service gave out.") from None
 
 
 # --- errors --------------------------------------------------------------------------------

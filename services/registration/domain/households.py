@@ -31,8 +31,6 @@ from services.registration.domain.sites import next_case_number
 from services.registration.domain.views import (
     Actor,
     HouseholdView,
-    decode_cursor,
-    encode_cursor,
     household_public,
     load_views,
 )
@@ -67,6 +65,7 @@ from shared.events.registration import (
     VulnerabilitiesFlagged,
 )
 from shared.outbox import outbox_table
+from shared.pagination import decode_id_cursor, encode_id_cursor
 from shared.vocabulary import SENSITIVE_VULNERABILITIES, HouseholdStatus, Sex
 
 SEARCH_MIN_WORD = 3  # trigram index: shorter words cannot be looked up without a scan
@@ -323,7 +322,7 @@ async def search(
     if status is not None:
         query = query.where(col(Household.status) == status)
     if cursor is not None:
-        query = query.where(col(Household.id) < decode_cursor(cursor))
+        query = query.where(col(Household.id) < decode_id_cursor(cursor))
     if q:
         query = query.where(search_condition(q))
     found = list((await session.exec(query)).all())
@@ -333,7 +332,7 @@ async def search(
     views = await load_views(session, page)
     return HouseholdPage(
         items=[household_public(v, sees_sensitive=actor.sees_sensitive) for v in views],
-        next_cursor=encode_cursor(page[-1].id) if len(found) > limit else None,
+        next_cursor=encode_id_cursor(page[-1].id) if len(found) > limit else None,
     )
 
 

@@ -24,7 +24,7 @@ from services.registration.domain.errors import (
     ReviewNotFound,
     ReviewNotOpen,
 )
-from services.registration.domain.views import Actor, decode_cursor, encode_cursor
+from services.registration.domain.views import Actor
 from services.registration.models import (
     DuplicateReview,
     DuplicateReviewPage,
@@ -37,6 +37,7 @@ from services.registration.models import (
 )
 from shared import outbox
 from shared.events.registration import DuplicateReviewRequested, HouseholdsMerged, HouseholdUpdated
+from shared.pagination import decode_id_cursor, encode_id_cursor
 from shared.vocabulary import HouseholdStatus
 
 MERGE_TARGET_STATUSES = frozenset(
@@ -175,12 +176,12 @@ async def list_reviews(
     if site_id is not None:
         query = query.where(col(DuplicateReview.site_id) == site_id)
     if cursor is not None:
-        query = query.where(col(DuplicateReview.id) > decode_cursor(cursor))
+        query = query.where(col(DuplicateReview.id) > decode_id_cursor(cursor))
     rows = list((await session.exec(query)).all())
     page = rows[:limit]
     return DuplicateReviewPage(
         items=[review_public(review, case_number) for review, case_number in page],
-        next_cursor=encode_cursor(page[-1][0].id) if len(rows) > limit else None,
+        next_cursor=encode_id_cursor(page[-1][0].id) if len(rows) > limit else None,
     )
 
 

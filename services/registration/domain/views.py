@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +10,6 @@ from uuid import UUID
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registration.domain.errors import InvalidParameter
 from services.registration.models import (
     ConsentPublic,
     DocumentPublic,
@@ -154,15 +151,3 @@ def household_public(view: HouseholdView, *, sees_sensitive: bool) -> HouseholdP
             "deactivation_reason": h.deactivation_reason,
         }
     )
-
-
-def encode_cursor(last_id: UUID) -> str:
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> UUID:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return UUID(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidParameter("cursor", "is not valid; start again without it") from exc
