@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -79,3 +80,50 @@ async def migrate(url: str, script_location: Path) -> None:
     """Create the database if needed and bring it to the latest migration."""
     await ensure_database(url)
     await asyncio.to_thread(upgrade, url, script_location)
+
+
+class Wakeup:
+    """Sleep until a PostgreSQL NOTIFY on ``channel``, a stop signal, or a timeout.
+
+    Polling loops use it to react at once to new work and still poll as a fallback: when the
+    listening connection cannot be opened or breaks, the loop just sleeps its interval.
+    """
+
+    def __init__(self, engine: AsyncEngine, channel: str) -> None:
+        self.engine = engine
+        self.channel = channel
+        self._event = asyncio.Event()
+        self._connection: asyncpg.Connection | None = None
+
+    async def listen(self) -> None:
+        """(Re)open the listening connection if needed; failures leave polling in charge."""
+        if self._connection is not None and not self._connection.is_closed():
+            return
+        try:
+            dsn = asyncpg_dsn(self.engine.url.render_as_string(hide_password=False))
+            self._connection = await asyncpg.connect(dsn)
+            await self._connection.add_listener(self.channel, self._notified)
+        except (OSError, asyncpg.PostgresError) as exc:
+            self._connection = None
+            log.warning(
+                "LISTEN unavailable; polling", extra={"channel": self.channel, "error": repr(exc)}
+            )
+
+    def _notified(self, *_: object) -> None:
+        self._event.set()
+
+    async def sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        """Return after ``seconds``, or sooner on a notification or when ``stop`` is set."""
+        self._event.clear()
+        waiters = [asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+            self._connection = None

@@ -17,7 +17,6 @@ transactions on the same key insert their outbox rows in commit order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -26,7 +25,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
-import asyncpg
 import sqlalchemy as sa
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects import postgresql
@@ -35,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.audit_chain import GENESIS_HASH, link
-from shared.db import asyncpg_dsn
+from shared.db import Wakeup
 from shared.events.catalog import AUDIT, CATALOG, Catalog
 from shared.events.envelope import Envelope, P
 from shared.kafka import LazyProducer
@@ -172,8 +170,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.audit_topic = audit_topic
-        self._wake = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
+        self._wakeup = Wakeup(engine, OUTBOX_CHANNEL)
         self._last_metrics = 0.0
 
     async def drain_once(self) -> int:
@@ -265,7 +262,7 @@ class OutboxRelay:
         backoff = self.poll_seconds
         while not stop.is_set():
             try:
-                await self._ensure_listener()
+                await self._wakeup.listen()
                 published = await self.drain_once()
                 await self._update_metrics()
                 backoff = self.poll_seconds
@@ -277,39 +274,10 @@ class OutboxRelay:
                 RELAY_ERRORS.labels(self.service).inc()
                 log.warning("outbox relay round failed; retrying", extra={"error": repr(exc)})
                 backoff = min(backoff * 2, self.max_backoff_seconds)
-                await self._sleep(stop, backoff)
+                await self._wakeup.sleep(stop, backoff)
                 continue
-            await self._sleep(stop, self.poll_seconds)
-        await self._close_listener()
-
-    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        self._wake.clear()
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-
-    async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        try:
-            dsn = asyncpg_dsn(self.engine.url.render_as_string(hide_password=False))
-            self._listener = await asyncpg.connect(dsn)
-            await self._listener.add_listener(OUTBOX_CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError) as exc:
-            self._listener = None  # polling still works; try again next round
-            log.warning("outbox LISTEN unavailable; polling", extra={"error": repr(exc)})
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _close_listener(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
+            await self._wakeup.sleep(stop, self.poll_seconds)
+        await self._wakeup.close()
 
     async def _update_metrics(self) -> None:
         now = time.monotonic()

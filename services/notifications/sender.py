@@ -14,7 +14,6 @@ import contextlib
 import logging
 import random
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.channels.base import (
@@ -26,7 +25,7 @@ from services.notifications.domain import delivery
 from services.notifications.domain.households import WAKE_CHANNEL
 from services.notifications.domain.schedule import Clock
 from services.notifications.settings import Channel, NotificationsSettings
-from shared.db import SessionFactory, asyncpg_dsn
+from shared.db import SessionFactory, Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,7 @@ class Sender:
         self.rng = rng or random.Random()
         # Per channel, so a slow channel cannot stretch another's sends past their lease.
         self._limits = {c: asyncio.Semaphore(settings.sender_concurrency) for c in transports}
-        self._wake = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
+        self._wakeup = Wakeup(engine, WAKE_CHANNEL)
 
     async def run_once(self) -> int:
         """One round over every channel; returns how many notifications it sent."""
@@ -130,7 +128,7 @@ class Sender:
         try:
             while not stop.is_set():
                 try:
-                    await self._ensure_listener()
+                    await self._wakeup.listen()
                     sent = await self.run_once()
                     backoff = self.settings.sender_poll_seconds
                     if sent:
@@ -140,40 +138,11 @@ class Sender:
                 except Exception as exc:
                     log.warning("sender round failed; retrying", extra={"error": repr(exc)})
                     backoff = min(backoff * 2, MAX_ERROR_BACKOFF_SECONDS)
-                    await self._sleep(stop, backoff)
+                    await self._wakeup.sleep(stop, backoff)
                     continue
-                await self._sleep(stop, self.settings.sender_poll_seconds)
+                await self._wakeup.sleep(stop, self.settings.sender_poll_seconds)
         finally:
-            await self._close_listener()
+            await self._wakeup.close()
             for transport in {id(t): t for t in self.transports.values()}.values():
                 with contextlib.suppress(Exception):
                     await transport.aclose()
-
-    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        self._wake.clear()
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-
-    async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        try:
-            dsn = asyncpg_dsn(self.engine.url.render_as_string(hide_password=False))
-            self._listener = await asyncpg.connect(dsn)
-            await self._listener.add_listener(WAKE_CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError) as exc:
-            self._listener = None  # polling still works
-            log.warning("sender LISTEN unavailable; polling", extra={"error": repr(exc)})
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _close_listener(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
