@@ -18,7 +18,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared import audit
+from shared import audit, inbox
 from shared.auth import Authenticator, AuthSettings
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import create_engine, migrate, session_factory
@@ -105,6 +105,8 @@ class ServiceRuntime:
             self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name="relay"))
         if self.settings.consumers_enabled and self.consumer.topics():
             self._tasks.append(asyncio.create_task(self._start_broker(), name="broker"))
+        if self.consumer.topics():
+            self._tasks.append(asyncio.create_task(self._prune_inbox(), name="inbox-pruner"))
         for job in self.definition.background:
             self._tasks.append(asyncio.create_task(job(self, self._stop)))
 
@@ -122,6 +124,23 @@ class ServiceRuntime:
                 with contextlib.suppress(Exception):
                     await self.broker.stop()
                 await asyncio.sleep(KAFKA_RETRY_SECONDS)
+
+    async def _prune_inbox(self) -> None:
+        """Forget processed event ids older than any event that can still be redelivered."""
+        while not self._stop.is_set():
+            try:
+                async with self.sessions() as session, session.begin():
+                    forgotten = await inbox.prune(
+                        session, older_than_days=self.settings.inbox_retention_days
+                    )
+                if forgotten:
+                    log.info("pruned the inbox", extra={"forgotten": forgotten})
+            except Exception as exc:  # the database may be away; try again next round
+                log.warning("inbox pruning failed", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stop.wait(), timeout=self.settings.inbox_prune_interval_seconds
+                )
 
     async def stop(self) -> None:
         self._stop.set()

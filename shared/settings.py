@@ -71,6 +71,10 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_backoff_initial_seconds: float = 0.2
     consumer_backoff_max_seconds: float = 30.0
+    # Event ids are remembered longer than any topic keeps events (365 days), so no event
+    # that can still be redelivered is forgotten.
+    inbox_retention_days: int = 400
+    inbox_prune_interval_seconds: float = 6 * 3600
 
     common: CommonSettings = Field(default_factory=CommonSettings, exclude=True)
 
