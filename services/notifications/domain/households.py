@@ -44,12 +44,24 @@ async def wake_senders(session: AsyncSession) -> None:
     await execute(session, sa.select(sa.func.pg_notify(WAKE_CHANNEL, "")))
 
 
+async def lock_household(session: AsyncSession, household_id: UUID) -> None:
+    """Serialise this transaction with others about the same household's contact (until it
+    ends). The contacts topic and the households topic are consumed concurrently: without it,
+    a contact and a registration handled at the same moment each miss the other's
+    uncommitted row, and the confirmation waits for its contact deadline (15 minutes)."""
+    await execute(
+        session,
+        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(str(household_id), 0))),
+    )
+
+
 async def is_erased(*, session: AsyncSession, household_id: UUID) -> bool:
     return await session.get(Erasure, household_id) is not None
 
 
 async def save_contact(*, session: AsyncSession, contact: HouseholdContact, now: datetime) -> None:
     """Upsert a household's contact; messages waiting for it become due at once."""
+    await lock_household(session, contact.household_id)
     if await is_erased(session=session, household_id=contact.household_id):
         return
     values = {

@@ -86,6 +86,7 @@ async def for_beneficiary(
 ) -> None:
     """Queue the household's SMS for this event (skipped at once when it cannot be sent)."""
     kind = MESSAGES[envelope.type]
+    await households.lock_household(session, household_id)
     if await households.is_erased(session=session, household_id=household_id):
         return
     contact = await session.get(Contact, household_id)
