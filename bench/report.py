@@ -1,0 +1,303 @@
+"""Writing a run down: JSON (the record), Markdown (the table), PNG plots, the console table.
+
+Everything after the JSON is rendered from the JSON's dictionary, so a report can be
+re-rendered from a results file: ``python -m bench.report bench/results/<stamp>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+SERVICES = ("registration", "distribution", "referral", "notifications")
+MISSING = "\u2013"  # an en dash for "no value"
+CAVEAT = (
+    "Everything runs on this one machine: the load generator (its own process and event loop), "
+    "the four services, Kafka and PostgreSQL share the same cores, so every figure includes "
+    "the cost of generating the load, and other work on the machine (such as other engineers' "
+    "test runs) shows up as noise."
+)
+
+
+def _number(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    if isinstance(value, int | float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
+    return str(value)
+
+
+def _ratio(value: Any) -> str:
+    return MISSING if value is None else f"{value:.0%}" if value >= 0.01 else f"{value:.1%}"
+
+
+def _latency(row: Mapping[str, Any], key: str) -> str:
+    latency = row.get("latency") or {}
+    return _number(latency.get(key))
+
+
+def result_rows(data: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    for scenario in data["scenarios"]:
+        for row in scenario["rows"]:
+            yield scenario["name"], row
+
+
+def write_json(data: Mapping[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _met(outcome: Mapping[str, Any]) -> str:
+    return {True: "**met**", False: "**missed**", None: "not measured"}[outcome["met"]]
+
+
+def markdown(data: Mapping[str, Any]) -> str:
+    """The run as Markdown: machine, targets, results, ceilings, memory, notes."""
+    machine = data.get("machine", {})
+    lines = [
+        f"# Haven benchmark {data['stamp']} ({data['mode']} run)",
+        "",
+        f"Machine: {machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores, "
+        f"{machine.get('ram_gib', '?')} GiB RAM; Python {machine.get('python', '?')}, "
+        f"PostgreSQL {machine.get('postgresql', '?')}, Kafka {machine.get('kafka', '?')}; "
+        f"load average {machine.get('load_before', '?')} before, "
+        f"{machine.get('load_after', '?')} after. "
+        f"Run from {data['started_at']} to {data.get('finished_at', '?')}.",
+        "",
+        f"> {CAVEAT}",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---:|---|",
+    ]
+    for outcome in data.get("targets", []):
+        measured = outcome["measured"]
+        shown = (
+            _ratio(measured)
+            if outcome["unit"] == "share" and measured is not None
+            else f"{_number(measured)} {outcome['unit']}"
+        )
+        lines.append(f"| {outcome['description']} | {shown} | {_met(outcome)} |")
+    lines += [
+        "",
+        "## Results",
+        "",
+        "| scenario | measurement | throughput | p50 ms | p95 ms | p99 ms | requests | errors "
+        "| vs ceiling | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    ceilings = data.get("ceilings", {})
+    for scenario, row in result_rows(data):
+        throughput = (
+            f"{_number(row['throughput'])} {row['unit']}"
+            if row["throughput"] is not None
+            else MISSING
+        )
+        versus = MISSING
+        if row.get("ceiling_ratio") is not None:
+            versus = f"{_ratio(row['ceiling_ratio'])} of {row['ceiling']}"
+        lines.append(
+            f"| {scenario} | {row['label']} | {throughput} | {_latency(row, 'p50_ms')} "
+            f"| {_latency(row, 'p95_ms')} | {_latency(row, 'p99_ms')} "
+            f"| {_number(row['requests'], 0)} | {_number(row['errors'], 0)} | {versus} "
+            f"| {row['note']} |"
+        )
+    lines += [
+        "",
+        "## Ceilings (same machine, same run)",
+        "",
+        "| key | what | rate | p50 ms | p99 ms | notes |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for key, ceiling in ceilings.items():
+        lines.append(
+            f"| {key} | {ceiling['label']} | {_number(ceiling['rate'])} {ceiling['unit']} "
+            f"| {_latency(ceiling, 'p50_ms')} | {_latency(ceiling, 'p99_ms')} "
+            f"| {ceiling['note']} |"
+        )
+    lines += [
+        "",
+        "## Resources: each service's RSS in MB (peak / mean) and CPU seconds, per scenario",
+        "",
+        "| scenario | seconds | machine busy | " + " | ".join(SERVICES) + " |",
+        "|---|---:|---:|" + "---:|" * len(SERVICES),
+    ]
+    for scenario in data["scenarios"]:
+        cells = []
+        for service in SERVICES:
+            stats = scenario.get("rss", {}).get(service)
+            cells.append(
+                f"{_number(stats['peak_mb'], 0)} / {_number(stats['mean_mb'], 0)} MB, "
+                f"{_number(stats.get('cpu_seconds'))} s"
+                if stats
+                else MISSING
+            )
+        machine_stats = scenario.get("machine") or {}
+        busy = _ratio(machine_stats.get("busy"))
+        lines.append(
+            f"| {scenario['name']} | {_number(scenario['seconds'], 0)} | {busy} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    notes = list(data.get("notes", []))
+    for scenario in data["scenarios"]:
+        if scenario.get("error"):
+            notes.append(f"{scenario['name']} failed: {scenario['error']}")
+        notes += [f"{scenario['name']}: {note}" for note in scenario.get("notes", [])]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(data: Mapping[str, Any], console: Console) -> None:
+    table = Table(title=f"Haven benchmark {data['stamp']} ({data['mode']})", show_lines=False)
+    for column in ("scenario", "measurement", "throughput", "p50", "p95", "p99", "err", "vs ceil"):
+        table.add_column(
+            column, justify="left" if column in ("scenario", "measurement") else "right"
+        )
+    for scenario, row in result_rows(data):
+        throughput = (
+            f"{_number(row['throughput'])} {row['unit']}"
+            if row["throughput"] is not None
+            else MISSING
+        )
+        table.add_row(
+            scenario,
+            row["label"],
+            throughput,
+            _latency(row, "p50_ms"),
+            _latency(row, "p95_ms"),
+            _latency(row, "p99_ms"),
+            _number(row["errors"], 0),
+            _ratio(row.get("ceiling_ratio")),
+        )
+    console.print(table)
+    targets = Table(title="Targets")
+    targets.add_column("target")
+    targets.add_column("measured", justify="right")
+    targets.add_column("")
+    for outcome in data.get("targets", []):
+        verdict = {True: "[green]met[/]", False: "[red]missed[/]", None: "[dim]not measured[/]"}
+        measured = outcome["measured"]
+        shown = (
+            _ratio(measured)
+            if outcome["unit"] == "share" and measured is not None
+            else f"{_number(measured)} {outcome['unit']}"
+        )
+        targets.add_row(
+            outcome["description"],
+            shown,
+            verdict[outcome["met"]],
+        )
+    console.print(targets)
+
+
+# --- plots ----------------------------------------------------------------------------------
+
+
+def write_plots(data: Mapping[str, Any], stem: Path) -> list[Path]:
+    """Latency-vs-throughput of intake (and the other closed-loop phases), and consumer rates
+    against their ceilings. Needs matplotlib; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[Path] = []
+    points = [
+        (scenario, row)
+        for scenario, row in result_rows(data)
+        if row["throughput"] is not None and row.get("latency") and row["latency"]["p99_ms"]
+    ]
+    intake = [row for scenario, row in points if scenario == "intake"]
+    others = [(scenario, row) for scenario, row in points if scenario != "intake"]
+    if intake or others:
+        figure, axis = plt.subplots(figsize=(9, 5.5))
+        if intake:
+            rates = [row["throughput"] for row in intake]
+            for key, style in (("p50_ms", "o-"), ("p95_ms", "s--"), ("p99_ms", "^-")):
+                axis.plot(
+                    rates, [row["latency"][key] for row in intake], style, label=f"intake {key[:3]}"
+                )
+            for row in intake:
+                axis.annotate(
+                    row["label"].replace("concurrency ", "c="),
+                    (row["throughput"], row["latency"]["p99_ms"]),
+                    textcoords="offset points",
+                    xytext=(4, 6),
+                    fontsize=8,
+                )
+        for scenario, row in others:
+            axis.plot(
+                row["throughput"],
+                row["latency"]["p99_ms"],
+                "D",
+                label=f"{scenario}: {row['label']} (p99)",
+            )
+        axis.axvline(500, color="grey", linestyle=":", linewidth=1)
+        axis.axhline(250, color="grey", linestyle=":", linewidth=1)
+        axis.text(500, axis.get_ylim()[1] * 0.95, " 500/s target", fontsize=8, color="grey")
+        axis.set_xlabel("throughput (per second)")
+        axis.set_ylabel("latency (ms)")
+        axis.set_yscale("log")
+        axis.set_title(f"Latency vs throughput, {data['stamp']} ({data['mode']})")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7, loc="best")
+        figure.tight_layout()
+        path = stem.with_name(stem.name + "-latency-throughput.png")
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+
+    consumers = [row for scenario, row in result_rows(data) if scenario == "recovery"]
+    ceilings = data.get("ceilings", {})
+    if consumers:
+        figure, axis = plt.subplots(figsize=(8, 4.5))
+        labels = [row["label"].replace(" catching up", "") for row in consumers]
+        values = [row["throughput"] or 0 for row in consumers]
+        for key in ("kafka_consume", "kafka_consume_commit_each", "pg_sequential_commit"):
+            if key in ceilings:
+                labels.append(key)
+                values.append(ceilings[key]["rate"])
+        bars = axis.barh(
+            labels,
+            values,
+            color=["#4c72b0"] * len(consumers) + ["#999999"] * (len(labels) - len(consumers)),
+        )
+        axis.bar_label(bars, fmt="%.0f", fontsize=8, padding=3)
+        axis.axvline(2000, color="red", linestyle=":", linewidth=1, label="2,000 events/s target")
+        axis.set_xscale("log")
+        axis.set_xlabel("events per second (log)")
+        axis.set_title("Consumer drain rates vs raw ceilings")
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        path = stem.with_name(stem.name + "-consumers.png")
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str]) -> None:
+    """Re-render the Markdown, plots and table of a results JSON file."""
+    source = Path(argv[0])
+    data = json.loads(source.read_text())
+    stem = source.with_suffix("")
+    stem.with_suffix(".md").write_text(markdown(data))
+    write_plots(data, stem)
+    print_table(data, Console())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
