@@ -75,6 +75,8 @@ class ServiceSettings(BaseSettings):
     # that can still be redelivered is forgotten.
     inbox_retention_days: int = 400
     inbox_prune_interval_seconds: float = 6 * 3600
+    # How often gauges derived from the database (stock, beds, open referrals...) are re-read.
+    metrics_refresh_seconds: float = 15.0
 
     common: CommonSettings = Field(default_factory=CommonSettings, exclude=True)
 

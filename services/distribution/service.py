@@ -5,8 +5,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.distribution import api, handlers
+from services.distribution.domain import metrics as distribution_metrics
 from services.distribution.jobs import ExpiryWriteOffJob
 from services.distribution.settings import DistributionSettings
+from shared import metrics
 from shared.service import ServiceDefinition, build_app
 from shared.settings import load_settings
 
@@ -16,7 +18,7 @@ DEFINITION = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     routers=[api.router],
     register_handlers=handlers.register,
-    background=[ExpiryWriteOffJob()],
+    background=[ExpiryWriteOffJob(), metrics.refresh_job(*distribution_metrics.GAUGES)],
 )
 
 

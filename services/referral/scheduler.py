@@ -8,26 +8,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import Counter
-
 from services.referral.context import ReferralContext
 from services.referral.domain import deadlines
+from shared import metrics
 from shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
-
-OVERDUE = Counter(
-    "haven_referrals_overdue_total", "Referrals that passed their acceptance deadline"
-)
-ESCALATIONS = Counter(
-    "haven_referral_escalations_total", "Deadline escalations reached, by tier", ["tier"]
-)
-REROUTED = Counter(
-    "haven_referrals_rerouted_on_deadline_total", "Referrals moved on at their deadline"
-)
-FAILED = Counter(
-    "haven_referral_escalation_failures_total", "Referrals whose escalation step failed"
-)
 
 Job = Callable[[ServiceRuntime, asyncio.Event], Awaitable[None]]
 
@@ -44,11 +30,11 @@ def scheduler_job(context: ReferralContext) -> Job:
                 result = await deadlines.tick(
                     sessions=runtime.sessions, settings=settings, now=context.now()
                 )
-                OVERDUE.inc(len(result.overdue))
+                metrics.REFERRALS_OVERDUE_EVENTS.inc(len(result.overdue))
                 for _, tier in result.escalations:
-                    ESCALATIONS.labels(str(tier)).inc()
-                REROUTED.inc(len(result.rerouted))
-                FAILED.inc(len(result.failed))
+                    metrics.REFERRAL_ESCALATIONS.labels(str(tier)).inc()
+                metrics.REFERRALS_REROUTED.inc(len(result.rerouted))
+                metrics.REFERRAL_ESCALATION_FAILURES.inc(len(result.failed))
                 if result.changed or result.failed:
                     log.info(
                         "deadline check",

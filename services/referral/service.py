@@ -10,8 +10,10 @@ from fastapi import FastAPI
 
 from services.referral import api, handlers
 from services.referral.context import ReferralContext
+from services.referral.domain import metrics as referral_metrics
 from services.referral.scheduler import scheduler_job
 from services.referral.settings import ReferralSettings
+from shared import metrics
 from shared.service import ServiceDefinition, build_app
 from shared.settings import load_settings
 
@@ -37,7 +39,7 @@ def build_definition(
         migrations=MIGRATIONS,
         routers=[api.router],
         register_handlers=functools.partial(handlers.register, context=context),
-        background=[scheduler_job(context)],
+        background=[scheduler_job(context), metrics.refresh_job(*referral_metrics.GAUGES)],
         context=context,
     )
 

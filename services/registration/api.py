@@ -13,7 +13,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter
 
 from services.registration.domain import households, idempotency, reports, reviews, sites
 from services.registration.domain.ages import Clock, system_clock
@@ -38,19 +37,13 @@ from services.registration.models import (
     SitePublic,
 )
 from services.registration.settings import RegistrationSettings
+from shared import metrics
 from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.http import problem_responses
 from shared.service import SessionDep, runtime_of
 from shared.vocabulary import HouseholdStatus
 
 router = APIRouter(prefix="/v1", tags=["registration"])
-
-REGISTERED = Counter(
-    "haven_registration_households_registered_total",
-    "Households registered (replays of an Idempotency-Key not counted), by site and the "
-    "status they got: pending_review means a probable duplicate went to review.",
-    ["site", "status"],
-)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
@@ -191,7 +184,7 @@ async def register_household(
                 body=content,
                 household_id=result.id,
             )
-    REGISTERED.labels(body.site_id, result.status).inc()
+    metrics.HOUSEHOLDS_REGISTERED.labels(body.site_id, result.status).inc()
     return _registered_response(content, 201)
 
 

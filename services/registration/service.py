@@ -11,8 +11,10 @@ from fastapi import FastAPI
 
 from services.registration import api, handlers
 from services.registration.domain import idempotency
+from services.registration.domain import metrics as registration_metrics
 from services.registration.domain.ages import system_clock
 from services.registration.settings import RegistrationSettings
+from shared import metrics
 from shared.service import ServiceDefinition, ServiceRuntime, build_app
 from shared.settings import load_settings
 
@@ -45,7 +47,7 @@ DEFINITION = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     routers=[api.router],
     register_handlers=handlers.register,
-    background=[purge_idempotency_records],
+    background=[purge_idempotency_records, metrics.refresh_job(*registration_metrics.GAUGES)],
 )
 
 

@@ -39,6 +39,7 @@ from services.distribution.domain.households import (
     lock_households,
     require_active,
 )
+from services.distribution.domain.metrics import count_distribution
 from services.distribution.domain.policy import PolicyBook
 from services.distribution.domain.stock import (
     EVENT_SOURCE,
@@ -277,6 +278,11 @@ async def record(
         actor=principal.sub,
     )
     await ledger.announce_low_stock(warehouse, items, today=today, window_days=window_days)
+    count_distribution(
+        session,
+        warehouse.site_id,
+        ((items[line.sku].category, line.quantity) for line in data.lines),
+    )
     return Outcome(CREATED, body)
 
 

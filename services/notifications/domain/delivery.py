@@ -23,7 +23,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
-from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -51,6 +50,7 @@ from services.notifications.models import (
     table_of,
 )
 from services.notifications.settings import Channel, NotificationsSettings, TokenBucket
+from shared import metrics
 from shared.auth import Principal, Role
 from shared.events.notifications import NotificationDead, NotificationDelivered
 from shared.outbox import add_event
@@ -60,12 +60,6 @@ log = logging.getLogger(__name__)
 
 SOURCE = "haven/notifications"
 RETRYABLE = (Status.DEAD, Status.FAILED, Status.SKIPPED)
-
-TRANSITIONS = Counter(
-    "haven_notifications_total",
-    "Notifications reaching a state, by channel and state",
-    ["channel", "status"],
-)
 
 notifications = table_of(Notification)
 buckets = table_of(RateBucket)
@@ -283,7 +277,7 @@ async def _skip(session: AsyncSession, row: Any, reason: SkipReason, now: dateti
             updated_at=now,
         ),
     )
-    TRANSITIONS.labels(row.channel, Status.SKIPPED).inc()
+    metrics.NOTIFICATIONS.labels(row.channel, Status.SKIPPED).inc()
 
 
 async def _give_up(session: AsyncSession, row: Any, error: str, now: datetime) -> None:
@@ -335,7 +329,7 @@ async def _announce_dead(
         key=str(notification_id),
         source=SOURCE,
     )
-    TRANSITIONS.labels(channel, Status.DEAD).inc()
+    metrics.NOTIFICATIONS.labels(channel, Status.DEAD).inc()
     log.warning(
         "notification dead",
         extra={"notification_id": str(notification_id), "channel": channel, "error": error[:200]},
@@ -386,7 +380,7 @@ async def record_delivered(*, session: AsyncSession, claim: Claim, now: datetime
         key=str(claim.notification_id),
         source=SOURCE,
     )
-    TRANSITIONS.labels(row.channel, Status.DELIVERED).inc()
+    metrics.NOTIFICATIONS.labels(row.channel, Status.DELIVERED).inc()
     return True
 
 
@@ -437,7 +431,7 @@ async def record_failure(
             updated_at=now,
         ),
     )
-    TRANSITIONS.labels(row.channel, Status.FAILED).inc()
+    metrics.NOTIFICATIONS.labels(row.channel, Status.FAILED).inc()
     return Status.FAILED
 
 

@@ -27,6 +27,7 @@ from services.referral.domain.common import (
     new_id,
     record_audit,
 )
+from services.referral.domain.metrics import count_acceptance
 from services.referral.domain.states import (
     OPEN_STATUSES,
     TERMINAL_STATUSES,
@@ -541,9 +542,11 @@ async def accept(
     *, session: AsyncSession, principal: Principal, referral_id: UUID, now: datetime
 ) -> Referral:
     referral = await load_for_provider(session, referral_id, principal, lock=True)
-    return await _simple(
+    accepted = await _simple(
         session, referral, Action.ACCEPT, ReferralAccepted, actor=Actor(principal), now=now
     )
+    count_acceptance(session, accepted, now)
+    return accepted
 
 
 async def start(
