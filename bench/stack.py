@@ -2,7 +2,8 @@
 
 Kafka and PostgreSQL always run here as local processes (``HAVEN_INFRA=local``), never the
 shared development servers, so the figures are this stack's alone and nothing else is touched.
-State lives in ``.haven/bench/state`` and is wiped at the start of each run.
+State lives in ``.haven/bench/run-<pid>`` (one directory per run, so two runs on the same
+checkout never share or wipe each other's servers) and is deleted when the run ends.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from haven.stack import ROOT, StackOptions, running_stack
 from shared.events.catalog import SERVICES
 from shared.settings import DEFAULT_PORTS
 
-BENCH_STATE_DIR = ROOT / ".haven" / "bench" / "state"
+BENCH_DIR = ROOT / ".haven" / "bench"
 
 SERVICE_ENVIRONMENT = {
     "HAVEN_INFRA": "local",
@@ -93,12 +94,13 @@ def _environment(values: dict[str, str], removed: tuple[str, ...]) -> Iterator[N
 @contextlib.contextmanager
 def bench_stack(console: Console) -> Iterator[BenchStack]:
     """Start Kafka, PostgreSQL, Prometheus and the four services on free ports; stop on exit."""
-    if BENCH_STATE_DIR.exists():
-        shutil.rmtree(BENCH_STATE_DIR)
+    state_dir = BENCH_DIR / f"run-{os.getpid()}"
+    if state_dir.exists():  # left by an earlier run that died with this pid
+        shutil.rmtree(state_dir)
     ports = {name: free_port() for name in DEFAULT_PORTS}
     port_environment = {f"HAVEN_{name.upper()}_HTTP_PORT": str(p) for name, p in ports.items()}
     options = StackOptions(
-        state_dir=BENCH_STATE_DIR,
+        state_dir=state_dir,
         kafka_port=free_port(),
         pg_port=free_port(),
         prometheus_port=free_port(),
@@ -115,7 +117,7 @@ def bench_stack(console: Console) -> Iterator[BenchStack]:
             kafka_bootstrap=running.infra.kafka_bootstrap,
             admin_database_url=running.infra.admin_database_url,
             processes={name: running.services[name] for name in SERVICES},
-            state_dir=BENCH_STATE_DIR,
+            state_dir=state_dir,
         )
         try:
             yield stack
@@ -123,6 +125,7 @@ def bench_stack(console: Console) -> Iterator[BenchStack]:
             for name in SERVICES:  # a frozen process would sit out SIGTERM until killed
                 with contextlib.suppress(Exception):
                     stack.thaw(name)
+    shutil.rmtree(state_dir, ignore_errors=True)  # a million-person database is gigabytes
 
 
 def kafka_version() -> str:
