@@ -112,17 +112,22 @@ def assert_indexed(plan: list[tuple[str, str | None]]) -> None:
     assert any("Index" in node for node, _ in plan), plan
 
 
-async def test_name_blocks_use_the_blocking_indexes(engine: AsyncEngine) -> None:
-    query = dedup.name_block_query(PERSON, limit=LIMIT)
-    assert query is not None
-    assert_indexed(await plan_of(engine, query))
+async def plan_of_lookups(engine: AsyncEngine, phone: str | None) -> list[tuple[str, str | None]]:
+    parameters = dedup.lookup_parameters([PERSON], phone, limit=LIMIT, exclude=None)
+    async with engine.connect() as conn:
+        raw = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {dedup.LOOKUP_SQL}", parameters)
+        document = raw.scalar_one()
+        await conn.rollback()
+    return scans((document if isinstance(document, list) else json.loads(document))[0]["Plan"])
 
 
-async def test_documents_and_phones_use_their_indexes(engine: AsyncEngine) -> None:
-    documents = dedup.document_query(PERSON, limit=LIMIT)
-    assert documents is not None
-    assert_indexed(await plan_of(engine, documents))
-    assert_indexed(await plan_of(engine, dedup.phone_query("+37360001234", limit=LIMIT)))
+async def test_every_lookup_uses_its_index(engine: AsyncEngine) -> None:
+    plan = await plan_of_lookups(engine, "+37360001234")
+    assert_indexed(plan)
+    used = {node for node, _ in plan}
+    assert "BitmapOr" in used  # the two name blocks, each on its blocking index
+    relations = {relation for node, relation in plan if "Index" in node}
+    assert {"household_member", "member_document", "household"} <= relations, plan
 
 
 async def searchable_word(engine: AsyncEngine) -> str:

@@ -24,14 +24,11 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
 from prometheus_client import Counter
 from rapidfuzz.distance import JaroWinkler
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registration.domain.names import NameKeys
-from services.registration.models import Household, Member, MemberDocument
 from shared.vocabulary import HouseholdStatus, Sex
 
 log = logging.getLogger(__name__)
@@ -280,81 +277,7 @@ def combine(
 # --- look-ups (index-backed) ---------------------------------------------------------------
 
 
-def _candidates() -> sa.Select[*tuple[Any, ...]]:
-    return (
-        sa.select(
-            col(Member.id),
-            col(Member.household_id),
-            col(Household.case_number),
-            col(Household.site_id),
-            col(Member.given_key),
-            col(Member.family_key),
-            col(Member.sex),
-            col(Member.date_of_birth),
-            col(Member.birth_year),
-            col(Member.estimated_age).is_not(None),
-            col(Household.phone),
-        )
-        .join(Household, col(Household.id) == col(Member.household_id))
-        .where(col(Household.status).in_([s.value for s in CANDIDATE_STATUSES]))
-    )
-
-
-def name_block_condition(person: Person) -> sa.ColumnElement[bool] | None:
-    """The blocking condition of one person (None when the name has no phonetic code)."""
-    keys = person.keys
-    codes = sorted({keys.family_phonetic, keys.given_phonetic} - {""})
-    if not codes:
-        return None
-    # "" finds people registered with a single name under their given name.
-    initials = sorted({keys.family_initial, keys.given_key[:1], ""})
-    years = col(Member.birth_year).between(
-        person.birth_year - YEAR_TOLERANCE, person.birth_year + YEAR_TOLERANCE
-    )
-    return sa.or_(
-        sa.and_(col(Member.family_phonetic).in_(codes), years),
-        sa.and_(
-            col(Member.given_phonetic).in_(codes),
-            col(Member.family_initial).in_(initials),
-            years,
-        ),
-    )
-
-
-def name_block_query(person: Person, *, limit: int) -> sa.Select[*tuple[Any, ...]] | None:
-    condition = name_block_condition(person)
-    return None if condition is None else _candidates().where(condition).limit(limit)
-
-
-def document_query(person: Person, *, limit: int) -> sa.Select[*tuple[Any, ...]] | None:
-    """Registered members holding one of the person's documents (type, number, country)."""
-    if not person.documents:
-        return None
-    same_document = sa.or_(
-        *(
-            sa.and_(
-                col(MemberDocument.number_key) == number_key,
-                col(MemberDocument.doc_type) == doc_type,
-                col(MemberDocument.issuing_country) == country,
-            )
-            for doc_type, country, number_key in person.documents
-        )
-    )
-    return (
-        _candidates()
-        .join(MemberDocument, col(MemberDocument.member_id) == col(Member.id))
-        .where(same_document)
-        .limit(limit)
-    )
-
-
-def phone_query(phone: str, *, limit: int) -> sa.Select[*tuple[Any, ...]]:
-    """Members of households registered with the same phone number."""
-    return _candidates().where(col(Household.phone) == phone).limit(limit)
-
-
-def _registered(row: sa.Row[*tuple[Any, ...]]) -> Registered:
-    values: tuple[Any, ...] = tuple(row)
+def _registered(values: Sequence[Any]) -> Registered:
     return Registered(
         member_id=values[0],
         household_id=values[1],
@@ -370,23 +293,140 @@ def _registered(row: sa.Row[*tuple[Any, ...]]) -> Registered:
     )
 
 
-async def _fetch(
+# --- one statement for every look-up ------------------------------------------------------
+#
+# The three look-ups of all the new members run as ONE statement (one round trip, prepared
+# once per connection): a LATERAL sub-query per member (name block) and per document, each
+# with its own LIMIT, plus the phone look-up. Each branch is the same index range scan as
+# the queries above (tests/registration/test_dedup_indexes.py checks the plan).
+#
+# The name block also leaves out the people whose birth date cannot agree with the member's
+# (``birth_similarity`` would score them 0, so they could never match): for two exact dates
+# that is anyone not born the same year, within CLOSE_DATE_DAYS, or on the same day and
+# month a year apart. Only estimated ages are looked up over the whole YEAR_TOLERANCE window.
+
+_CANDIDATE_COLUMNS = """m.id, m.household_id, h.case_number, h.site_id, m.given_key,
+        m.family_key, m.sex, m.date_of_birth, m.birth_year, m.estimated_age IS NOT NULL, h.phone"""
+_CANDIDATE_FILTER = """h.status = ANY($12::text[])
+        AND ($13::uuid IS NULL OR m.household_id <> $13::uuid)"""
+# Constant fragments only: every value is a bind parameter.
+LOOKUP_SQL = f"""
+SELECT 'name', p.idx, c.* FROM unnest(
+    $1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::date[]
+) AS p(idx, code_a, code_b, initial_a, initial_b, birth_year, born)
+CROSS JOIN LATERAL (
+    SELECT {_CANDIDATE_COLUMNS}
+    FROM household_member m JOIN household h ON h.id = m.household_id
+    WHERE (
+        (m.family_phonetic IN (p.code_a, p.code_b)
+            AND m.birth_year BETWEEN p.birth_year - $14 AND p.birth_year + $14)
+        OR (m.given_phonetic IN (p.code_a, p.code_b)
+            AND m.family_initial IN (p.initial_a, p.initial_b, '')
+            AND m.birth_year BETWEEN p.birth_year - $14 AND p.birth_year + $14)
+    )
+    AND (p.born IS NULL OR m.date_of_birth IS NULL OR m.estimated_age IS NOT NULL
+        OR m.birth_year = p.birth_year
+        OR m.date_of_birth BETWEEN p.born - $15::int AND p.born + $15::int
+        OR (to_char(m.date_of_birth, 'MM-DD') = to_char(p.born, 'MM-DD')
+            AND abs(m.birth_year - p.birth_year) = 1))
+    AND {_CANDIDATE_FILTER}
+    LIMIT $16
+) AS c
+UNION ALL
+SELECT 'document', d.idx, c.* FROM unnest($8::int[], $9::text[], $10::text[], $11::text[])
+    AS d(idx, doc_type, issuing_country, number_key)
+CROSS JOIN LATERAL (
+    SELECT {_CANDIDATE_COLUMNS}
+    FROM member_document md
+    JOIN household_member m ON m.id = md.member_id
+    JOIN household h ON h.id = m.household_id
+    WHERE md.number_key = d.number_key AND md.doc_type = d.doc_type
+        AND md.issuing_country = d.issuing_country AND {_CANDIDATE_FILTER}
+    LIMIT $16
+) AS c
+UNION ALL
+(
+    SELECT 'phone', -1, {_CANDIDATE_COLUMNS}
+    FROM household h JOIN household_member m ON m.household_id = h.id
+    WHERE h.phone = $17::text AND {_CANDIDATE_FILTER}
+    LIMIT $16
+)
+"""  # noqa: S608
+
+
+def lookup_parameters(
+    people: Sequence[Person], phone: str | None, *, limit: int, exclude: UUID | None
+) -> tuple[Any, ...]:
+    """The parameters of :data:`LOOKUP_SQL` for these people (in its $n order)."""
+    blocked = [
+        (index, person)
+        for index, person in enumerate(people)
+        if person.keys.family_phonetic or person.keys.given_phonetic
+    ]
+    documents = [
+        (index, document) for index, person in enumerate(people) for document in person.documents
+    ]
+    return (
+        [index for index, _ in blocked],
+        [p.keys.family_phonetic or None for _, p in blocked],
+        [p.keys.given_phonetic or None for _, p in blocked],
+        [p.keys.family_initial for _, p in blocked],
+        [p.keys.given_key[:1] for _, p in blocked],
+        [p.birth_year for _, p in blocked],
+        [None if p.estimated else p.date_of_birth for _, p in blocked],
+        [index for index, _ in documents],
+        [doc_type for _, (doc_type, _, _) in documents],
+        [country for _, (_, country, _) in documents],
+        [number_key for _, (_, _, number_key) in documents],
+        [s.value for s in CANDIDATE_STATUSES],
+        exclude,
+        YEAR_TOLERANCE,
+        CLOSE_DATE_DAYS,
+        limit,
+        phone,
+    )
+
+
+@dataclass
+class LookupRows:
+    """What the look-ups found: name-block rows per member index, documents, phone."""
+
+    names: dict[int, list[Registered]] = field(default_factory=dict)
+    documents: list[Registered] = field(default_factory=list)
+    phone: list[Registered] = field(default_factory=list)
+
+
+async def look_up(
     session: AsyncSession,
-    query: sa.Select[*tuple[Any, ...]],
-    exclude: UUID | None,
+    people: Sequence[Person],
+    phone: str | None,
     *,
     limit: int,
-    lookup: str,
-) -> list[Registered]:
-    if exclude is not None:
-        query = query.where(col(Member.household_id) != exclude)
+    exclude: UUID | None,
+) -> LookupRows:
+    """Run every look-up of ``people`` in one statement."""
     connection = await session.connection()
-    rows = [_registered(row) for row in (await connection.execute(query)).all()]
-    if len(rows) >= limit:
-        # Realistic blocks are far smaller; a full one means candidates may be missed.
-        TRUNCATED.labels(lookup).inc()
-        log.warning("duplicate look-up hit its limit", extra={"lookup": lookup, "limit": limit})
-    return rows
+    result = await connection.exec_driver_sql(
+        LOOKUP_SQL, lookup_parameters(people, phone, limit=limit, exclude=exclude)
+    )
+    found = LookupRows()
+    per_branch: dict[tuple[str, int], int] = {}
+    for row in result.all():
+        kind, index, *values = tuple(row)
+        registered = _registered(values)
+        per_branch[kind, index] = per_branch.get((kind, index), 0) + 1
+        if kind == "name":
+            found.names.setdefault(index, []).append(registered)
+        elif kind == "document":
+            found.documents.append(registered)
+        else:
+            found.phone.append(registered)
+    for (kind, _), count in per_branch.items():
+        if count >= limit:
+            # Realistic blocks are far smaller; a full one means candidates may be missed.
+            TRUNCATED.labels(kind).inc()
+            log.warning("duplicate look-up hit its limit", extra={"lookup": kind, "limit": limit})
+    return found
 
 
 async def find_duplicates(
@@ -399,26 +439,10 @@ async def find_duplicates(
     exclude_household: UUID | None = None,
 ) -> list[Match]:
     """Registered households that score at or above ``threshold`` against ``people``."""
+    found = await look_up(session, people, phone, limit=limit, exclude=exclude_household)
     pairs: list[tuple[Registered, PairScore]] = []
-    document_matches: list[Registered] = []
-    phone_rows: list[Registered] = []
-    if phone is not None:
-        phone_rows = await _fetch(
-            session, phone_query(phone, limit=limit), exclude_household, limit=limit, lookup="phone"
-        )
-    for person in people:
-        block = name_block_query(person, limit=limit)
-        rows = (
-            await _fetch(session, block, exclude_household, limit=limit, lookup="name")
-            if block is not None
-            else []
-        )
-        for row in rows + phone_rows:
+    for index, person in enumerate(people):
+        for row in found.names.get(index, []) + found.phone:
             same_phone = phone is not None and row.phone == phone
             pairs.append((row, score_pair(person, row, same_phone=same_phone)))
-        documents = document_query(person, limit=limit)
-        if documents is not None:
-            document_matches += await _fetch(
-                session, documents, exclude_household, limit=limit, lookup="document"
-            )
-    return combine(pairs, document_matches=document_matches, phone=phone, threshold=threshold)
+    return combine(pairs, document_matches=found.documents, phone=phone, threshold=threshold)
