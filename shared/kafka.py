@@ -18,6 +18,10 @@ from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MAX_BATCH_BYTES = 256 * 1024
+"""Largest record batch a producer builds: the outbox relay sends a partition's share of a
+round (500 rows of ~1 KB) as one batch, well under the broker's 1 MB message.max.bytes."""
+
 
 def connection_options(settings: CommonSettings | None) -> dict[str, Any]:
     """aiokafka keyword arguments for the configured listener: TLS and SASL, if any."""
@@ -63,6 +67,7 @@ def create_producer(
     *,
     client_id: str,
     linger_ms: int = 5,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
     settings: CommonSettings | None = None,
 ) -> AIOKafkaProducer:
     """An idempotent producer (``acks=all``): retries never duplicate or reorder a partition."""
@@ -73,6 +78,7 @@ def create_producer(
         enable_idempotence=True,
         acks="all",
         linger_ms=linger_ms,
+        max_batch_size=max_batch_bytes,
         request_timeout_ms=15_000,
         retry_backoff_ms=200,
     )
@@ -124,11 +130,17 @@ class LazyProducer:
     """One producer per process, started on first use, so a service starts while Kafka is down."""
 
     def __init__(
-        self, bootstrap: str, *, client_id: str, settings: CommonSettings | None = None
+        self,
+        bootstrap: str,
+        *,
+        client_id: str,
+        settings: CommonSettings | None = None,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
     ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.settings = settings
+        self.max_batch_bytes = max_batch_bytes
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -136,7 +148,10 @@ class LazyProducer:
         async with self._lock:
             if self._producer is None:
                 producer = create_producer(
-                    self.bootstrap, client_id=self.client_id, settings=self.settings
+                    self.bootstrap,
+                    client_id=self.client_id,
+                    max_batch_bytes=self.max_batch_bytes,
+                    settings=self.settings,
                 )
                 await producer.start()  # raises while Kafka is unreachable; callers retry
                 self._producer = producer

@@ -5,8 +5,12 @@ committed rows with an idempotent producer and deletes them. Guarantees:
 
 * nothing is lost: a row is deleted only in the transaction that saw Kafka acknowledge it;
 * order per key: one relay at a time holds a transaction-scoped advisory lock, reads rows by
-  id, and sends a key's next event only after the previous one was acknowledged ("waves"),
-  so a failed send can never let a later event of the same key overtake it;
+  id and groups them by the partition their key hashes to, in id order. Each partition's rows
+  go out as explicit record batches, and a partition's next batch is sent only after the
+  previous one was acknowledged ("waves"). A record batch is written to the log whole or not
+  at all, so a failed send can never let a later event of the same key overtake it — even
+  when the producer gives up on a batch during an outage (aiokafka would then send the next
+  queued batch of that partition, so the relay never queues two at once);
 * at-least-once: a relay killed after the acknowledgement and before its commit republishes
   those rows; consumers drop the duplicates by event id (see :mod:`shared.inbox`).
 
@@ -20,12 +24,15 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
@@ -65,6 +72,8 @@ audit_chain_table = sa.Table(
 )
 
 RELAY_LOCK_KEY = 7_424_002
+# The producer's own partitioner: a key lands where a plain send() would put it.
+_PARTITIONER = DefaultPartitioner()
 
 PUBLISHED = Counter(
     "haven_outbox_published_total", "Events relayed from the outbox to Kafka", ["service", "topic"]
@@ -134,19 +143,14 @@ class _Row:
     value: bytes | None
 
 
-def waves(rows: Sequence[_Row]) -> list[list[_Row]]:
-    """Split rows so that each key appears at most once per wave, keeping id order."""
-    result: list[list[_Row]] = []
-    seen: dict[str | None, int] = {}
+def by_partition(
+    rows: Sequence[_Row], partition_of: Callable[[_Row], int]
+) -> dict[tuple[str, int], list[_Row]]:
+    """Group rows by the topic partition they go to, each group in id order."""
+    groups: dict[tuple[str, int], list[_Row]] = {}
     for row in rows:
-        # Rows without a key have no order to keep: they all go in the first wave.
-        index = seen.get(row.key, -1) + 1 if row.key is not None else 0
-        if row.key is not None:
-            seen[row.key] = index
-        while len(result) <= index:
-            result.append([])
-        result[index].append(row)
-    return result
+        groups.setdefault((row.topic, partition_of(row)), []).append(row)
+    return groups
 
 
 class OutboxRelay:
@@ -194,8 +198,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             rows = await self._link_audit_records(conn, rows)
-            for wave in waves(rows):
-                await self._publish(wave)
+            await self._publish(rows)
             await conn.execute(
                 outbox_table.delete().where(outbox_table.c.id.in_([r.id for r in rows]))
             )
@@ -245,17 +248,32 @@ class OutboxRelay:
         return linked
 
     async def _publish(self, rows: Sequence[_Row]) -> None:
+        """Send the rows as one record batch per partition (more when a partition's rows do not
+        fit in one), waiting for a partition's batch to be acknowledged before its next."""
         producer = await self.producer.get()
-        futures = [
-            await producer.send(
-                row.topic,
-                value=row.value,
-                key=row.key.encode() if row.key is not None else None,
-                headers=[(name, value.encode()) for name, value in row.headers],
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*futures)
+        partitions = {
+            topic: sorted(await producer.partitions_for(topic)) for topic in {r.topic for r in rows}
+        }
+
+        def partition_of(row: _Row) -> int:
+            key = row.key.encode() if row.key is not None else None
+            return int(_PARTITIONER(key, partitions[row.topic], partitions[row.topic]))
+
+        queues = {
+            tp: _record_batches(producer, tp_rows)
+            for tp, tp_rows in by_partition(rows, partition_of).items()
+        }
+        wave = 0
+        while True:
+            sends = [
+                await producer.send_batch(batches[wave], topic, partition=partition)
+                for (topic, partition), batches in queues.items()
+                if wave < len(batches)
+            ]
+            if not sends:
+                return
+            await asyncio.gather(*sends)
+            wave += 1
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set: drain, then wait for a NOTIFY or the poll interval."""
@@ -295,6 +313,23 @@ class OutboxRelay:
         OLDEST_AGE.labels(self.service).set(age)
 
 
+def _record_batches(producer: AIOKafkaProducer, rows: Sequence[_Row]) -> list[BatchBuilder]:
+    """One partition's rows, in order, in as few record batches as the batch size allows."""
+    batches = [producer.create_batch()]
+    for row in rows:
+        record = {
+            "timestamp": None,
+            "key": row.key.encode() if row.key is not None else None,
+            "value": row.value,
+            "headers": [(name, value.encode()) for name, value in row.headers],
+        }
+        if batches[-1].append(**record) is None:
+            batches.append(producer.create_batch())
+            if batches[-1].append(**record) is None:
+                raise ValueError(f"outbox row {row.id} is larger than the producer's batch size")
+    return batches
+
+
 async def _age_seconds(conn: AsyncConnection, oldest: datetime | None) -> float:
     if oldest is None:
         return 0.0
@@ -302,4 +337,11 @@ async def _age_seconds(conn: AsyncConnection, oldest: datetime | None) -> float:
     return max(0.0, (now - oldest).total_seconds()) if now else 0.0
 
 
-__all__ = ["OutboxRelay", "add_envelope", "add_event", "add_tombstone", "outbox_table", "waves"]
+__all__ = [
+    "OutboxRelay",
+    "add_envelope",
+    "add_event",
+    "add_tombstone",
+    "by_partition",
+    "outbox_table",
+]

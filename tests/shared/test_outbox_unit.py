@@ -1,6 +1,5 @@
 """Pure parts of the outbox relay and the consumer's retry policy."""
 
-
 import asyncpg
 import pytest
 from hypothesis import given
@@ -8,29 +7,35 @@ from hypothesis import strategies as st
 from sqlalchemy import exc as sa_exc
 
 from shared.consumer import RetryPolicy, is_transient
-from shared.outbox import _Row, waves
+from shared.outbox import _Row, by_partition
 
 
-def row(i: int, key: str | None) -> _Row:
-    return _Row(id=i, topic="t", key=key, headers=[], value=b"")
+def row(i: int, key: str | None, topic: str = "t") -> _Row:
+    return _Row(id=i, topic=topic, key=key, headers=[], value=b"")
 
 
-@given(st.lists(st.sampled_from(["a", "b", "c", None]), max_size=60))
-def test_waves_keep_each_key_in_id_order_and_once_per_wave(keys: list[str | None]) -> None:
-    rows = [row(i, k) for i, k in enumerate(keys)]
-    result = waves(rows)
-    assert sorted(r.id for w in result for r in w) == list(range(len(rows)))
-    for wave in result:
-        keyed = [r.key for r in wave if r.key is not None]
-        assert len(keyed) == len(set(keyed))
-    for key in {"a", "b", "c"}:
-        order = [r.id for w in result for r in w if r.key == key]
-        assert order == sorted(order)
+def partition_by_key(r: _Row) -> int:
+    return {"a": 0, "b": 1, "c": 0}.get(r.key or "", 2)
 
 
-def test_waves_put_unrelated_keys_together() -> None:
-    result = waves([row(1, "a"), row(2, "b"), row(3, "a"), row(4, "c")])
-    assert [[r.id for r in w] for w in result] == [[1, 2, 4], [3]]
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", None]), st.sampled_from("tu"))))
+def test_rows_are_grouped_by_partition_each_in_id_order(
+    rows_spec: list[tuple[str | None, str]],
+) -> None:
+    rows = [row(i, key, topic) for i, (key, topic) in enumerate(rows_spec)]
+    groups = by_partition(rows, partition_by_key)
+    assert sorted(r.id for group in groups.values() for r in group) == list(range(len(rows)))
+    for (topic, partition), group in groups.items():
+        assert all(r.topic == topic and partition_by_key(r) == partition for r in group)
+        assert [r.id for r in group] == sorted(r.id for r in group)
+
+
+def test_keys_of_one_partition_share_its_group() -> None:
+    groups = by_partition([row(1, "a"), row(2, "b"), row(3, "a"), row(4, "c")], partition_by_key)
+    assert {tp: [r.id for r in g] for tp, g in groups.items()} == {
+        ("t", 0): [1, 3, 4],
+        ("t", 1): [2],
+    }
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
