@@ -34,6 +34,24 @@ async def claim(session: AsyncSession, *, consumer: str, event_id: UUID, topic: 
     return result.first() is not None
 
 
+async def claim_many(
+    session: AsyncSession, *, consumer: str, event_ids: list[UUID], topic: str
+) -> set[UUID]:
+    """Record a batch of events as processed in one statement; return the ids that were new.
+
+    The same locking as :func:`claim`: call first in the batch's transaction.
+    """
+    if not event_ids:
+        return set()
+    result = await session.exec(
+        insert(inbox_table)
+        .values([{"consumer": consumer, "event_id": i, "topic": topic} for i in event_ids])
+        .on_conflict_do_nothing()
+        .returning(inbox_table.c.event_id)
+    )
+    return set(result.scalars().all())
+
+
 async def prune(session: AsyncSession, *, older_than_days: int) -> int:
     """Forget ids older than the topics' retention: those events cannot be redelivered."""
     result = await session.exec(

@@ -1,0 +1,100 @@
+"""A fetched batch is applied in one transaction; when one event fails, the batch is rolled
+back and its events are handled one by one: the others applied once, the failing one retried
+and dead-lettered, redeliveries (even within one batch) skipped."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from aiokafka import ConsumerRecord
+
+from shared.consumer import EventConsumer, RetryPolicy
+from shared.db import create_engine, session_factory
+from shared.events.catalog import Catalog, Topic
+from shared.events.envelope import Envelope
+from shared.events.registration import HouseholdErased
+from shared.kafka import LazyProducer, ensure_topics
+from tests.support import migrated_database, read_topic, unique
+
+
+def record(envelope: Envelope[HouseholdErased], offset: int, topic: str) -> ConsumerRecord:
+    value = envelope.kafka_value()
+    return ConsumerRecord(
+        topic=topic,
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"k",
+        value=value,
+        checksum=None,
+        serialized_key_size=1,
+        serialized_value_size=len(value),
+        headers=envelope.kafka_headers(),
+    )
+
+
+async def test_a_batch_applies_together_and_falls_back_one_by_one_on_failure(infra) -> None:
+    bootstrap = infra.kafka_bootstrap
+    topic = Topic(
+        name=unique("haven.test.batches"),
+        description="test",
+        key="household_id",
+        partitions=1,
+        producers=("registration",),
+        consumers=("distribution",),
+        events=(HouseholdErased,),
+    )
+    catalog = Catalog([topic])
+    await ensure_topics(bootstrap, catalog)
+    engine = create_engine(await migrated_database(infra, "distribution"))
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE erased (household_id uuid PRIMARY KEY)"))
+    service = unique("batchcheck")
+    consumer = EventConsumer(
+        service=service,
+        sessions=session_factory(engine),
+        dead_letters=LazyProducer(bootstrap, client_id="batch-test"),
+        retry=RetryPolicy(max_attempts=2, initial_backoff_seconds=0.01, max_backoff_seconds=0.02),
+        catalog=catalog,
+    )
+    failing = uuid.uuid4()
+    calls: list[uuid.UUID] = []
+
+    @consumer.on(HouseholdErased)
+    async def erase(session, envelope: Envelope[HouseholdErased]) -> None:  # type: ignore[no-untyped-def]
+        calls.append(envelope.data.household_id)
+        if envelope.data.household_id == failing:
+            raise RuntimeError("cannot erase this one")
+        await session.execute(
+            sa.text("INSERT INTO erased VALUES (:h)"), {"h": envelope.data.household_id}
+        )
+
+    def erased(household: uuid.UUID) -> Envelope[HouseholdErased]:
+        return Envelope.wrap(HouseholdErased(household_id=household, site_id="S"), source="t")
+
+    try:
+        first = [erased(uuid.uuid4()) for _ in range(3)]
+        together = [record(e, i, topic.name) for i, e in enumerate([*first, first[0]])]
+        outcomes = await consumer.process_batch(topic, together)
+        assert outcomes == ["applied", "applied", "applied", "duplicate"]
+        assert len(calls) == 3  # one transaction, each event once
+        assert await consumer.process_batch(topic, together) == ["duplicate"] * 4
+
+        calls.clear()
+        second = [erased(uuid.uuid4()), erased(failing), erased(uuid.uuid4())]
+        mixed = [record(e, 10 + i, topic.name) for i, e in enumerate(second)]
+        outcomes = await consumer.process_batch(topic, mixed)
+        assert outcomes == ["applied", "dead_lettered", "applied"]
+        # the batch try, then one by one: the failing event twice, as the policy says
+        assert calls.count(failing) == 3
+        assert calls.count(second[2].data.household_id) == 1  # never reached in the batch
+        async with engine.connect() as conn:
+            stored = set(await conn.scalars(sa.text("SELECT household_id FROM erased")))
+        assert stored == {e.data.household_id for e in [*first, second[0], second[2]]}
+        letters = await read_topic(bootstrap, topic.dlq, expect=1, timeout=10)
+        assert [r.value for r in letters] == [second[1].kafka_value()]
+    finally:
+        await consumer.dead_letters.stop()
+        await engine.dispose()
