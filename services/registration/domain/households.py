@@ -6,9 +6,11 @@ bumps its version, writes one audit record and stages its events in the outbox.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -52,7 +54,6 @@ from services.registration.models import (
     RegistrationResult,
     Relationship,
     ReviewResolution,
-    Site,
 )
 from shared import outbox
 from shared.events.catalog import CONTACTS
@@ -189,6 +190,50 @@ def _flagged(before: dict[UUID, frozenset[str]], after: list[Member]) -> bool:
 # --- intake --------------------------------------------------------------------------------
 
 
+def _row(instance: Household | Member | MemberDocument) -> dict[str, Any]:
+    table: sa.Table = sa.inspect(type(instance)).local_table
+    return {column.name: getattr(instance, column.key) for column in table.columns}
+
+
+# The rows travel as JSON and PostgreSQL turns them into table rows, so the statement is the
+# same whatever the number of members and documents: prepared once per connection, never
+# compiled again (a multi-row VALUES would be compiled anew for every request).
+_INSERT_NEW_HOUSEHOLD = """
+WITH new_household AS (
+    INSERT INTO household SELECT * FROM jsonb_populate_record(NULL::household, $1::jsonb)
+), new_members AS (
+    INSERT INTO household_member
+    SELECT * FROM jsonb_populate_recordset(NULL::household_member, $2::jsonb)
+)
+INSERT INTO member_document
+SELECT * FROM jsonb_populate_recordset(NULL::member_document, $3::jsonb)
+"""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+async def _insert_new(
+    session: AsyncSession,
+    household: Household,
+    members: list[Member],
+    documents: list[MemberDocument],
+) -> None:
+    """Insert a new household, its members and their documents in ONE statement (data-
+    modifying CTEs; the foreign keys are checked at its end). Not through the ORM: the rows
+    are never read back in this transaction, so the unit of work would be pure overhead."""
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        _INSERT_NEW_HOUSEHOLD,
+        (
+            _json(_row(household)),
+            _json([_row(m) for m in members]),
+            _json([_row(d) for d in documents]),
+        ),
+    )
+
+
 async def register(
     *,
     session: AsyncSession,
@@ -200,7 +245,8 @@ async def register(
     """Register a household; probable duplicates send it to review as pending_review."""
     if not actor.can_access(data.site_id):
         raise SiteNotFound(f"No registration site {data.site_id} among your sites.")
-    if await session.get(Site, data.site_id) is None:
+    case_number = await next_case_number(session, data.site_id)
+    if case_number is None:
         raise UnknownSite(data.site_id)
     household_id = changes.new_id()
     built = [
@@ -216,7 +262,7 @@ async def register(
     )
     household = Household(
         id=household_id,
-        case_number=await next_case_number(session, data.site_id),
+        case_number=case_number,
         site_id=data.site_id,
         admin1=data.location.admin1,
         admin2=data.location.admin2,
@@ -235,13 +281,8 @@ async def register(
         registered_at=now,
         updated_at=now,
     )
-    session.add(household)
-    await session.flush()
     members = [member for member, _ in built]
-    session.add_all(members)
-    await session.flush()
-    session.add_all([document for _, documents in built for document in documents])
-    await session.flush()
+    await _insert_new(session, household, members, [d for _, documents in built for d in documents])
     await changes.record(session, actor, "household.register", household.id)
     await changes.announce(session, HouseholdRegistered, household, actor, now, members)
     if matches:

@@ -62,6 +62,21 @@ async def list_sites(*, session: AsyncSession) -> list[SitePublic]:
     return [SitePublic.model_validate(site, from_attributes=True) for site in result.all()]
 
 
-async def next_case_number(session: AsyncSession, site_id: str) -> str:
-    number = await session.scalar(sa.text(f"SELECT nextval('{case_sequence(site_id)}')"))
-    return f"{site_id}-{int(number or 0):0{CASE_NUMBER_DIGITS}d}"
+# One round trip: the site's existence and its next number (to_regclass: a bind parameter,
+# so the statement is prepared once for every site).
+_NEXT_CASE_NUMBER = sa.text(
+    "SELECT nextval(to_regclass(:sequence)) FROM registration_site WHERE id = :site_id"
+)
+
+
+async def next_case_number(session: AsyncSession, site_id: str) -> str | None:
+    """The site's next case number; None when there is no such site."""
+    connection = await session.connection()
+    number = (
+        await connection.execute(
+            _NEXT_CASE_NUMBER, {"sequence": case_sequence(site_id), "site_id": site_id}
+        )
+    ).scalar_one_or_none()
+    if number is None:
+        return None
+    return f"{site_id}-{int(number):0{CASE_NUMBER_DIGITS}d}"
