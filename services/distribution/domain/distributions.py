@@ -22,7 +22,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,6 +48,7 @@ from services.distribution.domain.stock import (
     is_expired,
     lock_balances,
     plan_withdrawals,
+    reorder_levels,
 )
 from services.distribution.models import (
     Distribution,
@@ -156,6 +157,59 @@ async def record(
         received=await entitlements.received_by(session, household.household_id),
         today=today,
     )
+    levels = await reorder_levels(session, warehouse.id, items)
+    distribution_id = uuid.uuid4()
+    # Everything that does not depend on the stock is written BEFORE the warehouse's balance
+    # rows are locked: every operator queues on those rows, so each statement after the lock
+    # is time the whole warehouse waits. If the stock then falls short, the transaction rolls
+    # all of it back.
+    inserted = await session.exec(
+        insert(Distribution)
+        .values(
+            id=distribution_id,
+            household_id=household.household_id,
+            warehouse_id=warehouse.id,
+            site_id=warehouse.site_id,
+            client_ref=data.client_ref,
+            request_fingerprint=request_fingerprint,
+            response=None,  # set below, once the batches are known
+            status=DistributionStatus.RECORDED,
+            policy_version=policy.version,
+            distributed_at=now,
+            distributed_on=today,
+            recorded_by=principal.sub,
+        )
+        .on_conflict_do_nothing(constraint=CLIENT_REF_CONSTRAINT)
+        .returning(col(Distribution.id))
+    )
+    if inserted.first() is None:
+        # the same client_ref committed meanwhile for another household
+        existing = await _by_client_ref(session, data.client_ref)
+        assert existing is not None
+        return _replay(existing, principal, request_fingerprint)
+    await session.exec(
+        sa.insert(DistributionLine),
+        params=[
+            {
+                "distribution_id": distribution_id,
+                "line_no": i,
+                "sku": line.sku,
+                "category": items[line.sku].category,
+                "quantity": line.quantity,
+                "requested_batch": line.batch,
+                "prescription_reference": line.prescription_reference,
+            }
+            for i, line in enumerate(data.lines)
+        ],
+    )
+    await audit.record(
+        session,
+        service=SERVICE,
+        principal=principal,
+        action="distribution.record",
+        resource_type="distribution",
+        resource_id=str(distribution_id),
+    )
     ledger = Ledger(
         session,
         await lock_balances(session, [(warehouse.id, sku) for sku in items]),
@@ -170,7 +224,6 @@ async def record(
         ],
         today=today,
     )
-    distribution_id = uuid.uuid4()
     response = DistributionPublic(
         id=distribution_id,
         household_id=household.household_id,
@@ -200,44 +253,6 @@ async def record(
         ],
     )
     body = response.model_dump(mode="json")
-    try:
-        async with session.begin_nested():
-            session.add(
-                Distribution(
-                    id=distribution_id,
-                    household_id=household.household_id,
-                    warehouse_id=warehouse.id,
-                    site_id=warehouse.site_id,
-                    client_ref=data.client_ref,
-                    request_fingerprint=request_fingerprint,
-                    response=body,
-                    status=DistributionStatus.RECORDED,
-                    policy_version=policy.version,
-                    distributed_at=now,
-                    distributed_on=today,
-                    recorded_by=principal.sub,
-                )
-            )
-    except sa_exc.IntegrityError as exc:
-        if CLIENT_REF_CONSTRAINT not in str(exc.orig):
-            raise
-        # the same client_ref committed meanwhile for another household
-        existing = await _by_client_ref(session, data.client_ref)
-        assert existing is not None
-        return _replay(existing, principal, request_fingerprint)
-    session.add_all(
-        DistributionLine(
-            distribution_id=distribution_id,
-            line_no=i,
-            sku=line.sku,
-            category=items[line.sku].category,
-            quantity=line.quantity,
-            requested_batch=line.batch,
-            prescription_reference=line.prescription_reference,
-        )
-        for i, line in enumerate(data.lines)
-    )
-    await session.flush()
     for line_no in sorted(plan):
         for pick in plan[line_no]:
             await ledger.move(
@@ -247,13 +262,11 @@ async def record(
                 distribution_id=distribution_id,
                 line_no=line_no,
             )
-    await audit.record(
-        session,
-        service=SERVICE,
-        principal=principal,
-        action="distribution.record",
-        resource_type="distribution",
-        resource_id=str(distribution_id),
+    await session.exec(
+        sa.update(Distribution)
+        .where(col(Distribution.id) == distribution_id)
+        .values(response=body)
+        .execution_options(synchronize_session=False)
     )
     await add_event(
         session,
@@ -277,7 +290,9 @@ async def record(
         source=EVENT_SOURCE,
         actor=principal.sub,
     )
-    await ledger.announce_low_stock(warehouse, items, today=today, window_days=window_days)
+    await ledger.announce_low_stock(
+        warehouse, items, today=today, window_days=window_days, levels=levels
+    )
     count_distribution(
         session,
         warehouse.site_id,

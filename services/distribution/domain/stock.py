@@ -240,6 +240,25 @@ async def lock_balances(
     return [BalanceRow.of(balance) for balance in result.all()]
 
 
+# A movement in one round trip: the balance row changes and its ledger entry records the
+# balance after it (a locked row's hot path: every statement here is time the row stays locked).
+_MOVE = sa.text("""
+WITH moved AS (
+    UPDATE stock_balance SET quantity = quantity + :quantity, updated_at = :now
+    WHERE id = :balance_id RETURNING quantity
+)
+INSERT INTO stock_ledger (warehouse_id, sku, batch, expires_on, kind, quantity, balance_after,
+    reason, reference, distribution_id, line_no, transfer_id, recorded_by, recorded_at)
+SELECT CAST(:warehouse_id AS uuid), CAST(:sku AS text), CAST(:batch AS text),
+    CAST(:expires_on AS date), CAST(:kind AS text), CAST(:quantity AS integer), moved.quantity,
+    CAST(:reason AS text), CAST(:reference AS text), CAST(:distribution_id AS uuid),
+    CAST(:line_no AS integer), CAST(:transfer_id AS uuid), CAST(:recorded_by AS text),
+    CAST(:now AS timestamptz)
+FROM moved
+RETURNING id, balance_after
+""")
+
+
 class Ledger:
     """Writes movements against locked balance rows, and knows the on-hand totals."""
 
@@ -289,41 +308,36 @@ class Ledger:
         line_no: int | None = None,
         transfer_id: UUID | None = None,
     ) -> MovementPublic:
+        connection = await self.session.connection()
         try:
-            balance_after = await self.session.scalar(
-                sa.update(StockBalance)
-                .where(col(StockBalance.id) == row.id)
-                .values(quantity=col(StockBalance.quantity) + quantity, updated_at=self.now)
-                .returning(col(StockBalance.quantity))
-            )
+            moved = (
+                await connection.execute(
+                    _MOVE,
+                    {
+                        "balance_id": row.id,
+                        "quantity": quantity,
+                        "now": self.now,
+                        "warehouse_id": row.warehouse_id,
+                        "sku": row.sku,
+                        "batch": row.batch,
+                        "expires_on": row.expires_on,
+                        "kind": str(kind),
+                        "reason": reason,
+                        "reference": reference,
+                        "distribution_id": distribution_id,
+                        "line_no": line_no,
+                        "transfer_id": transfer_id,
+                        "recorded_by": self.recorded_by,
+                    },
+                )
+            ).one()
         except sa_exc.IntegrityError as exc:  # the CHECK: only reachable through a bug
             raise InsufficientStock(
                 f"{row.sku} would go below zero in this warehouse.",
                 shortfalls=[{"sku": row.sku, "batch": row.batch, "available": row.quantity}],
             ) from exc
-        assert balance_after is not None
+        entry_id, balance_after = moved
         row.quantity = balance_after
-        entry_id = await self.session.scalar(
-            sa.insert(StockLedgerEntry)
-            .values(
-                warehouse_id=row.warehouse_id,
-                sku=row.sku,
-                batch=row.batch,
-                expires_on=row.expires_on,
-                kind=kind,
-                quantity=quantity,
-                balance_after=balance_after,
-                reason=reason,
-                reference=reference,
-                distribution_id=distribution_id,
-                line_no=line_no,
-                transfer_id=transfer_id,
-                recorded_by=self.recorded_by,
-                recorded_at=self.now,
-            )
-            .returning(col(StockLedgerEntry.id))
-        )
-        assert entry_id is not None
         return MovementPublic(
             id=entry_id,
             warehouse_id=row.warehouse_id,
@@ -342,23 +356,22 @@ class Ledger:
         )
 
     async def announce_low_stock(
-        self, warehouse: Warehouse, items: dict[str, Item], *, today: date, window_days: int
+        self,
+        warehouse: Warehouse,
+        items: dict[str, Item],
+        *,
+        today: date,
+        window_days: int,
+        levels: dict[str, int] | None = None,
     ) -> list[StockLow]:
         """StockLow for each SKU of ``warehouse`` whose on-hand total crossed below its
-        reorder level in this transaction (from at or above it, to under it)."""
+        reorder level in this transaction (from at or above it, to under it). ``levels``:
+        the reorder levels when the caller read them already (before locking the rows)."""
         skus = sorted({sku for (w, sku) in self.before if w == warehouse.id})
         if not skus:
             return []
-        levels = dict(
-            (
-                await self.session.exec(
-                    select(col(ReorderLevel.sku), col(ReorderLevel.level)).where(
-                        col(ReorderLevel.warehouse_id) == warehouse.id,
-                        col(ReorderLevel.sku).in_(skus),
-                    )
-                )
-            ).all()
-        )
+        if levels is None:
+            levels = await reorder_levels(self.session, warehouse.id, skus)
         crossed = [
             sku
             for sku in skus
@@ -392,6 +405,19 @@ class Ledger:
             )
             events.append(event)
         return events
+
+
+async def reorder_levels(
+    session: AsyncSession, warehouse_id: UUID, skus: Iterable[str]
+) -> dict[str, int]:
+    """The reorder levels set for these SKUs in the warehouse."""
+    rows = await session.exec(
+        select(col(ReorderLevel.sku), col(ReorderLevel.level)).where(
+            col(ReorderLevel.warehouse_id) == warehouse_id,
+            col(ReorderLevel.sku).in_(sorted(set(skus))),
+        )
+    )
+    return dict(rows.all())
 
 
 def days_of_cover(available: int, daily_rate: float) -> float | None:
