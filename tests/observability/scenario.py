@@ -205,6 +205,7 @@ async def scenario(run: ObservedRun) -> None:
         headers=ADMIN,
     )
     assert shelter.status_code == 201, shelter.text
+    run.facts.update(sku=sku, warehouse=warehouse_id, shelter=shelter.json()["id"])
 
     await until_ok(
         stack,
@@ -241,6 +242,7 @@ async def scenario(run: ObservedRun) -> None:
     provider_staff = token(Role.PROVIDER, sites=(), org=provider_id, sub="clinic-obs")
     accepted = await referral.post(f"/v1/referrals/{sent['id']}/accept", headers=provider_staff)
     assert accepted.status_code == 200, accepted.text
+    run.facts.update(referral=sent["id"])
 
     async def delivered() -> bool:
         response = await stack["notifications"].get(
