@@ -50,10 +50,43 @@ async def is_erased(session: AsyncSession, household_id: UUID) -> bool:
     return found is not None
 
 
+_PROFILE_COLUMNS = (
+    "household_id",
+    "site_id",
+    "household_size",
+    "members",
+    "needs",
+    "vulnerabilities",
+    "status",
+    "version",
+    "updated_at",
+)
+
+
+def _upsert_profile() -> sa.Insert:
+    """One statement for a profile event: insert or update the household unless it was erased
+    or the model already holds a newer version. Built once: events only bind values."""
+    table = HouseholdView.__table__  # type: ignore[attr-defined]
+    erased = ErasedHousehold.__table__  # type: ignore[attr-defined]
+    values = [sa.bindparam(name, type_=table.c[name].type) for name in _PROFILE_COLUMNS]
+    not_erased = ~sa.exists().where(erased.c.household_id == values[0])
+    statement = insert(table).from_select(
+        list(_PROFILE_COLUMNS), sa.select(*values).where(not_erased)
+    )
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["household_id"],
+        set_={name: excluded[name] for name in _PROFILE_COLUMNS[1:] if name != "status"}
+        | {"status": _KEEP_MERGED},
+        where=table.c.version < excluded.version,
+    )
+
+
+_UPSERT_PROFILE = _upsert_profile()
+
+
 async def apply_profile(*, session: AsyncSession, profile: HouseholdProfile, at: datetime) -> None:
     """Upsert the household from a full profile, unless the model already has a newer one."""
-    if await is_erased(session, profile.household_id):
-        return
     members = [
         {
             "sex": m.sex.value,
@@ -63,34 +96,21 @@ async def apply_profile(*, session: AsyncSession, profile: HouseholdProfile, at:
         }
         for m in profile.members
     ]
-    vulnerabilities = sorted({v.value for m in profile.members for v in m.vulnerabilities})
-    statement = insert(HouseholdView).values(
-        household_id=profile.household_id,
-        site_id=profile.site_id,
-        household_size=profile.household_size,
-        members=members,
-        needs=sorted({need.type.value for need in profile.needs}),
-        vulnerabilities=vulnerabilities,
-        status=profile.status.value,
-        version=profile.version,
-        updated_at=at,
-    )
-    excluded = statement.excluded
     await session.exec(
-        statement.on_conflict_do_update(
-            index_elements=["household_id"],
-            set_={
-                "site_id": excluded.site_id,
-                "household_size": excluded.household_size,
-                "members": excluded.members,
-                "needs": excluded.needs,
-                "vulnerabilities": excluded.vulnerabilities,
-                "status": _KEEP_MERGED,
-                "version": excluded.version,
-                "updated_at": excluded.updated_at,
-            },
-            where=col(HouseholdView.version) < excluded.version,
-        )
+        _UPSERT_PROFILE,
+        params={
+            "household_id": profile.household_id,
+            "site_id": profile.site_id,
+            "household_size": profile.household_size,
+            "members": members,
+            "needs": sorted({need.type.value for need in profile.needs}),
+            "vulnerabilities": sorted(
+                {v.value for m in profile.members for v in m.vulnerabilities}
+            ),
+            "status": profile.status.value,
+            "version": profile.version,
+            "updated_at": at,
+        },
     )
 
 
