@@ -90,7 +90,7 @@ QUICK = Sizes(
 )
 
 POOL_PER_SERVICE = 20
-"""A service's most PostgreSQL connections (ServiceSettings.db_pool_size 10 + overflow 10):
+"""A service's most PostgreSQL connections (2 x ServiceSettings.db_pool_size 10, see shared.db):
 the PostgreSQL ceilings use as many, so the comparison is like for like."""
 
 
