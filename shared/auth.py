@@ -16,6 +16,8 @@ In a router::
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 DEVELOPMENT_SECRET = "haven-DEVELOPMENT-ONLY-secret-never-use-in-production"  # noqa: S105
 ALL_SITES = "*"
+VERIFIED_TOKEN_CACHE_SIZE = 10_000  # distinct tokens kept verified (a few MB at most)
 
 
 class Role(StrEnum):
@@ -143,6 +146,13 @@ def decode_token(
 
     Blocking in jwks mode when the key set must be fetched: call it from a worker thread.
     """
+    return _verify(token, settings, jwks_client)[0]
+
+
+def _verify(
+    token: str, settings: AuthSettings, jwks_client: jwt.PyJWKClient | None = None
+) -> tuple[Principal, float]:
+    """The principal of a verified token and the time (epoch seconds) it expires."""
     try:
         if settings.mode == "jwks":
             if jwks_client is None:
@@ -177,12 +187,40 @@ def decode_token(
 
     roles = frozenset(Role(r) for r in _string_list(claims, "roles") if r in _ROLE_VALUES)
     org = claims.get("org")
-    return Principal(
+    principal = Principal(
         sub=str(claims["sub"]),
         roles=roles,
         sites=frozenset(_string_list(claims, "sites")),
         org=org if isinstance(org, str) else None,
     )
+    return principal, float(claims["exp"]) + settings.leeway_seconds
+
+
+class _VerifiedTokens:
+    """Tokens already verified, until they expire: a field device sends the same token with
+    every request, and a signature check (in jwks mode also a hop to a worker thread) per
+    request is wasted work. Bounded; the least recently used token is forgotten first."""
+
+    def __init__(self, size: int = VERIFIED_TOKEN_CACHE_SIZE) -> None:
+        self.size = size
+        self._tokens: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._tokens.get(token)
+        if entry is None:
+            return None
+        principal, expires = entry
+        if time.time() >= expires:
+            del self._tokens[token]  # verified again, and refused as expired, by the caller
+            return None
+        self._tokens.move_to_end(token)
+        return principal
+
+    def put(self, token: str, principal: Principal, expires: float) -> None:
+        self._tokens[token] = (principal, expires)
+        self._tokens.move_to_end(token)
+        while len(self._tokens) > self.size:
+            self._tokens.popitem(last=False)
 
 
 def issue_dev_token(
@@ -231,6 +269,7 @@ class Authenticator:
         self.settings = settings or AuthSettings()
         self.on_refused = on_refused
         self.jwks_client = jwks_client
+        self._verified = _VerifiedTokens()
         if self.settings.mode == "jwks" and jwks_client is None:
             if not self.settings.jwks_url:
                 raise ValueError("HAVEN_AUTH_JWKS_URL is required in jwks mode")
@@ -256,15 +295,21 @@ class Authenticator:
                     headers={"WWW-Authenticate": 'Bearer realm="haven"'},
                 ),
             )
+        token = token.strip()
+        cached = self._verified.get(token)
+        if cached is not None:
+            request.state.principal = cached
+            return cached
         try:
             if self.settings.mode == "jwks":  # may fetch keys over the network
-                principal = await anyio.to_thread.run_sync(
-                    decode_token, token.strip(), self.settings, self.jwks_client
+                principal, expires = await anyio.to_thread.run_sync(
+                    _verify, token, self.settings, self.jwks_client
                 )
             else:
-                principal = decode_token(token.strip(), self.settings)
+                principal, expires = _verify(token, self.settings)
         except Unauthorized as problem:
             await self.refuse(request, problem)
+        self._verified.put(token, principal, expires)
         request.state.principal = principal  # for audit records of later refusals
         return principal
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pydantic import SecretStr
 
+import shared.auth as auth_module
 from shared.auth import (
     Authenticator,
     AuthSettings,
@@ -111,6 +112,31 @@ async def test_expired_token_is_refused(client: httpx.AsyncClient) -> None:
 async def test_expiry_within_leeway_is_accepted(client: httpx.AsyncClient) -> None:
     response = await client.get("/me", headers=bearer(token(ttl=timedelta(seconds=-10))))
     assert response.status_code == 200
+
+
+async def test_a_verified_token_is_not_verified_again_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verified: list[str] = []
+    real_verify = auth_module._verify
+
+    def counting_verify(raw: str, *args: Any) -> tuple[Principal, float]:
+        verified.append(raw)
+        return real_verify(raw, *args)
+
+    monkeypatch.setattr(auth_module, "_verify", counting_verify)
+    clock = [datetime.now(UTC).timestamp()]
+    monkeypatch.setattr(auth_module.time, "time", lambda: clock[0])
+    short = token(ttl=timedelta(seconds=60))
+    async with make_client(Authenticator(SETTINGS)) as c:
+        for _ in range(3):
+            assert (await c.get("/me", headers=bearer(short))).status_code == 200
+        assert len(verified) == 1
+        clock[0] += 60 + SETTINGS.leeway_seconds + 1  # past exp + leeway: forgotten
+        # verified again (PyJWT's own clock still accepts it; an expired token is refused as
+        # test_expired_token_is_refused shows)
+        assert (await c.get("/me", headers=bearer(short))).status_code == 200
+    assert len(verified) == 2
 
 
 async def test_wrong_signature_is_refused(client: httpx.AsyncClient) -> None:
