@@ -1,6 +1,6 @@
 """Sampling profiles of a service while a scenario loads it (``--profile``), with py-spy.
 
-py-spy attaches from outside (no change to the service, ~50 samples/s), writes collapsed
+py-spy attaches from outside (no change to the service, ~100 samples/s), writes collapsed
 stacks, and :func:`summarize_collapsed` turns them into where the time goes: the functions
 most often on the stack (inclusive), the ones most often on top (self), and a breakdown by
 library.
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-SAMPLE_RATE = 50
+SAMPLE_RATE = 100
 STOP_TIMEOUT_SECONDS = 30
 TOP = 25
 _FRAME = re.compile(r"^(?P<function>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
