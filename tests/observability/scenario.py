@@ -225,6 +225,7 @@ async def scenario(run: ObservedRun) -> None:
         headers=operator,
     )
     assert issued.status_code == 201, issued.text
+    run.facts.update(distribution=issued.json()["id"])
 
     caseworker = token(Role.CASEWORKER, sites=(site,))
     sent: dict[str, Any] = {}

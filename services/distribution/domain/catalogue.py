@@ -11,7 +11,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.distribution.domain.errors import AlreadyExists, UnknownItems, WarehouseNotFound
+from services.distribution.domain.errors import (
+    AlreadyExists,
+    UnknownItems,
+    WarehouseNotFound,
+    WarehouseOutOfScope,
+)
 from services.distribution.models import (
     Item,
     ItemCreate,
@@ -138,8 +143,10 @@ async def get_warehouse(
 ) -> Warehouse:
     """The warehouse, if the caller may see its site; WarehouseNotFound otherwise."""
     warehouse = await session.get(Warehouse, warehouse_id)
-    if warehouse is None or not principal.can_access_site(warehouse.site_id):
+    if warehouse is None:
         raise WarehouseNotFound(warehouse_id)
+    if not principal.can_access_site(warehouse.site_id):
+        raise WarehouseOutOfScope(warehouse_id)
     return warehouse
 
 

@@ -33,6 +33,7 @@ from services.distribution.domain.errors import (
     ClientRefReused,
     DistributionAnonymised,
     DistributionNotFound,
+    DistributionOutOfScope,
 )
 from services.distribution.domain.households import (
     household_for_command,
@@ -413,8 +414,10 @@ async def _lock_with_household(
     A merge may move the distribution to another household meanwhile: then try again."""
     for _ in range(MAX_HOUSEHOLD_LOCK_ATTEMPTS):
         distribution = await session.get(Distribution, distribution_id)
-        if distribution is None or not principal.can_access_site(distribution.site_id):
+        if distribution is None:
             raise DistributionNotFound(distribution_id)
+        if not principal.can_access_site(distribution.site_id):
+            raise DistributionOutOfScope(distribution_id)
         household_id = distribution.household_id
         if household_id is None:
             raise DistributionAnonymised(
@@ -511,8 +514,10 @@ async def get_distribution(
     *, session: AsyncSession, principal: Principal, distribution_id: UUID
 ) -> DistributionPublic:
     distribution = await session.get(Distribution, distribution_id)
-    if distribution is None or not principal.can_access_site(distribution.site_id):
+    if distribution is None:
         raise DistributionNotFound(distribution_id)
+    if not principal.can_access_site(distribution.site_id):
+        raise DistributionOutOfScope(distribution_id)
     await audit.record(
         session,
         service=SERVICE,

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from shared.problems import Conflict, NotFound, ServiceUnavailable, UnprocessableContent
+from shared.problems import (
+    Conflict,
+    NotFound,
+    NotInYourSites,
+    ServiceUnavailable,
+    UnprocessableContent,
+)
 
 
 class HouseholdNotKnownYet(NotFound):
@@ -55,6 +61,22 @@ class AllocationNotFound(NotFound):
         super().__init__(
             f"Shelter allocation {allocation_id} not found.", allocation_id=str(allocation_id)
         )
+
+
+# Out of scope: the resource exists at a site the caller's token does not cover. Answered
+# exactly like the not-found problem above it, but audited as a refused request.
+
+
+class WarehouseOutOfScope(WarehouseNotFound, NotInYourSites):
+    pass
+
+
+class ShelterOutOfScope(ShelterNotFound, NotInYourSites):
+    pass
+
+
+class DistributionOutOfScope(DistributionNotFound, NotInYourSites):
+    pass
 
 
 class UnknownItems(UnprocessableContent):

@@ -27,6 +27,7 @@ from services.distribution.domain.errors import (
     HouseholdAlreadySheltered,
     ShelterFull,
     ShelterNotFound,
+    ShelterOutOfScope,
 )
 from services.distribution.domain.households import (
     household_for_command,
@@ -140,8 +141,10 @@ async def get_shelter(
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     shelter = (await session.exec(query)).one_or_none()
-    if shelter is None or not principal.can_access_site(shelter.site_id):
+    if shelter is None:
         raise ShelterNotFound(shelter_id)
+    if not principal.can_access_site(shelter.site_id):
+        raise ShelterOutOfScope(shelter_id)
     return shelter
 
 

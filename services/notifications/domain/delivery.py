@@ -31,6 +31,7 @@ from services.notifications.channels.base import ChannelError, OutgoingMessage
 from services.notifications.domain import households
 from services.notifications.domain.errors import (
     NotificationNotFound,
+    NotificationOutOfScope,
     NotRetryable,
 )
 from services.notifications.domain.masking import mask
@@ -448,12 +449,11 @@ def _visible_to(principal: Principal) -> sa.ColumnElement[bool] | None:
 
 async def get(*, session: AsyncSession, notification_id: UUID, principal: Principal) -> Any:
     query = sa.select(notifications).where(notifications.c.id == notification_id)
-    scope = _visible_to(principal)
-    if scope is not None:
-        query = query.where(scope)
     row = (await execute(session, query)).first()
     if row is None:
         raise NotificationNotFound(f"No notification {notification_id}.")
+    if _visible_to(principal) is not None and row.site_id not in principal.sites:
+        raise NotificationOutOfScope(f"No notification {notification_id}.")
     return row
 
 

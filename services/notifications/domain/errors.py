@@ -1,10 +1,14 @@
 """The notifications service's errors, as problem+json values."""
 
-from shared.problems import Conflict, NotFound, UnprocessableContent
+from shared.problems import Conflict, NotFound, NotInYourSites, UnprocessableContent
 
 
 class NotificationNotFound(NotFound):
     type_slug, title = "notification-not-found", "Notification not found"
+
+
+class NotificationOutOfScope(NotificationNotFound, NotInYourSites):
+    """A notification of a site outside the caller's token: 404, audited as refused."""
 
 
 class NotRetryable(Conflict):

@@ -14,6 +14,7 @@ from services.registration.domain.errors import (
     HouseholdErased,
     HouseholdNotEditable,
     HouseholdNotFound,
+    HouseholdOutOfScope,
     IfMatchRequired,
     StaleVersion,
 )
@@ -45,8 +46,10 @@ async def find_household(
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
     household = (await session.exec(query)).first()
-    if household is None or not actor.can_access(household.site_id):
+    if household is None:
         raise HouseholdNotFound(f"No household {household_id} among your sites.")
+    if not actor.can_access(household.site_id):
+        raise HouseholdOutOfScope(f"No household {household_id} among your sites.")
     if household.status == HouseholdStatus.ERASED:
         raise HouseholdErased(f"Household {household.case_number} has been erased.")
     return household

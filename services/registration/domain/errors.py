@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.problems import (
     Conflict,
     NotFound,
+    NotInYourSites,
     PreconditionFailed,
     PreconditionRequired,
     Problem,
@@ -34,6 +35,11 @@ class UnknownSite(ValidationFailed):
 
 class HouseholdNotFound(NotFound):
     type_slug, title = "household-not-found", "Household not found"
+
+
+class HouseholdOutOfScope(HouseholdNotFound, NotInYourSites):
+    """A household of a site the caller's token does not cover: answered as not found,
+    audited as a refused request."""
 
 
 class HouseholdErased(Problem):
@@ -70,6 +76,10 @@ class IdempotencyKeyReused(Conflict):
 
 class ReviewNotFound(NotFound):
     type_slug, title = "review-not-found", "Duplicate review not found"
+
+
+class ReviewOutOfScope(ReviewNotFound, NotInYourSites):
+    """A review of a site the caller's token does not cover (answered as not found, audited)."""
 
 
 class ReviewNotOpen(Conflict):

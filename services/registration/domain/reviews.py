@@ -23,6 +23,7 @@ from services.registration.domain.errors import (
     InvalidMergeTarget,
     ReviewNotFound,
     ReviewNotOpen,
+    ReviewOutOfScope,
 )
 from services.registration.domain.views import Actor
 from services.registration.models import (
@@ -197,8 +198,10 @@ async def resolve(
     review = (
         await session.exec(select(DuplicateReview).where(col(DuplicateReview.id) == review_id))
     ).first()
-    if review is None or not actor.can_access(review.site_id):
+    if review is None:
         raise ReviewNotFound(f"No duplicate review {review_id} among your sites.")
+    if not actor.can_access(review.site_id):
+        raise ReviewOutOfScope(f"No duplicate review {review_id} among your sites.")
     # Households first, in id order (as every other change locks them), then the review.
     household_ids = [review.household_id]
     if decision.merge_into is not None:
