@@ -278,7 +278,7 @@ async def _skip(session: AsyncSession, row: Any, reason: SkipReason, now: dateti
             updated_at=now,
         ),
     )
-    metrics.NOTIFICATIONS.labels(row.channel, Status.SKIPPED).inc()
+    metrics.after_commit(session, metrics.NOTIFICATIONS.labels(row.channel, Status.SKIPPED).inc)
 
 
 async def _give_up(session: AsyncSession, row: Any, error: str, now: datetime) -> None:
@@ -330,7 +330,7 @@ async def _announce_dead(
         key=str(notification_id),
         source=SOURCE,
     )
-    metrics.NOTIFICATIONS.labels(channel, Status.DEAD).inc()
+    metrics.after_commit(session, metrics.NOTIFICATIONS.labels(channel, Status.DEAD).inc)
     log.warning(
         "notification dead",
         extra={"notification_id": str(notification_id), "channel": channel, "error": error[:200]},
@@ -381,7 +381,7 @@ async def record_delivered(*, session: AsyncSession, claim: Claim, now: datetime
         key=str(claim.notification_id),
         source=SOURCE,
     )
-    metrics.NOTIFICATIONS.labels(row.channel, Status.DELIVERED).inc()
+    metrics.after_commit(session, metrics.NOTIFICATIONS.labels(row.channel, Status.DELIVERED).inc)
     return True
 
 
@@ -432,7 +432,7 @@ async def record_failure(
             updated_at=now,
         ),
     )
-    metrics.NOTIFICATIONS.labels(row.channel, Status.FAILED).inc()
+    metrics.after_commit(session, metrics.NOTIFICATIONS.labels(row.channel, Status.FAILED).inc)
     return Status.FAILED
 
 
