@@ -40,8 +40,14 @@ notifications = table_of(Notification)
 
 
 async def wake_senders(session: AsyncSession) -> None:
-    """Tell sender loops (on commit) that something may be due now."""
+    """Tell sender loops (on commit) that something may be due now. Once per transaction is
+    enough (PostgreSQL delivers one notification per channel and payload per transaction
+    anyway): the events of a consumer batch share one."""
+    transaction = session.sync_session.get_transaction()
+    if transaction is not None and session.info.get(WAKE_CHANNEL) is transaction:
+        return
     await execute(session, sa.select(sa.func.pg_notify(WAKE_CHANNEL, "")))
+    session.info[WAKE_CHANNEL] = transaction
 
 
 async def lock_household(session: AsyncSession, household_id: UUID) -> None:
@@ -120,28 +126,40 @@ async def forget_contact(*, session: AsyncSession, household_id: UUID, now: date
     )
 
 
+_SITE_COLUMNS = ("household_id", "site_id", "case_number", "contact_consent", "version")
+
+
+def _upsert_site() -> sa.Insert:
+    """Insert or update the household's site row, unless it was erased or a newer version is
+    held: one statement, built once (events only bind values)."""
+    table, erased = table_of(HouseholdSite), table_of(Erasure)
+    values = [sa.bindparam(name, type_=table.c[name].type) for name in _SITE_COLUMNS]
+    not_erased = ~sa.exists().where(erased.c.household_id == values[0])
+    statement = insert(table).from_select(list(_SITE_COLUMNS), sa.select(*values).where(not_erased))
+    return statement.on_conflict_do_update(
+        index_elements=["household_id"],
+        set_={name: statement.excluded[name] for name in _SITE_COLUMNS[1:]},
+        where=table.c.version <= statement.excluded.version,
+    )
+
+
+_UPSERT_SITE = _upsert_site()
+
+
 async def remember_site(*, session: AsyncSession, profile: HouseholdProfile) -> None:
     """Keep the household's site, case number and contact-consent flag (newest version
     wins). Registration publishes a contact only with consent, so the flag lets a message be
     skipped as ``no_consent`` at once instead of waiting for a contact that will not come."""
-    if await is_erased(session=session, household_id=profile.household_id):
-        return
-    table = table_of(HouseholdSite)
-    values = {
-        "site_id": profile.site_id,
-        "case_number": profile.case_number,
-        "contact_consent": profile.consent.contact,
-        "version": profile.version,
-    }
-    await execute(
-        session,
-        insert(table)
-        .values(household_id=profile.household_id, **values)
-        .on_conflict_do_update(
-            index_elements=["household_id"],
-            set_=values,
-            where=table.c.version <= profile.version,
-        ),
+    connection = await session.connection()
+    await connection.execute(
+        _UPSERT_SITE,
+        {
+            "household_id": profile.household_id,
+            "site_id": profile.site_id,
+            "case_number": profile.case_number,
+            "contact_consent": profile.consent.contact,
+            "version": profile.version,
+        },
     )
 
 
