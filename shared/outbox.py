@@ -71,6 +71,9 @@ audit_chain_table = sa.Table(
     sa.Column("hash", sa.Text, nullable=False),
 )
 
+# Built once: writers only bind values (no statement to build and cache-key per event).
+_INSERT_ROW = outbox_table.insert()
+
 RELAY_LOCK_KEY = 7_424_002
 # The producer's own partitioner: a key lands where a plain send() would put it.
 _PARTITIONER = DefaultPartitioner()
@@ -115,22 +118,22 @@ async def add_envelope(
     headers = [[name, value.decode()] for name, value in envelope.kafka_headers()]
     headers += [[name, value] for name, value in inject_trace_headers().items()]
     await session.exec(
-        outbox_table.insert().values(
-            event_id=envelope.id,
-            topic=topic,
-            key=key,
-            headers=headers,
-            value=envelope.kafka_value(),
-        )
+        _INSERT_ROW,
+        params={
+            "event_id": envelope.id,
+            "topic": topic,
+            "key": key,
+            "headers": headers,
+            "value": envelope.kafka_value(),
+        },
     )
 
 
 async def add_tombstone(session: AsyncSession, *, topic: str, key: str, event_id: UUID) -> None:
     """Stage a tombstone (null value) for a compacted topic: it erases the key downstream."""
     await session.exec(
-        outbox_table.insert().values(
-            event_id=event_id, topic=topic, key=key, headers=[], value=None
-        )
+        _INSERT_ROW,
+        params={"event_id": event_id, "topic": topic, "key": key, "headers": [], "value": None},
     )
 
 
