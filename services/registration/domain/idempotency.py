@@ -18,7 +18,6 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -40,6 +39,24 @@ class StoredResponse:
     body: dict[str, Any]
 
 
+# Fixed statements, sent as they are (prepared once per connection): these two run on every
+# registration, and building them through the ORM cost more than PostgreSQL's work.
+_CLAIM = """
+INSERT INTO registration_idempotency
+    (principal_sub, idempotency_key, request_hash, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (principal_sub, idempotency_key) DO UPDATE SET
+    request_hash = EXCLUDED.request_hash, status_code = NULL, response_body = NULL,
+    household_id = NULL, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+WHERE registration_idempotency.expires_at <= EXCLUDED.created_at  -- an expired record is taken over
+RETURNING idempotency_key
+"""
+_COMPLETE = """
+UPDATE registration_idempotency SET status_code = $1, response_body = $2::jsonb, household_id = $3
+WHERE principal_sub = $4 AND idempotency_key = $5
+"""
+
+
 async def claim(
     *,
     session: AsyncSession,
@@ -50,29 +67,9 @@ async def claim(
     ttl: timedelta,
 ) -> StoredResponse | None:
     """Claim the key for this transaction; the earlier response when it was used before."""
-    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-    claimed = await session.exec(
-        insert(table)
-        .values(
-            principal_sub=principal_sub,
-            idempotency_key=key,
-            request_hash=body_hash,
-            created_at=now,
-            expires_at=now + ttl,
-        )
-        .on_conflict_do_update(
-            index_elements=["principal_sub", "idempotency_key"],
-            set_={
-                "request_hash": body_hash,
-                "status_code": None,
-                "response_body": None,
-                "household_id": None,
-                "created_at": now,
-                "expires_at": now + ttl,
-            },
-            where=table.c.expires_at <= now,  # an expired record is taken over
-        )
-        .returning(table.c.idempotency_key)
+    connection = await session.connection()
+    claimed = await connection.exec_driver_sql(
+        _CLAIM, (principal_sub, key, body_hash, now, now + ttl)
     )
     if claimed.first() is not None:
         return None
@@ -105,13 +102,10 @@ async def complete(
     household_id: UUID,
 ) -> None:
     """Store the response of the request that claimed the key (same transaction)."""
-    await session.exec(
-        sa.update(IdempotencyRecord)
-        .where(
-            col(IdempotencyRecord.principal_sub) == principal_sub,
-            col(IdempotencyRecord.idempotency_key) == key,
-        )
-        .values(status_code=status_code, response_body=body, household_id=household_id)
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        _COMPLETE,
+        (status_code, json.dumps(body, ensure_ascii=False), household_id, principal_sub, key),
     )
 
 
