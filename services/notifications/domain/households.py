@@ -10,13 +10,15 @@ cannot bring anything back.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from services.notifications.domain.sql import execute
 from services.notifications.models import (
@@ -165,6 +167,37 @@ async def remember_site(*, session: AsyncSession, profile: HouseholdProfile) -> 
 
 async def site_of(*, session: AsyncSession, household_id: UUID) -> HouseholdSite | None:
     return await session.get(HouseholdSite, household_id)
+
+
+@dataclass(frozen=True)
+class Known:
+    """Everything this service holds about one household, read in one query."""
+
+    erased: bool
+    contact: Contact | None
+    site: HouseholdSite | None
+
+
+def _known_query() -> Select[bool, Contact, HouseholdSite]:
+    key = sa.select(sa.bindparam("household_id", type_=sa.Uuid).label("id")).subquery("k")
+    erased = sa.exists().where(col(Erasure.household_id) == key.c.id).label("erased")
+    return (
+        select(erased, Contact, HouseholdSite)
+        .select_from(key)
+        .outerjoin(Contact, col(Contact.household_id) == key.c.id)
+        .outerjoin(HouseholdSite, col(HouseholdSite.household_id) == key.c.id)
+    )
+
+
+_KNOWN = _known_query()
+
+
+async def known(*, session: AsyncSession, household_id: UUID) -> Known:
+    """Whether the household was erased, its contact and its site row (each maybe absent)."""
+    erased, contact, site = (
+        await session.exec(_KNOWN, params={"household_id": household_id})
+    ).one()
+    return Known(bool(erased), contact, site)
 
 
 async def erase(*, session: AsyncSession, household_id: UUID, now: datetime) -> None:

@@ -87,10 +87,10 @@ async def for_beneficiary(
     """Queue the household's SMS for this event (skipped at once when it cannot be sent)."""
     kind = MESSAGES[envelope.type]
     await households.lock_household(session, household_id)
-    if await households.is_erased(session=session, household_id=household_id):
+    known = await households.known(session=session, household_id=household_id)
+    if known.erased:
         return
-    contact = await session.get(Contact, household_id)
-    household = await households.site_of(session=session, household_id=household_id)
+    contact, household = known.contact, known.site
     site_id = await _site(session, envelope.data, household, contact)
     row = _base_row(kind, envelope, now=now, site_id=site_id) | {
         "household_id": household_id,
