@@ -30,6 +30,7 @@ async def test_other_sites_resources_are_404_and_audited(observed: ObservedRun) 
     requests = [
         ("registration", f"/v1/households/{facts['household']['id']}"),
         ("distribution", f"/v1/warehouses/{facts['warehouse']}"),
+        ("distribution", f"/v1/households/{facts['household']['id']}/entitlements"),
         ("distribution", f"/v1/shelters/{facts['shelter']}"),
         ("distribution", f"/v1/distributions/{facts['distribution']}"),
         ("referral", f"/v1/referrals/{facts['referral']}"),

@@ -67,6 +67,10 @@ class AllocationNotFound(NotFound):
 # exactly like the not-found problem above it, but audited as a refused request.
 
 
+class HouseholdOutOfScope(HouseholdNotKnownYet, NotInYourSites):
+    pass
+
+
 class WarehouseOutOfScope(WarehouseNotFound, NotInYourSites):
     pass
 

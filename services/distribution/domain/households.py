@@ -17,7 +17,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.distribution.domain.errors import HouseholdNotActive, HouseholdNotKnownYet
+from services.distribution.domain.errors import (
+    HouseholdNotActive,
+    HouseholdNotKnownYet,
+    HouseholdOutOfScope,
+)
 from services.distribution.models import (
     Distribution,
     DistributionLine,
@@ -230,8 +234,10 @@ async def household_for_command(
         household = (await lock_households(session, household_id)).get(household_id)
     else:
         household = await session.get(HouseholdView, household_id)
-    if household is None or not principal.can_access_site(household.site_id):
+    if household is None:
         raise HouseholdNotKnownYet(household_id, retry_after_seconds=retry_after_seconds)
+    if not principal.can_access_site(household.site_id):
+        raise HouseholdOutOfScope(household_id, retry_after_seconds=retry_after_seconds)
     return household
 
 
