@@ -3,7 +3,8 @@
 Kafka and PostgreSQL always run here as local processes (``HAVEN_INFRA=local``), never the
 shared development servers, so the figures are this stack's alone and nothing else is touched.
 State lives in ``.haven/bench/run-<pid>`` (one directory per run, so two runs on the same
-checkout never share or wipe each other's servers) and is deleted when the run ends.
+checkout never share or wipe each other's servers); it is deleted when the run ends normally
+and kept after a failure, for the services' logs in it (``logs/<service>.log``).
 """
 
 from __future__ import annotations
