@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from services.registration.domain import households, idempotency, reports, reviews, sites
 from services.registration.domain.ages import Clock, system_clock
-from services.registration.domain.errors import InvalidParameter, SiteNotFound
+from services.registration.domain.errors import InvalidParameter, SiteOutOfScope
 from services.registration.domain.views import Actor, HouseholdView, household_public
 from services.registration.models import (
     SITE_ID_PATTERN,
@@ -499,7 +499,7 @@ async def households_report(
         raise InvalidParameter("from", "must not be after 'to'")
     actor = Actor(principal)
     if site_id is not None and not actor.can_access(site_id):
-        raise SiteNotFound(f"No site {site_id} among your sites.")
+        raise SiteOutOfScope(f"No site {site_id} among your sites.")
     async with session.begin():
         body = await reports.households_csv(
             session=session,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import Counter
+from typing import Any
 
-from tests.e2e.flows import ADMIN
+from tests.e2e.flows import ADMIN, household_body
 from tests.e2e.stack import Role, token
 from tests.observability.scenario import ObservedRun
 from tests.observability.test_audit_per_change import audit_correlations, end_offsets
@@ -27,24 +28,34 @@ async def test_other_sites_resources_are_404_and_audited(observed: ObservedRun) 
         "/v1/notifications", params={"household_id": facts["household"]["id"]}, headers=ADMIN
     )
     notification = listed.json()["items"][0]["id"]
-    requests = [
-        ("registration", f"/v1/households/{facts['household']['id']}"),
-        ("distribution", f"/v1/warehouses/{facts['warehouse']}"),
-        ("distribution", f"/v1/households/{facts['household']['id']}/entitlements"),
-        ("distribution", f"/v1/shelters/{facts['shelter']}"),
-        ("distribution", f"/v1/distributions/{facts['distribution']}"),
-        ("referral", f"/v1/referrals/{facts['referral']}"),
-        ("notifications", f"/v1/notifications/{notification}"),
+    manager = token(Role.MANAGER, sites=(elsewhere,), sub="manager-elsewhere")
+    site = facts["site"]
+    newcomer = household_body(site, given="Refused", family="Elsewhere")
+    requests: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("registration", "GET", f"/v1/households/{facts['household']['id']}", {}),
+        ("registration", "POST", "/v1/households", {"json": newcomer}),
+        ("registration", "GET", "/v1/reports/households.csv", {"params": {"site_id": site}}),
+        ("distribution", "GET", f"/v1/warehouses/{facts['warehouse']}", {}),
+        ("distribution", "GET", f"/v1/households/{facts['household']['id']}/entitlements", {}),
+        ("distribution", "GET", f"/v1/shelters/{facts['shelter']}", {}),
+        ("distribution", "GET", f"/v1/distributions/{facts['distribution']}", {}),
+        (
+            "distribution",
+            "GET",
+            "/v1/reports/distributions",
+            {"params": {"site_id": site}, "headers": manager},
+        ),
+        ("referral", "GET", f"/v1/referrals/{facts['referral']}", {}),
+        ("notifications", "GET", f"/v1/notifications/{notification}", {}),
     ]
     since = await end_offsets(observed.stack.bootstrap)
     expected: dict[str, tuple[str, str]] = {}
-    for service, path in requests:
+    for service, method, path, options in requests:
         correlation = f"refused-{uuid.uuid4().hex}"
-        response = await observed.stack[service].get(
-            path, headers={**staff[service], "X-Correlation-ID": correlation}
-        )
-        assert response.status_code == 404, (path, response.text)
-        expected[correlation] = (service, path)
+        headers = {**options.pop("headers", staff[service]), "X-Correlation-ID": correlation}
+        response = await observed.stack[service].request(method, path, headers=headers, **options)
+        assert response.status_code == 404, (method, path, response.text)
+        expected[correlation] = (service, f"{method} {path}")
 
     found: Counter[tuple[str, str]] = Counter()
 

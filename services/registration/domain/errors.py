@@ -102,3 +102,7 @@ class InvalidParameter(ValidationFailed):
 
 class SiteNotFound(NotFound):
     type_slug, title = "site-not-found", "Site not found"
+
+
+class SiteOutOfScope(SiteNotFound, NotInYourSites):
+    """A site the caller's token does not cover (answered as not found, audited as refused)."""

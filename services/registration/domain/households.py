@@ -24,7 +24,7 @@ from services.registration.domain.errors import (
     HeadRule,
     IllegalTransition,
     MemberNotFound,
-    SiteNotFound,
+    SiteOutOfScope,
     UnknownSite,
 )
 from services.registration.domain.names import comparison_key, document_number_key, name_keys
@@ -244,7 +244,7 @@ async def register(
 ) -> RegistrationResult:
     """Register a household; probable duplicates send it to review as pending_review."""
     if not actor.can_access(data.site_id):
-        raise SiteNotFound(f"No registration site {data.site_id} among your sites.")
+        raise SiteOutOfScope(f"No registration site {data.site_id} among your sites.")
     case_number = await next_case_number(session, data.site_id)
     if case_number is None:
         raise UnknownSite(data.site_id)
