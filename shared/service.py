@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import audit, inbox
 from shared.auth import Authenticator, AuthSettings
-from shared.consumer import EventConsumer, RetryPolicy
+from shared.consumer import EventConsumer, LagWatcher, RetryPolicy
 from shared.db import create_engine, migrate, session_factory
 from shared.events.asyncapi import asyncapi_document
 from shared.http import create_app
@@ -86,6 +86,13 @@ class ServiceRuntime:
             ],
         )
         self.consumer.subscribe(self.broker)
+        self.lag_watcher = LagWatcher(
+            bootstrap,
+            service=definition.name,
+            group_id=self.consumer.group_id,
+            topics=[topic.name for topic in self.consumer.topics()],
+            settings=settings.common,
+        )
         self.relay = OutboxRelay(
             self.engine,
             self.producer,
@@ -107,6 +114,12 @@ class ServiceRuntime:
             self._tasks.append(asyncio.create_task(self._start_broker(), name="broker"))
         if self.consumer.topics():
             self._tasks.append(asyncio.create_task(self._prune_inbox(), name="inbox-pruner"))
+            self._tasks.append(
+                asyncio.create_task(
+                    self.lag_watcher.run(self._stop, self.settings.consumer_lag_refresh_seconds),
+                    name="lag-watcher",
+                )
+            )
         for job in self.definition.background:
             self._tasks.append(asyncio.create_task(job(self, self._stop)))
 

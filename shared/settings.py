@@ -77,6 +77,8 @@ class ServiceSettings(BaseSettings):
     inbox_prune_interval_seconds: float = 6 * 3600
     # How often gauges derived from the database (stock, beds, open referrals...) are re-read.
     metrics_refresh_seconds: float = 15.0
+    # How often the consumer group's lag is measured from the broker (besides after each batch).
+    consumer_lag_refresh_seconds: float = 15.0
 
     common: CommonSettings = Field(default_factory=CommonSettings, exclude=True)
 
