@@ -195,6 +195,20 @@ def test_sandbox_and_strict_undefined_turn_abuse_into_render_errors() -> None:
     assert templates.render("{{ 'ab' * 3 }}", {}) == "ababab"
 
 
+def test_a_template_text_is_compiled_once_and_an_edited_text_renders_anew() -> None:
+    source = f"Case {{{{ case_number }}}} ({uuid4()})"
+    misses = templates._compiled.cache_info().misses
+    assert templates.render(source, {"case_number": "A-1"}).startswith("Case A-1 (")
+    assert templates.render(source, {"case_number": "B-2"}).startswith("Case B-2 (")
+    assert templates._compiled.cache_info().misses == misses + 1
+    edited = source.replace("Case", "Dosar")
+    assert templates.render(edited, {"case_number": "B-2"}).startswith("Dosar B-2 (")
+    with pytest.raises(templates.RenderError):  # errors are not remembered as templates
+        templates.render("{% if %}", {})
+    with pytest.raises(templates.RenderError):
+        templates.render("{% if %}", {})
+
+
 async def test_the_migration_seeds_every_default_and_rendering_falls_back_to_english(
     engine: AsyncEngine, sessions: SessionFactory
 ) -> None:
