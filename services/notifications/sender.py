@@ -55,7 +55,11 @@ class Sender:
 
     async def run_once(self) -> int:
         """One round over every channel; returns how many notifications it sent."""
-        counts = await asyncio.gather(*(self._round(channel) for channel in self.transports))
+        async with self.sessions() as session, session.begin():
+            due = await delivery.channels_due(
+                session=session, channels=list(self.transports), now=self.clock()
+            )
+        counts = await asyncio.gather(*(self._round(channel) for channel in due))
         return sum(counts)
 
     async def _round(self, channel: Channel) -> int:
