@@ -38,9 +38,13 @@ async def request_consent(
     service_type: str,
     actor: Actor,
     now: datetime,
+    none_open: bool = False,
 ) -> ConsentTask | None:
-    """Open a task (and tell caseworkers) unless one is already open; None when it was."""
-    if await open_task(session, household_id=household_id, service_type=service_type):
+    """Open a task (and tell caseworkers) unless one is already open; None when it was.
+    ``none_open``: the caller knows the household has no open task (not looked up)."""
+    if not none_open and await open_task(
+        session, household_id=household_id, service_type=service_type
+    ):
         return None
     task = ConsentTask(
         id=new_id(),

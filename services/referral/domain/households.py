@@ -19,12 +19,18 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.referral.domain import consent, referrals
 from services.referral.domain.common import Actor, record_audit
-from services.referral.domain.rules import AskConsent, Refer, automatic_actions
+from services.referral.domain.rules import (
+    AskConsent,
+    Refer,
+    automatic_actions,
+    required_services,
+)
 from services.referral.domain.states import OPEN_STATUSES, Action, Status
 from services.referral.domain.vocabulary import CancelReason, ConsentTaskStatus, Origin
 from services.referral.models import ConsentTask, HouseholdView, Referral, ReferralHistory
@@ -51,14 +57,9 @@ _PROGRESS = {
 }
 
 
-def _profile_of(view: HouseholdView | None) -> HouseholdProfile | None:
-    if view is None or view.profile is None:
-        return None
-    return HouseholdProfile.model_validate(view.profile)
-
-
 def _view_columns(profile: HouseholdProfile, now: datetime) -> dict[str, Any]:
     return {
+        "household_id": profile.household_id,
         "site_id": profile.site_id,
         "status": profile.status.value,
         "version": profile.version,
@@ -72,6 +73,68 @@ def _view_columns(profile: HouseholdProfile, now: datetime) -> dict[str, Any]:
     }
 
 
+_VIEW_COLUMNS = (
+    "household_id",
+    "site_id",
+    "status",
+    "version",
+    "referral_sharing",
+    "admin1",
+    "admin2",
+    "preferred_language",
+    "household_size",
+    "profile",
+    "updated_at",
+)
+
+
+def _take_profile() -> sa.Select[Any]:
+    """One statement for a profile event: lock the household's row and read what it held,
+    then insert or replace it unless it already holds this version or a newer one.
+
+    Returns one row: ``taken`` (1 when the row was written), and the previous ``version``,
+    ``referral_sharing`` and ``profile`` (NULL when the household was not known here). Every
+    part reads the snapshot from before the statement, so the previous values are the old
+    ones. A row that appeared after that snapshot (a concurrent first insert) is left alone:
+    ``taken`` is 0 with no previous version, and the caller fails the event so it is retried.
+    Built once: events only bind values.
+    """
+    table = HouseholdView.__table__  # type: ignore[attr-defined]
+    values = {name: sa.bindparam(name, type_=table.c[name].type) for name in _VIEW_COLUMNS}
+    previous = (
+        sa.select(table.c.version, table.c.referral_sharing, table.c.profile)
+        .where(table.c.household_id == values["household_id"])
+        .with_for_update()
+        .cte("previous")
+    )
+    upsert = insert(table).values(values)
+    excluded = upsert.excluded
+    taken = (
+        upsert.on_conflict_do_update(
+            index_elements=["household_id"],
+            set_={name: excluded[name] for name in _VIEW_COLUMNS[1:]},
+            where=sa.and_(table.c.version < excluded.version, sa.exists(sa.select(previous))),
+        )
+        .returning(table.c.household_id)
+        .cte("taken")
+    )
+    count_taken = sa.select(sa.func.count()).select_from(taken).scalar_subquery()
+    one = sa.select(sa.literal_column("1").label("one")).subquery("one")
+    return sa.select(
+        count_taken.label("taken"),
+        previous.c.version,
+        previous.c.referral_sharing,
+        previous.c.profile,
+    ).select_from(one.outerjoin(previous, sa.true()))
+
+
+_TAKE_PROFILE = _take_profile()
+
+
+class ConcurrentFirstProfile(RuntimeError):
+    """Another transaction inserted the household meanwhile; the event is retried."""
+
+
 async def apply_profile(
     *,
     session: AsyncSession,
@@ -81,19 +144,15 @@ async def apply_profile(
     settings: ReferralSettings,
 ) -> bool:
     """Take a newer profile into the read model and act on it; False for a stale version."""
-    view = await referrals.lock_household(session, profile.household_id)
-    if view is not None and view.version >= profile.version:
-        return False
-    previous = _profile_of(view)
-    had_consent = view is not None and view.referral_sharing
     columns = _view_columns(profile, now)
-    if view is None:
-        view = HouseholdView(household_id=profile.household_id, **columns)
-    else:
-        for name, value in columns.items():
-            setattr(view, name, value)
-    session.add(view)
-    await session.flush()
+    taken, previous_version, had_consent, previous_profile = (
+        await session.exec(_TAKE_PROFILE, params=columns)  # type: ignore[call-overload]
+    ).one()
+    first_seen = previous_version is None
+    if not taken:
+        if first_seen:
+            raise ConcurrentFirstProfile(f"household {profile.household_id} inserted meanwhile")
+        return False
 
     if had_consent and not profile.consent.referral_sharing:
         await referrals.close_open_for_household(
@@ -106,12 +165,19 @@ async def apply_profile(
         )
     if profile.status not in ACTS_ON:
         return True
-    for action in automatic_actions(previous, profile):
+    if not required_services(profile):
+        return True  # most households: nothing to refer, no previous profile to read
+    previous = HouseholdProfile.model_validate(previous_profile) if previous_profile else None
+    actions = automatic_actions(previous, profile)
+    # A household first seen here has nothing open: referrals and consent tasks are only
+    # made for, or moved by a merge to, a household this table holds (the partial unique
+    # indexes would refuse a second open one anyway).
+    view = HouseholdView(**columns)
+    for action in actions:
         if isinstance(action, Refer):
-            existing = await referrals.open_referral(
+            if not first_seen and await referrals.open_referral(
                 session, household_id=profile.household_id, service_type=action.service_type
-            )
-            if existing is not None:
+            ):
                 continue
             referral = await referrals.create(
                 session=session,
@@ -122,6 +188,7 @@ async def apply_profile(
                 actor=actor,
                 now=now,
                 settings=settings,
+                no_open_consent_task=first_seen,
             )
             await record_audit(
                 session,
@@ -139,6 +206,7 @@ async def apply_profile(
                 service_type=action.service_type,
                 actor=actor,
                 now=now,
+                none_open=first_seen,
             )
     return True
 

@@ -347,8 +347,10 @@ async def create(
     consent_override: bool = False,
     override_reason: str | None = None,
     caseworker_sub: str | None = None,
+    no_open_consent_task: bool = False,
 ) -> Referral:
-    """Create and route a referral; the caller checked consent and that none is open."""
+    """Create and route a referral; the caller checked consent and that none is open.
+    ``no_open_consent_task``: the caller knows the household has none to resolve."""
     referral = Referral(
         id=new_id(),
         household_id=household.household_id,
@@ -378,6 +380,8 @@ async def create(
         actor=actor,
     )
     await _route(session, referral, household, actor=actor, now=now, settings=settings)
+    if no_open_consent_task:
+        return referral
     await consent.close_tasks(
         session=session,
         household_id=household.household_id,
