@@ -166,9 +166,26 @@ async def save(
     reason_code: str | None = None,
     note: str | None = None,
     tier: int | None = None,
+    just_created: bool = False,
 ) -> None:
-    """Write the referral's row and one step of its history (before any of its events)."""
+    """Write the referral's row and one step of its history (before any of its events);
+    ``just_created``: the row is new, and its creation step goes first."""
     session.add(referral)
+    if just_created:
+        session.add(
+            ReferralHistory(
+                referral_id=referral.id,
+                at=now,
+                action="create",
+                from_status=None,
+                to_status=Status.CREATED,
+                actor=actor.sub,
+                provider_id=None,
+                reason_code=None,
+                note=None,
+                tier=None,
+            )
+        )
     session.add(
         ReferralHistory(
             referral_id=referral.id,
@@ -222,9 +239,14 @@ async def _route(
     now: datetime,
     settings: ReferralSettings,
     reroute_reason: str | None = None,
+    creation: ReferralCreated | None = None,
 ) -> Provider | None:
     """Send the referral to the best provider not tried yet; if none is left, queue it for
-    the managers. Works from created (first routing), declined and sent (deadline)."""
+    the managers. Works from created (first routing), declined and sent (deadline).
+
+    With ``creation`` the referral is new and not written yet: its row is inserted once as
+    routed, with its creation step before the routing's, and ``creation`` is staged before
+    the routing's events."""
     previous_provider = referral.provider_id
     regions = [r for r in (household.admin2, household.admin1) if r] if household else []
     found = await providers.routing_candidates(
@@ -254,7 +276,9 @@ async def _route(
             now=now,
             provider_id=provider.id,
             reason_code=reroute_reason,
+            just_created=creation is not None,
         )
+        await _emit_creation(session, creation, actor)
         if not first:
             await emit(
                 session,
@@ -287,7 +311,9 @@ async def _route(
         actor=actor,
         now=now,
         reason_code=reroute_reason or "no_provider",
+        just_created=creation is not None,
     )
+    await _emit_creation(session, creation, actor)
     if not first:
         await emit(
             session,
@@ -312,6 +338,13 @@ async def _route(
         actor=actor,
     )
     return None
+
+
+async def _emit_creation(
+    session: AsyncSession, creation: ReferralCreated | None, actor: Actor
+) -> None:
+    if creation is not None:
+        await emit(session, creation, household_id=creation.household_id, actor=actor)
 
 
 async def reroute(
@@ -368,18 +401,13 @@ async def create(
         created_at=now,
         updated_at=now,
     )
-    await save(session, referral, action="create", from_status=None, actor=actor, now=now)
-    await emit(
-        session,
-        ReferralCreated(
-            **event_fields(referral),
-            origin=origin.value,
-            consent_override=consent_override,
-        ),
-        household_id=referral.household_id,
-        actor=actor,
+    # Written once, as routed: its row, creation step and routing step in one flush.
+    creation = ReferralCreated(
+        **event_fields(referral), origin=origin.value, consent_override=consent_override
     )
-    await _route(session, referral, household, actor=actor, now=now, settings=settings)
+    await _route(
+        session, referral, household, actor=actor, now=now, settings=settings, creation=creation
+    )
     if no_open_consent_task:
         return referral
     await consent.close_tasks(
