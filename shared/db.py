@@ -148,14 +148,18 @@ class Wakeup:
         self._event.set()
 
     async def sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        """Return after ``seconds``, or sooner on a notification or when ``stop`` is set."""
-        self._event.clear()
+        """Return after ``seconds``, or sooner on a notification or when ``stop`` is set.
+
+        A notification that arrived since the last sleep (during the caller's round) returns
+        at once: it may announce work the round did not see yet.
+        """
         waiters = [asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
+            self._event.clear()  # consumed: the caller's next round looks for the work
 
     async def close(self) -> None:
         if self._connection is not None:
