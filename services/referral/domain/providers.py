@@ -36,6 +36,30 @@ class ProviderExists(Conflict):
     title = "Provider already in the directory"
 
 
+# Built once (routing runs for every referral): calls only bind values.
+_OPEN_REFERRAL_COUNTS = (
+    select(col(Referral.provider_id), sa.func.count())
+    .where(
+        col(Referral.provider_id)
+        == sa.func.any(sa.bindparam("provider_ids", type_=postgresql.ARRAY(sa.Uuid)))
+    )
+    .where(col(Referral.status).in_([str(s) for s in AT_PROVIDER_STATUSES]))
+    .group_by(col(Referral.provider_id))
+)
+_LOCK_ROUTING_CANDIDATES = (
+    select(Provider)
+    .where(
+        col(Provider.services).op("@>")(
+            sa.bindparam("service_types", type_=postgresql.ARRAY(sa.Text))
+        )
+    )
+    .where(col(Provider.regions).op("&&")(sa.bindparam("regions", type_=postgresql.ARRAY(sa.Text))))
+    .where(Provider.active == sa.true())
+    .order_by(col(Provider.id))
+    .with_for_update()
+)
+
+
 async def open_referral_counts(
     session: AsyncSession, provider_ids: Iterable[UUID]
 ) -> dict[UUID, int]:
@@ -43,12 +67,7 @@ async def open_referral_counts(
     ids = list(provider_ids)
     if not ids:
         return {}
-    rows = await session.exec(
-        select(col(Referral.provider_id), sa.func.count())
-        .where(col(Referral.provider_id).in_(ids))
-        .where(col(Referral.status).in_([str(s) for s in AT_PROVIDER_STATUSES]))
-        .group_by(col(Referral.provider_id))
-    )
+    rows = await session.exec(_OPEN_REFERRAL_COUNTS, params={"provider_ids": ids})
     counts = {provider_id: int(count) for provider_id, count in rows.all()}
     return {provider_id: counts.get(provider_id, 0) for provider_id in ids}
 
@@ -193,22 +212,15 @@ async def routing_candidates(
 ) -> list[tuple[Provider, Candidate]]:
     """Active providers offering ``service_type`` in any of ``regions``, locked (in id order,
     so concurrent routings cannot deadlock) until the transaction ends: two referrals routed
-    at once cannot both take a provider's last slot."""
+    at once cannot both take a provider's last slot. The slots are counted by a second
+    statement, after the locks are held, so it sees what their holders committed."""
     if not regions:
         return []
     providers = list(
         (
             await session.exec(
-                select(Provider)
-                .where(col(Provider.services).contains([service_type]))
-                .where(
-                    col(Provider.regions).op("&&")(
-                        sa.cast(list(regions), postgresql.ARRAY(sa.Text))
-                    )
-                )
-                .where(Provider.active == sa.true())
-                .order_by(col(Provider.id))
-                .with_for_update()
+                _LOCK_ROUTING_CANDIDATES,
+                params={"service_types": [str(service_type)], "regions": list(regions)},
             )
         ).all()
     )
