@@ -121,9 +121,28 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
             log.info("created topics", extra={"topics": [t.name for t in missing]})
+            await wait_for_topics(admin, [t.name for t in missing])
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def wait_for_topics(
+    admin: AIOKafkaAdminClient, names: list[str], *, timeout_s: float = 30.0
+) -> None:
+    """Wait until the broker's metadata lists every topic in ``names``.
+
+    A KRaft broker answers CreateTopics before its own metadata cache has the new topics,
+    so a listing (or a consumer's first fetch) right after creation can miss them.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        missing = set(names) - set(await admin.list_topics())
+        if not missing:
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            raise TimeoutError(f"topics not visible after {timeout_s:.0f} s: {sorted(missing)}")
+        await asyncio.sleep(0.1)
 
 
 class LazyProducer:

@@ -17,6 +17,7 @@ from haven.devstack import kafka as kafka_mod
 from haven.devstack.infra import InfraHandle
 from haven.devstack.kafka import KAFKA_VERSION, POM_PATH, LocalKafka, _new_cluster_id
 from haven.devstack.processes import port_in_use
+from shared.kafka import wait_for_topics
 
 KEYS = [f"household-{i}" for i in range(5)]
 PER_KEY = 20
@@ -35,7 +36,7 @@ async def create_topic(bootstrap: str, topic: str, partitions: int = PARTITIONS)
         response = await admin.create_topics([NewTopic(topic, partitions, 1)])
         errors = [(name, code) for name, code, *_ in response.topic_errors if code]
         assert not errors, f"create_topics failed: {errors}"
-        assert topic in await admin.list_topics()
+        await wait_for_topics(admin, [topic])  # raises if it never shows up
     finally:
         await admin.close()
 
