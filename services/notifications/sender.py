@@ -2,7 +2,8 @@
 
 Runs in every replica (``ServiceDefinition.background``). Each round claims per channel in
 one short transaction (see :mod:`.domain.delivery`), sends outside any transaction with
-bounded concurrency, and records each outcome in its own transaction. It wakes on
+bounded concurrency, then records the round's deliveries in one transaction (each failure
+in its own). It wakes on
 ``NOTIFY haven_notifications`` (sent when something becomes due now) or every
 ``sender_poll_seconds``.
 """
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -71,34 +73,69 @@ class Sender:
                 now=self.clock(),
                 limit=self.settings.sender_batch_size,
             )
-        await asyncio.gather(*(self._deliver(claim) for claim in claims))
+        errors = await asyncio.gather(*(self._send(claim) for claim in claims))
+        await self._record(list(zip(claims, errors, strict=True)))
         return len(claims)
 
-    async def _deliver(self, claim: delivery.Claim) -> None:
+    async def _send(self, claim: delivery.Claim) -> ChannelError | None:
         channel = Channel(claim.message.channel)
-        transport = self.transports[channel]
-        error: ChannelError | None = None
         async with self._limits[channel]:
             try:
-                await transport.send(claim.message)
+                await self.transports[channel].send(claim.message)
             except ChannelError as exc:
-                error = exc
+                return exc
             except Exception as exc:  # a transport bug must not lose the notification
                 # Only the type: messages of transport errors may carry addresses.
                 log.warning(
                     "channel transport failed unexpectedly", extra={"error": type(exc).__name__}
                 )
-                error = TransientChannelError(f"unexpected_error: {type(exc).__name__}")
-        # If this write fails (database gone), the lease runs out and the message is sent
-        # again with the same idempotency key: at-least-once across that window.
-        try:
-            recorded = await self._record(claim, error)
-        except Exception as exc:
+                return TransientChannelError(f"unexpected_error: {type(exc).__name__}")
+        return None
+
+    async def _record(self, outcomes: list[tuple[delivery.Claim, ChannelError | None]]) -> None:
+        """Record a round's outcomes: its deliveries together in one transaction, each
+        failure in its own. If a write fails (database gone), those leases run out and the
+        messages are sent again with the same idempotency key: at-least-once across that
+        window."""
+        delivered = [claim for claim, error in outcomes if error is None]
+        recorded: set[UUID] | None = set()
+        if delivered:
+            try:
+                async with self.sessions() as session, session.begin():
+                    recorded = await delivery.record_all_delivered(
+                        session=session, claims=delivered, now=self.clock()
+                    )
+            except Exception as exc:
+                self._unrecorded(delivered, exc)
+                recorded = None
+        for claim, error in outcomes:
+            if error is None:
+                if recorded is not None:
+                    self._attempted(claim, None, claim.notification_id in recorded)
+                continue
+            try:
+                async with self.sessions() as session, session.begin():
+                    outcome = await delivery.record_failure(
+                        session=session,
+                        claim=claim,
+                        error=error,
+                        settings=self.settings,
+                        now=self.clock(),
+                        rng=self.rng,
+                    )
+            except Exception as exc:
+                self._unrecorded([claim], exc)
+                continue
+            self._attempted(claim, error, outcome is not None)
+
+    def _unrecorded(self, claims: list[delivery.Claim], exc: Exception) -> None:
+        for claim in claims:
             log.warning(
                 "could not record a notification attempt; its lease will expire",
                 extra={"notification_id": str(claim.notification_id), "error": repr(exc)},
             )
-            return
+
+    def _attempted(self, claim: delivery.Claim, error: ChannelError | None, held: bool) -> None:
         log.info(
             "notification attempt",
             extra={
@@ -106,25 +143,9 @@ class Sender:
                 "channel": claim.message.channel,
                 "attempt": claim.attempt,
                 "outcome": "delivered" if error is None else error.code,
-                "lease_lost": not recorded,
+                "lease_lost": not held,
             },
         )
-
-    async def _record(self, claim: delivery.Claim, error: ChannelError | None) -> bool:
-        async with self.sessions() as session, session.begin():
-            if error is None:
-                return await delivery.record_delivered(
-                    session=session, claim=claim, now=self.clock()
-                )
-            outcome = await delivery.record_failure(
-                session=session,
-                claim=claim,
-                error=error,
-                settings=self.settings,
-                now=self.clock(),
-                rng=self.rng,
-            )
-            return outcome is not None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set."""

@@ -252,3 +252,40 @@ async def test_a_template_that_cannot_render_kills_the_notification_with_the_rea
     assert transport.sent == []
     (announced,) = await outbox(engine, "NotificationDead")
     assert announced["error_code"] == "template_error"
+
+
+async def test_one_claim_renders_each_language_and_a_round_records_only_lease_holders(
+    consumer: EventConsumer,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    clock: FakeClock,
+    settings: NotificationsSettings,
+) -> None:
+    # Romanian has its own template; French has none, so the English fallback is used.
+    romanian = await registered_with_contact(consumer, language="ro")
+    french = await registered_with_contact(consumer, language="fr")
+    async with sessions() as session, session.begin():
+        stale = await delivery.claim_due(
+            session=session, channel=Channel.SMS, settings=settings, now=clock(), limit=10
+        )
+    languages = {c.message.household_id: c.message.language for c in stale}
+    assert languages == {romanian: "ro", french: "en"}
+    assert all("MDA-PAL-000123" in c.message.body for c in stale)
+    clock.advance(seconds=settings.sending_lease_seconds)
+    async with sessions() as session, session.begin():
+        fresh = await delivery.claim_due(
+            session=session, channel=Channel.SMS, settings=settings, now=clock(), limit=10
+        )
+    bodies = {c.message.household_id: c.message.body for c in stale}
+    assert {c.message.household_id: c.message.body for c in fresh} == bodies  # kept as rendered
+    stale_romanian = next(c for c in stale if c.message.household_id == romanian)
+    fresh_french = next(c for c in fresh if c.message.household_id == french)
+    async with sessions() as session, session.begin():
+        recorded = await delivery.record_all_delivered(
+            session=session, claims=[stale_romanian, fresh_french], now=clock()
+        )
+    assert recorded == {fresh_french.notification_id}
+    assert (await notification(engine, romanian)).status == "sending"  # its holder records
+    assert (await notification(engine, french)).status == "delivered"
+    (announced,) = await outbox(engine, "NotificationDelivered")
+    assert announced["notification_id"] == str(fresh_french.notification_id)

@@ -14,9 +14,12 @@ clock.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +42,7 @@ from services.notifications.domain.recipients import ALL_SITES, unreachable_beca
 from services.notifications.domain.schedule import backoff_seconds, quiet_until
 from services.notifications.domain.sms import sms_size
 from services.notifications.domain.sql import execute
-from services.notifications.domain.templates import RenderError, render_message
+from services.notifications.domain.templates import RenderError, render_stored, stored_templates
 from services.notifications.models import (
     Audience,
     Contact,
@@ -106,6 +109,27 @@ async def channels_due(
     return [channel for channel, due in zip(channels, flags, strict=True) if due]
 
 
+# Built once (claiming runs every round): calls only bind values. The claimed rows of a round
+# are moved to ``sending`` together, each with its own attempt, lease token and rendering.
+_MARK_SENDING = sa.text(
+    """
+    UPDATE notification AS n
+    SET status = 'sending', attempts = c.attempts, lease_until = :lease_until,
+        lease_token = c.lease_token, recipient_masked = c.recipient_masked,
+        language = c.language, subject = c.subject, body = c.body,
+        encoding = c.encoding, segments = c.segments, updated_at = :now
+    FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:attempts AS integer[]), CAST(:lease_tokens AS uuid[]),
+        CAST(:recipients_masked AS text[]), CAST(:languages AS text[]),
+        CAST(:subjects AS text[]), CAST(:bodies AS text[]), CAST(:encodings AS text[]),
+        CAST(:segments AS integer[])
+    ) AS c(id, attempts, lease_token, recipient_masked, language, subject, body, encoding,
+           segments)
+    WHERE n.id = c.id
+    """
+)
+
+
 async def claim_due(
     *,
     session: AsyncSession,
@@ -138,12 +162,15 @@ async def claim_due(
     household_ids = [r.household_id for r in rows if r.household_id]
     contacts = await _contacts(session, household_ids)
     known = await _households(session, [h for h in household_ids if h not in contacts])
-    claims: list[Claim] = []
+    ready: list[_Ready] = []
     for row in rows:
         reason = unreachable_because(contacts.get(row.household_id), known.get(row.household_id))
-        claim = await _prepare(session, row, contacts.get(row.household_id), reason, settings, now)
-        if claim is not None:
-            claims.append(claim)
+        prepared = await _prepare(
+            session, row, contacts.get(row.household_id), reason, settings, now
+        )
+        if prepared is not None:
+            ready.append(prepared)
+    claims = await _render_and_claim(session, ready, settings, now)
     if bucket is not None:
         await execute(
             session,
@@ -194,6 +221,16 @@ async def _households(
     return {h.household_id: h for h in result}
 
 
+@dataclass
+class _Ready:
+    """A due row that will be sent: where to, in which language, with which variables."""
+
+    row: Any
+    address: str
+    language: str
+    variables: dict[str, Any]
+
+
 async def _prepare(
     session: AsyncSession,
     row: Any,
@@ -201,8 +238,8 @@ async def _prepare(
     reason: SkipReason | None,
     settings: NotificationsSettings,
     now: datetime,
-) -> Claim | None:
-    """Decide one due row: wait, skip, give up or send (then it is claimed)."""
+) -> _Ready | None:
+    """Decide one due row: wait or skip (settled here), or send (returned)."""
     variables = dict(row.context)
     if row.audience == Audience.BENEFICIARY:
         if reason is SkipReason.NO_CONTACT and row.contact_deadline and now < row.contact_deadline:
@@ -217,60 +254,105 @@ async def _prepare(
             if quiet_end is not None:
                 await _postpone(session, row, quiet_end, now)
                 return None
-        address = str(contact.phone)
-        language = row.language or contact.language
         variables["case_number"] = contact.case_number
-    else:
-        address = row.address
-        language = row.language or settings.fallback_language
-    subject, body = row.subject, row.body
-    rendered_values: dict[str, Any] = {}
-    if body is None:
-        try:
-            rendered = await render_message(
-                session=session,
-                event_type=row.event_type,
+        return _Ready(row, str(contact.phone), row.language or contact.language, variables)
+    return _Ready(row, row.address, row.language or settings.fallback_language, variables)
+
+
+async def _render_and_claim(
+    session: AsyncSession, ready: list[_Ready], settings: NotificationsSettings, now: datetime
+) -> list[Claim]:
+    """Render what is not rendered yet (giving up on a template that cannot render) and mark
+    the rest ``sending`` in one statement. The templates are read once for the whole round."""
+    fallback = settings.fallback_language
+    templates = await stored_templates(
+        session=session,
+        keys=[
+            (r.row.event_type, language)
+            for r in ready
+            if r.row.body is None
+            for language in (r.language, fallback)
+        ],
+    )
+    claims: list[Claim] = []
+    columns: dict[str, list[Any]] = {name: [] for name in _CLAIM_COLUMNS}
+    for item in ready:
+        row = item.row
+        language, subject, body = item.language, row.subject, row.body
+        stored = (row.language, row.encoding, row.segments)
+        if body is None:
+            try:
+                rendered = render_stored(
+                    templates,
+                    event_type=row.event_type,
+                    language=language,
+                    fallback_language=fallback,
+                    variables=item.variables,
+                )
+            except RenderError as exc:
+                await _give_up(session, row, f"template_error: {exc}", now)
+                continue
+            subject, body, language = rendered.subject, rendered.body, rendered.language
+            size = sms_size(body) if row.channel == Channel.SMS else None
+            stored = (language, size.encoding if size else None, size.segments if size else None)
+        claim = Claim(
+            row.id,
+            uuid4(),
+            row.attempts + 1,
+            OutgoingMessage(
+                idempotency_key=row.id,
+                channel=row.channel,
+                address=item.address,
+                subject=subject,
+                body=body,
                 language=language,
-                fallback_language=settings.fallback_language,
-                variables=variables,
-            )
-        except RenderError as exc:
-            await _give_up(session, row, f"template_error: {exc}", now)
-            return None
-        subject, body, language = rendered.subject, rendered.body, rendered.language
-        rendered_values = {"subject": subject, "body": body, "language": language}
-        if row.channel == Channel.SMS:
-            size = sms_size(body)
-            rendered_values |= {"encoding": size.encoding, "segments": size.segments}
-    token = uuid4()
-    attempt = row.attempts + 1
-    await execute(
-        session,
-        notifications.update()
-        .where(notifications.c.id == row.id)
-        .values(
-            status=Status.SENDING,
-            attempts=attempt,
-            lease_until=now + timedelta(seconds=settings.sending_lease_seconds),
-            lease_token=token,
-            recipient_masked=mask(row.channel, address),
-            updated_at=now,
-            **rendered_values,
-        ),
-    )
-    message = OutgoingMessage(
-        idempotency_key=row.id,
-        channel=row.channel,
-        address=address,
-        subject=subject,
-        body=body,
-        language=language,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        household_id=row.household_id,
-        site_id=row.site_id,
-    )
-    return Claim(row.id, token, attempt, message)
+                event_id=row.event_id,
+                event_type=row.event_type,
+                household_id=row.household_id,
+                site_id=row.site_id,
+            ),
+        )
+        claims.append(claim)
+        for name, value in zip(
+            _CLAIM_COLUMNS,
+            (
+                row.id,
+                claim.attempt,
+                claim.lease_token,
+                mask(row.channel, item.address),
+                stored[0],
+                subject,
+                body,
+                stored[1],
+                stored[2],
+            ),
+            strict=True,
+        ):
+            columns[name].append(value)
+    if claims:
+        await execute(
+            session,
+            _MARK_SENDING,
+            columns
+            | {
+                "lease_until": now + timedelta(seconds=settings.sending_lease_seconds),
+                "now": now,
+            },
+        )
+    return claims
+
+
+_CLAIM_COLUMNS = (
+    "ids",
+    "attempts",
+    "lease_tokens",
+    "recipients_masked",
+    "languages",
+    "subjects",
+    "bodies",
+    "encodings",
+    "segments",
+)
 
 
 async def _postpone(session: AsyncSession, row: Any, until: datetime, now: datetime) -> None:
@@ -360,49 +442,66 @@ async def _announce_dead(
 # --- recording outcomes ---------------------------------------------------------------------
 
 
+# Built once: a round's deliveries are recorded together, each only by its lease holder.
+_MARK_DELIVERED = sa.text(
+    """
+    UPDATE notification AS n
+    SET status = 'delivered', delivered_at = :now, lease_until = NULL, lease_token = NULL,
+        last_error = NULL, updated_at = :now
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:lease_tokens AS uuid[])) AS c(id, lease_token)
+    WHERE n.id = c.id AND n.lease_token = c.lease_token AND n.status = 'sending'
+    RETURNING n.id, n.event_id, n.event_type, n.channel, n.household_id
+    """
+)
+
+
 async def record_delivered(*, session: AsyncSession, claim: Claim, now: datetime) -> bool:
     """Mark delivered if this claim still holds the lease; False when it lost it."""
-    row = (
+    return claim.notification_id in await record_all_delivered(
+        session=session, claims=[claim], now=now
+    )
+
+
+async def record_all_delivered(
+    *, session: AsyncSession, claims: Sequence[Claim], now: datetime
+) -> set[UUID]:
+    """Mark delivered, in one statement, the claims that still hold their lease, and stage a
+    ``NotificationDelivered`` for each; returns their ids (a claim that lost its lease is
+    left to the new holder)."""
+    if not claims:
+        return set()
+    rows = (
         await execute(
             session,
-            notifications.update()
-            .where(
-                notifications.c.id == claim.notification_id,
-                notifications.c.lease_token == claim.lease_token,
-                notifications.c.status == Status.SENDING,
-            )
-            .values(
-                status=Status.DELIVERED,
-                delivered_at=now,
-                lease_until=None,
-                lease_token=None,
-                last_error=None,
-                updated_at=now,
-            )
-            .returning(
-                notifications.c.event_id,
-                notifications.c.event_type,
-                notifications.c.channel,
-                notifications.c.household_id,
-            ),
+            _MARK_DELIVERED,
+            {
+                "ids": [claim.notification_id for claim in claims],
+                "lease_tokens": [claim.lease_token for claim in claims],
+                "now": now,
+            },
         )
-    ).first()
-    if row is None:
-        return False
-    await add_event(
-        session,
-        NotificationDelivered(
-            notification_id=claim.notification_id,
-            event_id=row.event_id,
-            source_event_type=row.event_type,
-            channel=row.channel,
-            household_id=row.household_id,
-        ),
-        key=str(claim.notification_id),
-        source=SOURCE,
-    )
-    metrics.after_commit(session, metrics.NOTIFICATIONS.labels(row.channel, Status.DELIVERED).inc)
-    return True
+    ).all()
+    by_id = {row.id: row for row in rows}
+    for claim in claims:  # events in the order the claims were made
+        row = by_id.get(claim.notification_id)
+        if row is None:
+            continue
+        await add_event(
+            session,
+            NotificationDelivered(
+                notification_id=row.id,
+                event_id=row.event_id,
+                source_event_type=row.event_type,
+                channel=row.channel,
+                household_id=row.household_id,
+            ),
+            key=str(row.id),
+            source=SOURCE,
+        )
+    for channel, count in Counter(row.channel for row in rows).items():
+        delivered = metrics.NOTIFICATIONS.labels(channel, Status.DELIVERED)
+        metrics.after_commit(session, functools.partial(delivered.inc, count))
+    return set(by_id)
 
 
 async def record_failure(

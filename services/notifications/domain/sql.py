@@ -4,6 +4,7 @@ its ``session.execute`` is deprecated, so Core goes through the session's connec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.engine import Result
@@ -11,6 +12,9 @@ from sqlalchemy.sql.base import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
-async def execute(session: AsyncSession, statement: Executable) -> Result[Any]:
+async def execute(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+) -> Result[Any]:
+    """Run ``statement`` (prebuilt ones get their values as ``params``)."""
     connection = await session.connection()
-    return await connection.execute(statement)
+    return await connection.execute(statement, params)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,6 +135,61 @@ class Rendered:
     body: str
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A stored template's parts, as the sender reads them."""
+
+    language: str
+    subject: str | None
+    body: str
+
+
+TemplateKey = tuple[str, str]  # (event_type, language)
+
+# Built once: the sender reads every template a round needs in one statement.
+_TEMPLATES = sa.text(
+    "SELECT event_type, language, subject, body FROM notification_template "
+    "WHERE (event_type, language) IN "
+    "(SELECT * FROM unnest(CAST(:event_types AS text[]), CAST(:languages AS text[])))"
+)
+
+
+async def stored_templates(
+    *, session: AsyncSession, keys: Iterable[TemplateKey]
+) -> dict[TemplateKey, Stored]:
+    """The templates of ``keys`` that exist (read now, so an edit takes effect at once)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = await execute(
+        session,
+        _TEMPLATES,
+        {
+            "event_types": [event_type for event_type, _ in wanted],
+            "languages": [language for _, language in wanted],
+        },
+    )
+    return {(r.event_type, r.language): Stored(r.language, r.subject, r.body) for r in rows}
+
+
+def render_stored(
+    templates: Mapping[TemplateKey, Stored],
+    *,
+    event_type: str,
+    language: str,
+    fallback_language: str,
+    variables: Mapping[str, Any],
+) -> Rendered:
+    """Render the message in ``language``, or in the fallback language when there is none."""
+    template = templates.get((event_type, language)) or templates.get(
+        (event_type, fallback_language)
+    )
+    if template is None:
+        raise RenderError(f"no template for {event_type} in {language} or {fallback_language}")
+    subject = render(template.subject, variables) if template.subject else None
+    return Rendered(template.language, subject, render(template.body, variables))
+
+
 async def render_message(
     *,
     session: AsyncSession,
@@ -143,14 +198,15 @@ async def render_message(
     fallback_language: str,
     variables: Mapping[str, Any],
 ) -> Rendered:
-    """Render the message in ``language``, or in the fallback language when there is none."""
-    template = await session.get(Template, (event_type, language))
-    if template is None and language != fallback_language:
-        template = await session.get(Template, (event_type, fallback_language))
-    if template is None:
-        raise RenderError(f"no template for {event_type} in {language} or {fallback_language}")
-    subject = render(template.subject, variables) if template.subject else None
-    return Rendered(template.language, subject, render(template.body, variables))
+    """Render one message in ``language``, or in the fallback language when there is none."""
+    keys = [(event_type, language), (event_type, fallback_language)]
+    return render_stored(
+        await stored_templates(session=session, keys=keys),
+        event_type=event_type,
+        language=language,
+        fallback_language=fallback_language,
+        variables=variables,
+    )
 
 
 async def get(*, session: AsyncSession, event_type: str, language: str) -> Template:
