@@ -30,6 +30,7 @@ from services.distribution.domain import (
     shelter,
     stock,
 )
+from services.distribution.domain.metrics import count_distribution
 from services.distribution.domain.policy import PolicyBook, load_policies
 from services.distribution.models import (
     SKU_PATTERN,
@@ -367,6 +368,8 @@ async def record_distribution(
             window_days=settings.days_of_cover_window_days,
         ),
     )
+    if outcome.issued and outcome.site_id is not None:  # committed: count it now
+        count_distribution(outcome.site_id, outcome.issued)
     return JSONResponse(outcome.body, status_code=outcome.status)
 
 

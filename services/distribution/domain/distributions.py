@@ -22,34 +22,37 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.distribution.domain import entitlements
-from services.distribution.domain.catalogue import SERVICE, get_warehouse, items_by_sku
+from services.distribution.domain.catalogue import SERVICE, items_by_sku
 from services.distribution.domain.errors import (
     AlreadyVoided,
     ClientRefReused,
     DistributionAnonymised,
     DistributionNotFound,
     DistributionOutOfScope,
+    HouseholdNotKnownYet,
+    HouseholdOutOfScope,
+    InsufficientStock,
+    UnknownItems,
+    WarehouseNotFound,
+    WarehouseOutOfScope,
 )
-from services.distribution.domain.households import (
-    household_for_command,
-    lock_households,
-    require_active,
-)
-from services.distribution.domain.metrics import count_distribution
+from services.distribution.domain.households import lock_households, require_active
 from services.distribution.domain.policy import PolicyBook
 from services.distribution.domain.stock import (
     EVENT_SOURCE,
     Ledger,
+    Pick,
     Withdrawal,
     is_expired,
     lock_balances,
     plan_withdrawals,
-    reorder_levels,
 )
 from services.distribution.models import (
     Distribution,
@@ -77,7 +80,6 @@ from shared.outbox import add_event
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 CREATED = 201
-CLIENT_REF_CONSTRAINT = "distribution_client_ref_key"
 MAX_HOUSEHOLD_LOCK_ATTEMPTS = 5
 
 
@@ -88,19 +90,206 @@ class Outcome:
 
     status: int
     body: dict[str, Any]
+    issued: tuple[tuple[str, int], ...] = ()
+    """A new distribution's units by item category, to count once it committed; a replay
+    counts nothing."""
+    site_id: str | None = None
 
 
 def fingerprint(data: DistributionCreate) -> str:
     return hashlib.sha256(data.model_dump_json().encode()).hexdigest()
 
 
-async def _by_client_ref(session: AsyncSession, client_ref: str) -> Distribution | None:
-    result = await session.exec(
-        select(Distribution)
-        .where(col(Distribution.client_ref) == client_ref)
-        .execution_options(populate_existing=True)
+# Built once (a distribution runs them all): calls only bind values.
+_BY_CLIENT_REF = (
+    select(Distribution)
+    .where(col(Distribution.client_ref) == sa.bindparam("client_ref"))
+    .execution_options(populate_existing=True)
+)
+
+# The household lock: two desks serving the same household queue here.
+_LOCK_HOUSEHOLD = sa.text("""
+SELECT site_id, household_size, needs, status, merged_into
+FROM household_view WHERE household_id = :household_id
+FOR UPDATE
+""").columns(
+    sa.column("site_id", sa.Text),
+    sa.column("household_size", sa.Integer),
+    sa.column("needs", postgresql.ARRAY(sa.Text)),
+    sa.column("status", sa.Text),
+    sa.column("merged_into", sa.Uuid),
+)
+
+# Everything else a distribution is decided on, in one statement sent once the household is
+# locked (so it sees what an earlier desk serving this household committed): the warehouse's
+# site, whether the client_ref is taken, the items' categories, the warehouse's reorder levels
+# of those items, and one row per line the household received (none: one row of NULLs).
+_REQUEST_FACTS = sa.text("""
+SELECT w.site_id AS warehouse_site_id,
+    EXISTS (SELECT FROM distribution WHERE client_ref = :client_ref) AS client_ref_taken,
+    i.skus AS item_skus, i.categories AS item_categories,
+    r.skus AS level_skus, r.levels AS levels,
+    got.category, got.sku, got.distributed_on, got.quantity, got.prescription_reference
+FROM (SELECT) AS one
+LEFT JOIN warehouse AS w ON w.id = :warehouse_id
+CROSS JOIN LATERAL (
+    SELECT array_agg(sku) AS skus, array_agg(category) AS categories
+    FROM item WHERE sku = ANY (CAST(:skus AS text[]))
+) AS i
+CROSS JOIN LATERAL (
+    SELECT array_agg(sku) AS skus, array_agg(level) AS levels
+    FROM reorder_level WHERE warehouse_id = :warehouse_id AND sku = ANY (CAST(:skus AS text[]))
+) AS r
+LEFT JOIN LATERAL (
+    SELECT l.category, l.sku, d.distributed_on, l.quantity, l.prescription_reference
+    FROM distribution AS d JOIN distribution_line AS l ON l.distribution_id = d.id
+    WHERE d.household_id = :household_id AND d.status = :recorded
+) AS got ON true
+""").columns(
+    sa.column("warehouse_site_id", sa.Text),
+    sa.column("client_ref_taken", sa.Boolean),
+    sa.column("item_skus", postgresql.ARRAY(sa.Text)),
+    sa.column("item_categories", postgresql.ARRAY(sa.Text)),
+    sa.column("level_skus", postgresql.ARRAY(sa.Text)),
+    sa.column("levels", postgresql.ARRAY(sa.Integer)),
+    sa.column("category", sa.Text),
+    sa.column("sku", sa.Text),
+    sa.column("distributed_on", sa.Date),
+    sa.column("quantity", sa.Integer),
+    sa.column("prescription_reference", sa.Text),
+)
+
+# The distribution and its lines in one statement; nothing when the client_ref was taken
+# meanwhile (then no row comes back).
+_INSERT_DISTRIBUTION = sa.text("""
+WITH inserted AS (
+    INSERT INTO distribution (id, household_id, warehouse_id, site_id, client_ref,
+        request_fingerprint, response, status, policy_version, distributed_at, distributed_on,
+        recorded_by)
+    VALUES (:id, :household_id, :warehouse_id, :site_id, :client_ref, :request_fingerprint,
+        NULL, :status, :policy_version, :distributed_at, :distributed_on, :recorded_by)
+    ON CONFLICT ON CONSTRAINT distribution_client_ref_key DO NOTHING
+    RETURNING id
+), lines AS (
+    INSERT INTO distribution_line (distribution_id, line_no, sku, category, quantity,
+        requested_batch, prescription_reference)
+    SELECT inserted.id, line.line_no, line.sku, line.category, line.quantity, line.batch,
+        line.reference
+    FROM inserted, unnest(CAST(:line_nos AS integer[]), CAST(:skus AS text[]),
+        CAST(:categories AS text[]), CAST(:quantities AS integer[]), CAST(:batches AS text[]),
+        CAST(:references AS text[])) AS line (line_no, sku, category, quantity, batch, reference)
+)
+SELECT id FROM inserted
+""")
+
+# The stock leaves and the answer is stored in one statement while the balance rows are
+# locked (every operator queues on them): each balance row changes once by its picks' total,
+# each pick is a ledger entry (its balance_after computed from the locked quantity), in order.
+_ISSUE = sa.text("""
+WITH moved AS (
+    UPDATE stock_balance AS b SET quantity = b.quantity + m.change, updated_at = :now
+    FROM unnest(CAST(:balance_ids AS bigint[]), CAST(:changes AS integer[])) AS m (id, change)
+    WHERE b.id = m.id
+    RETURNING b.id, b.quantity
+), entries AS (
+    INSERT INTO stock_ledger (warehouse_id, sku, batch, expires_on, kind, quantity,
+        balance_after, distribution_id, line_no, recorded_by, recorded_at)
+    SELECT e.warehouse_id, e.sku, e.batch, e.expires_on, CAST(:kind AS text), e.quantity,
+        e.balance_after, CAST(:distribution_id AS uuid), e.line_no, CAST(:recorded_by AS text),
+        CAST(:now AS timestamptz)
+    FROM unnest(CAST(:warehouse_ids AS uuid[]), CAST(:skus AS text[]),
+        CAST(:batches AS text[]), CAST(:expiries AS date[]), CAST(:quantities AS integer[]),
+        CAST(:balances_after AS integer[]), CAST(:line_nos AS integer[]))
+        WITH ORDINALITY AS e (warehouse_id, sku, batch, expires_on, quantity, balance_after,
+            line_no, n)
+    ORDER BY e.n
+), answered AS (
+    UPDATE distribution SET response = :response WHERE id = CAST(:distribution_id AS uuid)
+)
+SELECT id, quantity FROM moved
+""").bindparams(sa.bindparam("response", type_=postgresql.JSON))
+
+
+@dataclass(frozen=True)
+class LockedHousehold:
+    """The household row as a distribution reads it, locked."""
+
+    household_id: UUID
+    site_id: str
+    household_size: int | None
+    needs: list[str]
+    status: str
+    merged_into: UUID | None
+
+
+@dataclass(frozen=True)
+class WarehouseSite:
+    id: UUID
+    site_id: str
+
+
+@dataclass(frozen=True)
+class ItemCategoryOf:
+    category: str
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What ``_REQUEST_FACTS`` returns, decoded."""
+
+    warehouse_site_id: str | None
+    client_ref_taken: bool
+    categories: dict[str, str]
+    levels: dict[str, int]
+    received: list[entitlements.Received]
+
+
+async def _request_facts(
+    connection: AsyncConnection, data: DistributionCreate, skus: list[str]
+) -> RequestFacts:
+    rows = (
+        await connection.execute(
+            _REQUEST_FACTS,
+            {
+                "client_ref": data.client_ref,
+                "warehouse_id": data.warehouse_id,
+                "household_id": data.household_id,
+                "skus": skus,
+                "recorded": str(DistributionStatus.RECORDED),
+            },
+        )
+    ).all()
+    first = rows[0]
+    return RequestFacts(
+        warehouse_site_id=first.warehouse_site_id,
+        client_ref_taken=first.client_ref_taken,
+        categories=dict(zip(first.item_skus or (), first.item_categories or (), strict=True)),
+        levels=dict(zip(first.level_skus or (), first.levels or (), strict=True)),
+        received=[
+            entitlements.Received(
+                category=row.category,
+                sku=row.sku,
+                on=row.distributed_on,
+                quantity=row.quantity,
+                reference=row.prescription_reference,
+            )
+            for row in rows
+            if row.sku is not None
+        ],
     )
+
+
+async def _by_client_ref(session: AsyncSession, client_ref: str) -> Distribution | None:
+    result = await session.exec(_BY_CLIENT_REF, params={"client_ref": client_ref})
     return result.one_or_none()
+
+
+async def _replay_existing(
+    session: AsyncSession, client_ref: str, principal: Principal, request_fingerprint: str
+) -> Outcome:
+    existing = await _by_client_ref(session, client_ref)
+    assert existing is not None  # client_refs are never deleted
+    return _replay(existing, principal, request_fingerprint)
 
 
 def _replay(existing: Distribution, principal: Principal, request_fingerprint: str) -> Outcome:
@@ -128,81 +317,76 @@ async def record(
     retry_after_seconds: int,
     window_days: int,
 ) -> Outcome:
-    """Record a distribution (or replay the original answer to a re-sent request)."""
-    warehouse = await get_warehouse(
-        session=session, principal=principal, warehouse_id=data.warehouse_id
-    )
+    """Record a distribution (or replay the original answer to a re-sent request).
+
+    Five statements, each built once: lock the household; read everything else the decision
+    needs; insert the distribution with its lines; lock the balance rows; write the stock
+    movements with the stored answer. The audit record and the event go through the outbox.
+    """
+    connection = await session.connection()
     request_fingerprint = fingerprint(data)
-    existing = await _by_client_ref(session, data.client_ref)
-    if existing is not None:
-        return _replay(existing, principal, request_fingerprint)
-    household = await household_for_command(
-        session=session,
-        principal=principal,
-        household_id=data.household_id,
-        retry_after_seconds=retry_after_seconds,
-        lock=True,
-    )
-    # Another desk may have committed this very request while we waited for the lock.
-    existing = await _by_client_ref(session, data.client_ref)
-    if existing is not None:
-        return _replay(existing, principal, request_fingerprint)
+    skus = sorted({line.sku for line in data.lines})
+    locked = (
+        await connection.execute(_LOCK_HOUSEHOLD, {"household_id": data.household_id})
+    ).one_or_none()
+    facts = await _request_facts(connection, data, skus)
+    # The same answers, in the same order, as reading each fact on its own would give.
+    if facts.warehouse_site_id is None:
+        raise WarehouseNotFound(data.warehouse_id)
+    if not principal.can_access_site(facts.warehouse_site_id):
+        raise WarehouseOutOfScope(data.warehouse_id)
+    warehouse = WarehouseSite(data.warehouse_id, facts.warehouse_site_id)
+    if facts.client_ref_taken:  # a re-send, possibly committed while we waited for the lock
+        return await _replay_existing(session, data.client_ref, principal, request_fingerprint)
+    if locked is None:
+        raise HouseholdNotKnownYet(data.household_id, retry_after_seconds=retry_after_seconds)
+    household = LockedHousehold(household_id=data.household_id, **locked._mapping)
+    if not principal.can_access_site(household.site_id):
+        raise HouseholdOutOfScope(data.household_id, retry_after_seconds=retry_after_seconds)
     require_active(household)
-    items = await items_by_sku(session=session, skus=[line.sku for line in data.lines])
+    missing = [sku for sku in skus if sku not in facts.categories]
+    if missing:
+        raise UnknownItems(missing)
+    categories = facts.categories
     policy = entitlements.policy_in_force(policies, today)
     entitlements.check_lines(
         policy=policy,
         household=household,
         lines=data.lines,
-        items=items,
-        received=await entitlements.received_by(session, household.household_id),
+        categories=categories,
+        received=facts.received,
         today=today,
     )
-    levels = await reorder_levels(session, warehouse.id, items)
     distribution_id = uuid.uuid4()
     # Everything that does not depend on the stock is written BEFORE the warehouse's balance
     # rows are locked: every operator queues on those rows, so each statement after the lock
     # is time the whole warehouse waits. If the stock then falls short, the transaction rolls
     # all of it back.
-    inserted = await session.exec(
-        insert(Distribution)
-        .values(
-            id=distribution_id,
-            household_id=household.household_id,
-            warehouse_id=warehouse.id,
-            site_id=warehouse.site_id,
-            client_ref=data.client_ref,
-            request_fingerprint=request_fingerprint,
-            response=None,  # set below, once the batches are known
-            status=DistributionStatus.RECORDED,
-            policy_version=policy.version,
-            distributed_at=now,
-            distributed_on=today,
-            recorded_by=principal.sub,
-        )
-        .on_conflict_do_nothing(constraint=CLIENT_REF_CONSTRAINT)
-        .returning(col(Distribution.id))
+    inserted = await connection.execute(
+        _INSERT_DISTRIBUTION,
+        {
+            "id": distribution_id,
+            "household_id": household.household_id,
+            "warehouse_id": warehouse.id,
+            "site_id": warehouse.site_id,
+            "client_ref": data.client_ref,
+            "request_fingerprint": request_fingerprint,
+            "status": str(DistributionStatus.RECORDED),
+            "policy_version": policy.version,
+            "distributed_at": now,
+            "distributed_on": today,
+            "recorded_by": principal.sub,
+            "line_nos": list(range(len(data.lines))),
+            "skus": [line.sku for line in data.lines],
+            "categories": [categories[line.sku] for line in data.lines],
+            "quantities": [line.quantity for line in data.lines],
+            "batches": [line.batch for line in data.lines],
+            "references": [line.prescription_reference for line in data.lines],
+        },
     )
     if inserted.first() is None:
         # the same client_ref committed meanwhile for another household
-        existing = await _by_client_ref(session, data.client_ref)
-        assert existing is not None
-        return _replay(existing, principal, request_fingerprint)
-    await session.exec(
-        sa.insert(DistributionLine),
-        params=[
-            {
-                "distribution_id": distribution_id,
-                "line_no": i,
-                "sku": line.sku,
-                "category": items[line.sku].category,
-                "quantity": line.quantity,
-                "requested_batch": line.batch,
-                "prescription_reference": line.prescription_reference,
-            }
-            for i, line in enumerate(data.lines)
-        ],
-    )
+        return await _replay_existing(session, data.client_ref, principal, request_fingerprint)
     await audit.record(
         session,
         service=SERVICE,
@@ -213,7 +397,7 @@ async def record(
     )
     ledger = Ledger(
         session,
-        await lock_balances(session, [(warehouse.id, sku) for sku in items]),
+        await lock_balances(session, [(warehouse.id, sku) for sku in skus]),
         recorded_by=principal.sub,
         now=now,
     )
@@ -225,7 +409,7 @@ async def record(
         ],
         today=today,
     )
-    response = DistributionPublic(
+    body = DistributionPublic(
         id=distribution_id,
         household_id=household.household_id,
         warehouse_id=warehouse.id,
@@ -239,7 +423,7 @@ async def record(
         lines=[
             DistributionLinePublic(
                 sku=line.sku,
-                category=ItemCategory(items[line.sku].category),
+                category=ItemCategory(categories[line.sku]),
                 quantity=line.quantity,
                 batch=line.batch,
                 prescription_reference=line.prescription_reference,
@@ -252,23 +436,8 @@ async def record(
             )
             for i, line in enumerate(data.lines)
         ],
-    )
-    body = response.model_dump(mode="json")
-    for line_no in sorted(plan):
-        for pick in plan[line_no]:
-            await ledger.move(
-                pick.row,
-                -pick.quantity,
-                LedgerKind.ISSUE,
-                distribution_id=distribution_id,
-                line_no=line_no,
-            )
-    await session.exec(
-        sa.update(Distribution)
-        .where(col(Distribution.id) == distribution_id)
-        .values(response=body)
-        .execution_options(synchronize_session=False)
-    )
+    ).model_dump(mode="json")
+    await _issue(connection, ledger, plan, distribution_id=distribution_id, response=body)
     await add_event(
         session,
         DistributionRecorded(
@@ -279,7 +448,7 @@ async def record(
             lines=tuple(
                 DistributedLine(
                     sku=data.lines[line_no].sku,
-                    category=items[data.lines[line_no].sku].category,
+                    category=categories[data.lines[line_no].sku],
                     quantity=pick.quantity,
                     batch=pick.row.batch,
                 )
@@ -292,14 +461,66 @@ async def record(
         actor=principal.sub,
     )
     await ledger.announce_low_stock(
-        warehouse, items, today=today, window_days=window_days, levels=levels
+        warehouse,
+        {sku: ItemCategoryOf(category) for sku, category in categories.items()},
+        today=today,
+        window_days=window_days,
+        levels=facts.levels,
     )
-    count_distribution(
-        session,
-        warehouse.site_id,
-        ((items[line.sku].category, line.quantity) for line in data.lines),
+    return Outcome(
+        CREATED,
+        body,
+        issued=tuple((categories[line.sku], line.quantity) for line in data.lines),
+        site_id=warehouse.site_id,
     )
-    return Outcome(CREATED, body)
+
+
+async def _issue(
+    connection: AsyncConnection,
+    ledger: Ledger,
+    plan: dict[int, list[Pick]],
+    *,
+    distribution_id: UUID,
+    response: dict[str, Any],
+) -> None:
+    """Write the plan's picks (``_ISSUE``) and keep the ledger's locked rows up to date."""
+    picks = [(line_no, pick) for line_no in sorted(plan) for pick in plan[line_no]]
+    before = {pick.row.id: pick.row.quantity for _, pick in picks}
+    after: dict[int, int] = {}
+    balances_after = []
+    for _, pick in picks:
+        after[pick.row.id] = after.get(pick.row.id, pick.row.quantity) - pick.quantity
+        balances_after.append(after[pick.row.id])
+    try:
+        moved = await connection.execute(
+            _ISSUE,
+            {
+                "now": ledger.now,
+                "balance_ids": list(after),
+                "changes": [after[row_id] - before[row_id] for row_id in after],
+                "kind": str(LedgerKind.ISSUE),
+                "distribution_id": distribution_id,
+                "recorded_by": ledger.recorded_by,
+                "warehouse_ids": [pick.row.warehouse_id for _, pick in picks],
+                "skus": [pick.row.sku for _, pick in picks],
+                "batches": [pick.row.batch for _, pick in picks],
+                "expiries": [pick.row.expires_on for _, pick in picks],
+                "quantities": [-pick.quantity for _, pick in picks],
+                "balances_after": balances_after,
+                "line_nos": [line_no for line_no, _ in picks],
+                "response": response,
+            },
+        )
+        result: dict[int, int] = {row_id: quantity for row_id, quantity in moved.all()}
+    except sa_exc.IntegrityError as exc:  # the CHECK: only reachable through a bug
+        raise InsufficientStock(
+            "The stock would go below zero in this warehouse.",
+            shortfalls=[{"sku": pick.row.sku, "batch": pick.row.batch} for _, pick in picks],
+        ) from exc
+    if result != after:  # the rows are locked: only a bug could make them differ
+        raise RuntimeError(f"stock balances moved under the lock: {result} != {after}")
+    for _, pick in picks:
+        pick.row.quantity = after[pick.row.id]
 
 
 async def void(

@@ -8,7 +8,7 @@ zone: with a 30-day window, a household served on 1 March is due again on 31 Mar
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from services.distribution.domain.errors import (
     NoPolicyInForce,
     ReferenceRequired,
 )
-from services.distribution.domain.households import household_for_command
+from services.distribution.domain.households import HouseholdState, household_for_command
 from services.distribution.domain.policy import (
     CategoryRule,
     EntitlementPolicy,
@@ -37,8 +37,6 @@ from services.distribution.models import (
     DistributionLineCreate,
     DistributionStatus,
     EntitlementsPublic,
-    HouseholdView,
-    Item,
     ItemCategory,
     ShelterAllocation,
     ShelterEntitlementPublic,
@@ -183,20 +181,21 @@ async def beds_allocated(session: AsyncSession, household_id: UUID) -> int:
 def check_lines(
     *,
     policy: EntitlementPolicy,
-    household: HouseholdView,
+    household: HouseholdState,
     lines: Sequence[DistributionLineCreate],
-    items: dict[str, Item],
+    categories: Mapping[str, str],
     received: Sequence[Received],
     today: date,
 ) -> None:
     """Refuse the request when a line goes over the entitlement (EntitlementExceeded, listing
-    each line and what is allowed) or lacks a required reference (ReferenceRequired)."""
+    each line and what is allowed) or lacks a required reference (ReferenceRequired).
+    ``categories``: each line's SKU's item category."""
     size = household.household_size or 0
     missing_reference = []
     over: list[dict[str, Any]] = []
     lines_by_category: dict[str, list[tuple[int, DistributionLineCreate]]] = defaultdict(list)
     for index, line in enumerate(lines):
-        lines_by_category[items[line.sku].category].append((index, line))
+        lines_by_category[categories[line.sku]].append((index, line))
     for category, category_lines in sorted(lines_by_category.items()):
         rule = policy.categories.get(ItemCategory(category))
         due = category_entitlement(

@@ -9,7 +9,9 @@ household's id is remembered (nothing else) so a late profile event cannot bring
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -241,7 +243,24 @@ async def household_for_command(
     return household
 
 
-def require_active(household: HouseholdView) -> None:
+class HouseholdState(Protocol):
+    """What the commands read of a household: the read-model row, or a lighter copy of it."""
+
+    @property
+    def household_id(self) -> UUID: ...
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def household_size(self) -> int | None: ...
+    @property
+    def needs(self) -> Sequence[str]: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def merged_into(self) -> UUID | None: ...
+
+
+def require_active(household: HouseholdState) -> None:
     if household.status == HouseholdStatus.ACTIVE and household.household_size is not None:
         return
     if household.status == MERGED:

@@ -37,16 +37,12 @@ _BELOW_REORDER = sa.text(
 _BEDS = sa.text("SELECT site_id, sum(beds_occupied), sum(capacity_beds) FROM shelter GROUP BY 1")
 
 
-def count_distribution(session: AsyncSession, site: str, lines: Iterable[tuple[str, int]]) -> None:
-    """Count a recorded distribution and its units by category once its transaction commits."""
-    issued = list(lines)
-
-    def count() -> None:
-        metrics.DISTRIBUTIONS_RECORDED.labels(site).inc()
-        for category, quantity in issued:
-            metrics.ITEMS_ISSUED.labels(site, category).inc(quantity)
-
-    metrics.after_commit(session, count)
+def count_distribution(site: str, lines: Iterable[tuple[str, int]]) -> None:
+    """Count a recorded distribution and its units by category; call it once its transaction
+    committed (not for a replay, nor for one that rolled back)."""
+    metrics.DISTRIBUTIONS_RECORDED.labels(site).inc()
+    for category, quantity in lines:
+        metrics.ITEMS_ISSUED.labels(site, category).inc(quantity)
 
 
 async def stock_balance(

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -40,7 +40,6 @@ from services.distribution.domain.errors import (
 from services.distribution.models import (
     AdjustmentCreate,
     BatchStockPublic,
-    Item,
     ItemCategory,
     ItemStockPublic,
     LedgerKind,
@@ -53,7 +52,6 @@ from services.distribution.models import (
     StockLedgerEntry,
     StockReceipt,
     TransferCreate,
-    Warehouse,
     WarehouseStockPublic,
 )
 from shared import audit
@@ -68,6 +66,20 @@ EVENT_SOURCE = "haven/distribution"
 def is_expired(expires_on: date | None, today: date) -> bool:
     """A batch is expired on its expiry date and after: it is never issued from then on."""
     return expires_on is not None and expires_on <= today
+
+
+class WarehouseRef(Protocol):
+    """A warehouse as stock events need it: the row, or a lighter copy of it."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def site_id(self) -> str: ...
+
+
+class ItemRef(Protocol):
+    @property
+    def category(self) -> str: ...
 
 
 @dataclass
@@ -219,6 +231,25 @@ async def ensure_balance_rows(
     )
 
 
+# Built once: calls only bind values. Joined to the wanted (warehouse, SKU) pairs as two
+# arrays, so one prepared statement serves any number of pairs.
+_LOCK_BALANCES = sa.text("""
+SELECT b.id, b.warehouse_id, b.sku, b.batch, b.expires_on, b.quantity
+FROM stock_balance AS b
+JOIN unnest(CAST(:warehouse_ids AS uuid[]), CAST(:skus AS text[])) AS wanted (warehouse_id, sku)
+    ON b.warehouse_id = wanted.warehouse_id AND b.sku = wanted.sku
+ORDER BY b.warehouse_id, b.sku, b.batch NULLS FIRST
+FOR UPDATE OF b
+""").columns(
+    sa.column("id", sa.BigInteger),
+    sa.column("warehouse_id", sa.Uuid),
+    sa.column("sku", sa.Text),
+    sa.column("batch", sa.Text),
+    sa.column("expires_on", sa.Date),
+    sa.column("quantity", sa.Integer),
+)
+
+
 async def lock_balances(
     session: AsyncSession, pairs: Iterable[tuple[UUID, str]]
 ) -> list[BalanceRow]:
@@ -226,18 +257,12 @@ async def lock_balances(
     wanted = sorted(set(pairs))
     if not wanted:
         return []
-    result = await session.exec(
-        select(StockBalance)
-        .where(sa.tuple_(col(StockBalance.warehouse_id), col(StockBalance.sku)).in_(wanted))
-        .order_by(
-            col(StockBalance.warehouse_id),
-            col(StockBalance.sku),
-            sa.nulls_first(col(StockBalance.batch).asc()),
-        )
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    connection = await session.connection()
+    result = await connection.execute(
+        _LOCK_BALANCES,
+        {"warehouse_ids": [w for w, _ in wanted], "skus": [s for _, s in wanted]},
     )
-    return [BalanceRow.of(balance) for balance in result.all()]
+    return [BalanceRow(*row) for row in result.all()]
 
 
 # A movement in one round trip: the balance row changes and its ledger entry records the
@@ -357,12 +382,12 @@ class Ledger:
 
     async def announce_low_stock(
         self,
-        warehouse: Warehouse,
-        items: dict[str, Item],
+        warehouse: WarehouseRef,
+        items: Mapping[str, ItemRef],
         *,
         today: date,
         window_days: int,
-        levels: dict[str, int] | None = None,
+        levels: Mapping[str, int] | None = None,
     ) -> list[StockLow]:
         """StockLow for each SKU of ``warehouse`` whose on-hand total crossed below its
         reorder level in this transaction (from at or above it, to under it). ``levels``:

@@ -1,0 +1,93 @@
+"""The distribution's write path: several picks of one balance row, and its statement budget."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import event
+
+from services.distribution.domain import distributions
+from services.distribution.models import DistributionCreate, DistributionLineCreate, ItemCategory
+from shared.auth import Principal, Role
+from tests.distribution.conftest import Site
+from tests.distribution.support import ledger_mismatches
+
+
+async def test_picks_from_one_batch_for_two_lines_each_record_the_running_balance(
+    site: Site,
+) -> None:
+    sku = await site.item(ItemCategory.HYGIENE)
+    await site.receive(sku, 10, batch="LATE", expires_on="2025-12-01")
+    await site.receive(sku, 2, batch="EARLY", expires_on="2025-05-01")
+    response = await site.distribute(
+        await site.household(size=5),
+        [{"sku": sku, "quantity": 3}, {"sku": sku, "quantity": 2}],
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [[(i["batch"], i["quantity"]) for i in line["issued"]] for line in body["lines"]] == [
+        [("EARLY", 2), ("LATE", 1)],
+        [("LATE", 2)],
+    ]
+    ledger = await site.client.get(
+        f"/v1/warehouses/{site.warehouse_id}/ledger", headers=site.operator
+    )
+    issues = sorted(
+        (e for e in ledger.json()["items"] if e["kind"] == "issue"), key=lambda e: e["id"]
+    )
+    assert [(e["batch"], e["quantity"], e["balance_after"]) for e in issues] == [
+        ("EARLY", -2, 0),
+        ("LATE", -1, 9),
+        ("LATE", -2, 7),
+    ]
+    assert {e["distribution_id"] for e in issues} == {body["id"]}
+    stock = (await site.stock())[sku]
+    assert stock["on_hand"] == 7
+    assert await ledger_mismatches(site.service) == []
+    stored = await site.client.get(f"/v1/distributions/{body['id']}", headers=site.manager)
+    assert stored.json() == body
+
+
+async def test_a_distribution_sends_five_statements_besides_its_outbox_rows(site: Site) -> None:
+    """Lock the household, read the facts, insert, lock the balances, issue: each statement
+    on the household's or the warehouse's locks is time other desks wait."""
+    sku = await site.stocked(ItemCategory.FOOD, 5)
+    household = await site.household()
+    await site.client.put(
+        f"/v1/warehouses/{site.warehouse_id}/reorder-levels/{sku}",
+        json={"reorder_level": 1},
+        headers=site.admin,
+    )
+    runtime = site.service.runtime
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    async with runtime.sessions() as session, session.begin():
+        connection = await session.connection()
+        event.listen(connection.sync_connection, "before_cursor_execute", seen)
+        outcome = await distributions.record(
+            session=session,
+            principal=Principal(
+                sub="desk-1",
+                roles=frozenset({Role.WAREHOUSE_OPERATOR}),
+                sites=frozenset({site.site_id}),
+            ),
+            data=DistributionCreate(
+                household_id=uuid.UUID(household),
+                warehouse_id=uuid.UUID(site.warehouse_id),
+                lines=[DistributionLineCreate(sku=sku, quantity=1)],
+                client_ref=f"desk-{uuid.uuid4().hex}",
+            ),
+            policies=site.service.app.state.policies,
+            now=site.service.clock(),
+            today=site.service.clock.today,
+            retry_after_seconds=5,
+            window_days=30,
+        )
+    assert outcome.status == 201
+    own = [s for s in statements if "INTO outbox" not in s]
+    assert len(own) == 5, own
+    assert len(statements) - len(own) <= 2  # the audit record and the event
