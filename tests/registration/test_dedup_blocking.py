@@ -1,8 +1,10 @@
 """The name blocks' birth-date filter drops only people who could never match.
 
-``dedup.LOOKUP_SQL`` leaves out candidates whose birth date ``birth_similarity`` scores 0.
-Here one registered person per day over ±3 years (exact dates and estimated ages) shares the
-new person's name: every one of them with a birth score above 0 must be returned.
+``dedup.LOOKUP_SQL`` leaves out candidates whose birth date cannot bring the pair to the
+threshold even with the same name and sex. Here one registered person per day over ±3 years
+(exact dates and estimated ages) shares the new person's name and sex: every one of them
+whose pair can reach the threshold (with the phone's bonus when the phone is the same) must
+be returned, and the rest are left out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from shared.vocabulary import Sex
 from tests.support import migrated_database
 
 CENTRE = date(1984, 7, 1)
+PHONE = "+37360000001"
 DAYS = 3 * 366
 # near the turn of a year (a month's tolerance crosses it), and a leap day
 BIRTH_DATES = [date(1984, 1, 10), date(1984, 12, 25), date(1984, 2, 29)]
@@ -64,10 +67,11 @@ async def engine(infra: Any) -> AsyncIterator[AsyncEngine]:
                     "INSERT INTO household (id, case_number, site_id, admin1, "
                     "displacement_status, preferred_language, consent_data_processing, "
                     "consent_referral_sharing, consent_contact, consent_given_at, status, "
-                    "version, registered_at, updated_at) VALUES (:id, :case, 'MDA-CHI', 'MD01', "
-                    "'refugee', 'uk', true, false, false, now(), 'active', 1, now(), now())"
+                    "version, registered_at, updated_at, phone) VALUES (:id, :case, 'MDA-CHI', "
+                    "'MD01', 'refugee', 'uk', true, false, false, now(), 'active', 1, now(), "
+                    "now(), :phone)"
                 ),
-                {"id": household, "case": f"MDA-CHI-{index:06d}"},
+                {"id": household, "case": f"MDA-CHI-{index:06d}", "phone": PHONE},
             )
             await conn.execute(
                 sa.text(
@@ -90,10 +94,30 @@ async def engine(infra: Any) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+def _best_score(person: Person, row: dict[str, Any], *, same_phone: bool) -> float:
+    """The pair's score with the same name and sex: the most this birth date allows."""
+    registered = dedup.Registered(
+        member_id=uuid.uuid4(),
+        household_id=uuid.uuid4(),
+        case_number="MDA-CHI-000000",
+        site_id="MDA-CHI",
+        given_key=KEYS.given_key,
+        family_key=KEYS.family_key,
+        sex=Sex.FEMALE,
+        date_of_birth=row["born"],
+        birth_year=row["year"],
+        estimated=row["estimated"] is not None,
+        phone=PHONE if same_phone else None,
+    )
+    score = dedup.score_pair(person, registered, same_phone=same_phone).score
+    return min(1.0, score + dedup.WEIGHT_PHONE) if same_phone and score else score
+
+
+@pytest.mark.parametrize(("threshold", "phone"), [(0.80, None), (0.80, PHONE), (0.70, None)])
 @pytest.mark.parametrize("estimated", [False, True])
 @pytest.mark.parametrize("born", BIRTH_DATES)
-async def test_everyone_whose_birth_date_can_score_is_a_candidate(
-    engine: AsyncEngine, born: date, estimated: bool
+async def test_everyone_whose_birth_date_can_reach_the_threshold_is_a_candidate(
+    engine: AsyncEngine, born: date, estimated: bool, threshold: float, phone: str | None
 ) -> None:
     person = Person(
         keys=KEYS,
@@ -103,14 +127,34 @@ async def test_everyone_whose_birth_date_can_score_is_a_candidate(
         estimated=estimated,
     )
     async with session_factory(engine)() as session, session.begin():
-        found = await dedup.look_up(session, [person], None, limit=10_000, exclude=None)
+        found = await dedup.look_up(
+            session, [person], phone, limit=10_000, exclude=None, threshold=threshold
+        )
     returned = {(r.date_of_birth, r.birth_year, r.estimated) for r in found.names.get(0, [])}
     for row in _people():
         key = (row["born"], row["year"], row["estimated"] is not None)
-        score, _ = dedup.birth_similarity(
-            person.date_of_birth, person.birth_year, estimated, row["born"], row["year"], key[2]
-        )
-        if score > 0:
-            assert key in returned, (key, score)
-    # and the filter does filter: most of ±3 years of exact dates cannot score
+        if _best_score(person, row, same_phone=phone is not None) >= threshold:
+            assert key in returned, (key, threshold, phone)
+    # and the filter does filter: most of ±3 years of exact dates cannot reach it
     assert len(returned) < len(_people()) / 2 or estimated
+
+
+async def test_same_year_births_are_left_out_when_they_cannot_reach_the_threshold(
+    engine: AsyncEngine,
+) -> None:
+    born = date(1984, 7, 1)
+    person = Person(keys=KEYS, sex=Sex.FEMALE, date_of_birth=born, birth_year=1984, estimated=False)
+    assert not dedup.same_year_can_match(0.80)
+    async with session_factory(engine)() as session, session.begin():
+        found = await dedup.look_up(
+            session, [person], None, limit=10_000, exclude=None, threshold=0.80
+        )
+    far_in_the_year = {
+        r.date_of_birth
+        for r in found.names.get(0, [])
+        if r.date_of_birth
+        and r.date_of_birth.year == 1984
+        and abs((r.date_of_birth - born).days) > 31
+    }
+    # only the day-and-month swap (1984-01-07) can still score enough
+    assert far_in_the_year == {date(1984, 1, 7)}

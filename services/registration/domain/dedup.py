@@ -296,42 +296,63 @@ def _registered(values: Sequence[Any]) -> Registered:
 # --- one statement for every look-up ------------------------------------------------------
 #
 # The three look-ups of all the new members run as ONE statement (one round trip, prepared
-# once per connection): a LATERAL sub-query per member (name block) and per document, each
-# with its own LIMIT, plus the phone look-up. Each branch is the same index range scan as
-# the queries above (tests/registration/test_dedup_indexes.py checks the plan).
+# once per connection): LATERAL sub-queries per member (its two name blocks) and per
+# document, each with its own LIMIT, plus the phone look-up. Each branch is an index range
+# scan (tests/registration/test_dedup_indexes.py checks the plan).
 #
-# The name block also leaves out the people whose birth date cannot agree with the member's
-# (``birth_similarity`` would score them 0, so they could never match): for two exact dates
-# that is anyone not born the same year, within CLOSE_DATE_DAYS, or on the same day and
-# month a year apart. Only estimated ages are looked up over the whole YEAR_TOLERANCE window.
+# The name block also leaves out the people whose birth date cannot bring the pair to the
+# threshold, even with the same name and sex: for two exact dates that is anyone not born
+# within CLOSE_DATE_DAYS, on the same day and month a year apart, or with day and month
+# swapped; the rest of the same year only when a same-year birth can still reach the
+# threshold (``same_year_can_match``), or their household has the new household's phone
+# (whose bonus can). Only estimated ages are looked up over the whole YEAR_TOLERANCE window.
 
 _CANDIDATE_COLUMNS = """m.id, m.household_id, h.case_number, h.site_id, m.given_key,
         m.family_key, m.sex, m.date_of_birth, m.birth_year, m.estimated_age IS NOT NULL, h.phone"""
 _CANDIDATE_FILTER = """h.status = ANY($12::text[])
         AND ($13::uuid IS NULL OR m.household_id <> $13::uuid)"""
-# Constant fragments only: every value is a bind parameter.
-LOOKUP_SQL = f"""
-SELECT 'name', p.idx, c.* FROM unnest(
+NAME_ARMS = ("family", "given")
+# Birth dates that score enough whatever the threshold (or an estimated age on either side).
+# The same-year condition on its own line is implied by the next one; it lets PostgreSQL
+# drop the rest of the year while reading the member rows, before it joins each household.
+_BIRTH_CLOSE = """(p.born IS NULL OR m.date_of_birth IS NULL OR m.estimated_age IS NOT NULL
+        OR m.date_of_birth BETWEEN p.born - $15::int AND p.born + $15::int
+        OR (to_char(m.date_of_birth, 'MM-DD') = to_char(p.born, 'MM-DD')
+            AND abs(m.birth_year - p.birth_year) = 1))"""
+# Constant fragments only: every value is a bind parameter. One arm per blocking index
+# (family name code, or given name code with the family initial), so that each is an
+# index-only scan of its covering index (migration 0003); a person in both blocks comes
+# back twice and is scored once.
+_NAME_ARM = """
+SELECT '{kind}', p.idx, c.* FROM unnest(
     $1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::date[]
 ) AS p(idx, code_a, code_b, initial_a, initial_b, birth_year, born)
 CROSS JOIN LATERAL (
-    SELECT {_CANDIDATE_COLUMNS}
+    SELECT {columns}
     FROM household_member m JOIN household h ON h.id = m.household_id
-    WHERE (
-        (m.family_phonetic IN (p.code_a, p.code_b)
-            AND m.birth_year BETWEEN p.birth_year - $14 AND p.birth_year + $14)
-        OR (m.given_phonetic IN (p.code_a, p.code_b)
-            AND m.family_initial IN (p.initial_a, p.initial_b, '')
-            AND m.birth_year BETWEEN p.birth_year - $14 AND p.birth_year + $14)
-    )
-    AND (p.born IS NULL OR m.date_of_birth IS NULL OR m.estimated_age IS NOT NULL
-        OR m.birth_year = p.birth_year
-        OR m.date_of_birth BETWEEN p.born - $15::int AND p.born + $15::int
-        OR (to_char(m.date_of_birth, 'MM-DD') = to_char(p.born, 'MM-DD')
-            AND abs(m.birth_year - p.birth_year) = 1))
-    AND {_CANDIDATE_FILTER}
+    WHERE {block}
+    AND m.birth_year BETWEEN p.birth_year - $14 AND p.birth_year + $14
+    AND ({close} OR m.birth_year = p.birth_year)
+    AND ({close} OR $18::bool OR h.phone = $17::text
+        OR to_char(m.date_of_birth, 'DD-MM') = to_char(p.born, 'MM-DD'))
+    AND {candidate_filter}
     LIMIT $16
 ) AS c
+"""
+_FAMILY_BLOCK = "m.family_phonetic IN (p.code_a, p.code_b)"
+_GIVEN_BLOCK = """m.given_phonetic IN (p.code_a, p.code_b)
+    AND m.family_initial IN (p.initial_a, p.initial_b, '')"""
+_NAME_ARMS = "UNION ALL".join(
+    _NAME_ARM.format(
+        kind=kind,
+        block=block,
+        columns=_CANDIDATE_COLUMNS,
+        close=_BIRTH_CLOSE,
+        candidate_filter=_CANDIDATE_FILTER,
+    )
+    for kind, block in (("family", _FAMILY_BLOCK), ("given", _GIVEN_BLOCK))
+)
+LOOKUP_SQL = f"""{_NAME_ARMS}
 UNION ALL
 SELECT 'document', d.idx, c.* FROM unnest($8::int[], $9::text[], $10::text[], $11::text[])
     AS d(idx, doc_type, issuing_country, number_key)
@@ -354,8 +375,20 @@ UNION ALL
 """  # noqa: S608
 
 
+def same_year_can_match(threshold: float) -> bool:
+    """Whether two exact birth dates of the same year, and nothing closer, can still reach
+    ``threshold`` without the phone's bonus (same name, same sex: the best case)."""
+    best = WEIGHT_NAME + WEIGHT_BIRTH * BIRTH_SAME_YEAR + WEIGHT_SEX * SEX_SAME
+    return best >= threshold
+
+
 def lookup_parameters(
-    people: Sequence[Person], phone: str | None, *, limit: int, exclude: UUID | None
+    people: Sequence[Person],
+    phone: str | None,
+    *,
+    limit: int,
+    exclude: UUID | None,
+    threshold: float,
 ) -> tuple[Any, ...]:
     """The parameters of :data:`LOOKUP_SQL` for these people (in its $n order)."""
     blocked = [
@@ -384,6 +417,7 @@ def lookup_parameters(
         CLOSE_DATE_DAYS,
         limit,
         phone,
+        same_year_can_match(threshold),
     )
 
 
@@ -403,20 +437,25 @@ async def look_up(
     *,
     limit: int,
     exclude: UUID | None,
+    threshold: float,
 ) -> LookupRows:
-    """Run every look-up of ``people`` in one statement."""
+    """Run every look-up of ``people`` in one statement: every registered person who could
+    score ``threshold`` against one of them (up to ``limit`` per look-up)."""
     connection = await session.connection()
-    result = await connection.exec_driver_sql(
-        LOOKUP_SQL, lookup_parameters(people, phone, limit=limit, exclude=exclude)
-    )
+    parameters = lookup_parameters(people, phone, limit=limit, exclude=exclude, threshold=threshold)
+    result = await connection.exec_driver_sql(LOOKUP_SQL, parameters)
     found = LookupRows()
     per_branch: dict[tuple[str, int], int] = {}
+    seen: set[tuple[int, UUID]] = set()
     for row in result.all():
         kind, index, *values = tuple(row)
         registered = _registered(values)
         per_branch[kind, index] = per_branch.get((kind, index), 0) + 1
-        if kind == "name":
-            found.names.setdefault(index, []).append(registered)
+        if kind in NAME_ARMS:
+            rows = found.names.setdefault(index, [])
+            if (index, registered.member_id) not in seen:
+                seen.add((index, registered.member_id))
+                rows.append(registered)
         elif kind == "document":
             found.documents.append(registered)
         else:
@@ -439,7 +478,9 @@ async def find_duplicates(
     exclude_household: UUID | None = None,
 ) -> list[Match]:
     """Registered households that score at or above ``threshold`` against ``people``."""
-    found = await look_up(session, people, phone, limit=limit, exclude=exclude_household)
+    found = await look_up(
+        session, people, phone, limit=limit, exclude=exclude_household, threshold=threshold
+    )
     pairs: list[tuple[Registered, PairScore]] = []
     for index, person in enumerate(people):
         for row in found.names.get(index, []) + found.phone:
