@@ -52,51 +52,69 @@ async def wake_senders(session: AsyncSession) -> None:
     session.info[WAKE_CHANNEL] = transaction
 
 
+_LOCK_HOUSEHOLD = sa.select(
+    sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(sa.bindparam("key", type_=sa.Text), 0))
+)
+
+
 async def lock_household(session: AsyncSession, household_id: UUID) -> None:
     """Serialise this transaction with others about the same household's contact (until it
     ends). The contacts topic and the households topic are consumed concurrently: without it,
     a contact and a registration handled at the same moment each miss the other's
     uncommitted row, and the confirmation waits for its contact deadline (15 minutes)."""
-    await execute(
-        session,
-        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(str(household_id), 0))),
-    )
+    await execute(session, _LOCK_HOUSEHOLD, {"key": str(household_id)})
 
 
 async def is_erased(*, session: AsyncSession, household_id: UUID) -> bool:
     return await session.get(Erasure, household_id) is not None
 
 
-async def save_contact(*, session: AsyncSession, contact: HouseholdContact, now: datetime) -> None:
-    """Upsert a household's contact; messages waiting for it become due at once."""
-    await lock_household(session, contact.household_id)
-    if await is_erased(session=session, household_id=contact.household_id):
-        return
-    values = {
-        "case_number": contact.case_number,
-        "site_id": contact.site_id,
-        "phone": contact.phone,
-        "language": contact.preferred_language,
-        "contact_consent": contact.contact_consent,
-        "updated_at": now,
-    }
-    await execute(
-        session,
-        insert(table_of(Contact))
-        .values(household_id=contact.household_id, **values)
-        .on_conflict_do_update(index_elements=["household_id"], set_=values),
+# Built once: the contact is saved (unless the household was erased) and the household's
+# confirmations waiting for it made due, in one statement. It runs after lock_household, in
+# its own statement, so its snapshot sees whatever the lock's previous holder committed.
+_SAVE_CONTACT = sa.text(
+    """
+    WITH saved AS (
+        INSERT INTO notification_contact
+            (household_id, case_number, site_id, phone, language, contact_consent, updated_at)
+        SELECT CAST(:household_id AS uuid), CAST(:case_number AS text), CAST(:site_id AS text),
+               CAST(:phone AS text), CAST(:language AS text), CAST(:contact_consent AS boolean),
+               CAST(:now AS timestamptz)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM notification_erasure
+            WHERE household_id = CAST(:household_id AS uuid)
+        )
+        ON CONFLICT (household_id) DO UPDATE SET
+            case_number = excluded.case_number, site_id = excluded.site_id,
+            phone = excluded.phone, language = excluded.language,
+            contact_consent = excluded.contact_consent, updated_at = excluded.updated_at
+        RETURNING household_id
     )
+    UPDATE notification
+    SET next_attempt_at = CAST(:now AS timestamptz), updated_at = CAST(:now AS timestamptz)
+    WHERE household_id IN (SELECT household_id FROM saved)
+      AND audience = 'beneficiary' AND status = 'queued' AND attempts = 0
+      AND next_attempt_at > CAST(:now AS timestamptz)
+    """
+)
+
+
+async def save_contact(*, session: AsyncSession, contact: HouseholdContact, now: datetime) -> None:
+    """Upsert a household's contact (not after its erasure); messages waiting for it become
+    due at once."""
+    await lock_household(session, contact.household_id)
     woken = await execute(
         session,
-        notifications.update()
-        .where(
-            notifications.c.household_id == contact.household_id,
-            notifications.c.audience == Audience.BENEFICIARY,
-            notifications.c.status == Status.QUEUED,
-            notifications.c.attempts == 0,
-            notifications.c.next_attempt_at > now,
-        )
-        .values(next_attempt_at=now, updated_at=now),
+        _SAVE_CONTACT,
+        {
+            "household_id": contact.household_id,
+            "case_number": contact.case_number,
+            "site_id": contact.site_id,
+            "phone": contact.phone,
+            "language": contact.preferred_language,
+            "contact_consent": contact.contact_consent,
+            "now": now,
+        },
     )
     if woken.rowcount:  # type: ignore[attr-defined]
         await wake_senders(session)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -47,15 +48,45 @@ log = logging.getLogger(__name__)
 notifications = table_of(Notification)
 
 
+_INSERTED_COLUMNS = (
+    "id",
+    "event_id",
+    "event_type",
+    "household_id",
+    "site_id",
+    "audience",
+    "recipient_key",
+    "channel",
+    "address",
+    "recipient_masked",
+    "language",
+    "context",
+    "status",
+    "skip_reason",
+    "attempts",
+    "next_attempt_at",
+    "contact_deadline",
+    "created_at",
+    "updated_at",
+)
+# Built once (every event queues one): calls only bind values.
+_INSERT = (
+    insert(notifications)
+    .values(
+        {name: sa.bindparam(name, type_=notifications.c[name].type) for name in _INSERTED_COLUMNS}
+    )
+    .on_conflict_do_nothing(constraint="notification_once")
+    .returning(notifications.c.id)
+)
+_NOT_SET = dict.fromkeys(_INSERTED_COLUMNS)
+
+
 async def _insert(session: AsyncSession, row: dict[str, Any]) -> bool:
     """Insert unless the (event, recipient, channel) row exists; True when inserted."""
-    result = await execute(
-        session,
-        insert(notifications)
-        .values(**row)
-        .on_conflict_do_nothing(constraint="notification_once")
-        .returning(notifications.c.id),
-    )
+    unknown = row.keys() - _NOT_SET.keys()
+    if unknown:
+        raise ValueError(f"not a queued notification's column: {sorted(unknown)}")
+    result = await execute(session, _INSERT, _NOT_SET | row)
     return result.first() is not None
 
 
