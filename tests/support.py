@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import migrate
 from shared.events.catalog import CATALOG
@@ -55,6 +56,42 @@ async def read_topic(
     try:
         while len(records) < expect and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return [partition["partition"] for partition in description["partitions"]]
+
+
+async def read_topic_to_end(
+    bootstrap: str, topic: str, *, timeout: float = 60.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on ``topic`` up to its end as of the call (however busy the machine)."""
+    consumer: AIOKafkaConsumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        partitions = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
+        assert partitions, f"topic {topic} has no partitions"
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout} s"
+            batch = await consumer.getmany(*partitions, timeout_ms=500)
             for part in batch.values():
                 records.extend(part)
     finally:

@@ -11,7 +11,7 @@ from shared.events.distribution import DistributionRecorded
 from shared.events.envelope import headers_to_dict
 from tests.e2e.flows import ADMIN, create_site, household_body, register, until_ok
 from tests.e2e.stack import Role, Stack, token
-from tests.support import eventually, read_topic
+from tests.support import eventually, read_topic_to_end
 
 
 async def test_a_registered_household_is_served_once_within_its_entitlement(stack: Stack) -> None:
@@ -80,7 +80,7 @@ async def test_a_registered_household_is_served_once_within_its_entitlement(stac
     found: list[DistributionRecorded] = []
 
     async def recorded() -> bool:
-        records = await read_topic(stack.bootstrap, DISTRIBUTIONS.name, expect=10**6, timeout=1)
+        records = await read_topic_to_end(stack.bootstrap, DISTRIBUTIONS.name)
         found[:] = [
             DistributionRecorded.model_validate_json(r.value)
             for r in records

@@ -15,7 +15,7 @@ from shared.events.catalog import Catalog, Topic
 from shared.events.envelope import Envelope, headers_to_dict
 from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer, ensure_topics
-from tests.support import eventually, migrated_database, read_topic, unique
+from tests.support import eventually, migrated_database, read_topic_to_end, unique
 
 
 async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra) -> None:
@@ -101,7 +101,7 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra
         mine: list[dict[str, str]] = []
 
         async def both_dead_lettered() -> bool:
-            records = await read_topic(bootstrap, households.dlq, expect=10**6, timeout=1)
+            records = await read_topic_to_end(bootstrap, households.dlq)
             headers = [headers_to_dict(r.headers) for r in records]
             mine[:] = [h for h in headers if h.get("haven_dlq_consumer") == service]
             return len(mine) >= 2

@@ -17,7 +17,7 @@ from shared.events.registration import HouseholdErased
 from shared.outbox import add_event
 from shared.service import ServiceRuntime
 from shared.settings import ServiceSettings, load_settings
-from tests.support import create_catalog_topics, eventually, migrated_database, read_topic
+from tests.support import create_catalog_topics, eventually, migrated_database, read_topic_to_end
 
 OUTAGE_SECONDS = 30
 
@@ -70,7 +70,7 @@ async def test_writes_during_a_kafka_outage_are_relayed_when_it_returns(infra, m
     finally:
         await runtime.stop()
 
-    records = await read_topic(bootstrap, HOUSEHOLDS.name, expect=10**9, timeout=10)
+    records = await read_topic_to_end(bootstrap, HOUSEHOLDS.name)
     seen = {
         HouseholdErased.model_validate_json(r.value).household_id
         for r in records
