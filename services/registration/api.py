@@ -172,20 +172,19 @@ async def register_household(
             if stored is not None:
                 return _registered_response(stored.body, stored.status_code)
         result = await households.register(
-            session=session, data=body, actor=actor, now=now, policy=policy(settings)
+            session=session,
+            data=body,
+            actor=actor,
+            now=now,
+            policy=policy(settings),
+            claimed=(
+                idempotency.Claimed(principal.sub, idempotency_key)
+                if idempotency_key is not None
+                else None
+            ),
         )
-        content = result.model_dump(mode="json")
-        if idempotency_key is not None:
-            await idempotency.complete(
-                session=session,
-                principal_sub=principal.sub,
-                key=idempotency_key,
-                status_code=201,
-                body=content,
-                household_id=result.id,
-            )
     metrics.HOUSEHOLDS_REGISTERED.labels(body.site_id, result.status).inc()
-    return _registered_response(content, 201)
+    return _registered_response(result.model_dump(mode="json"), idempotency.CREATED_STATUS)
 
 
 def _registered_response(content: dict[str, Any], status_code: int) -> JSONResponse:

@@ -198,16 +198,16 @@ def _row(instance: Household | Member | MemberDocument) -> dict[str, Any]:
 # The rows travel as JSON and PostgreSQL turns them into table rows, so the statement is the
 # same whatever the number of members and documents: prepared once per connection, never
 # compiled again (a multi-row VALUES would be compiled anew for every request).
-_INSERT_NEW_HOUSEHOLD = """
+_INSERT_NEW_HOUSEHOLD = f"""
 WITH new_household AS (
     INSERT INTO household SELECT * FROM jsonb_populate_record(NULL::household, $1::jsonb)
 ), new_members AS (
     INSERT INTO household_member
     SELECT * FROM jsonb_populate_recordset(NULL::household_member, $2::jsonb)
-)
+), stored_response AS ({idempotency.STORE_RESPONSE_CTE})
 INSERT INTO member_document
 SELECT * FROM jsonb_populate_recordset(NULL::member_document, $3::jsonb)
-"""
+"""  # noqa: S608 (constant fragments only)
 
 
 def _json(value: Any) -> str:
@@ -219,10 +219,13 @@ async def _insert_new(
     household: Household,
     members: list[Member],
     documents: list[MemberDocument],
+    response: RegistrationResult,
+    claimed: idempotency.Claimed | None,
 ) -> None:
-    """Insert a new household, its members and their documents in ONE statement (data-
-    modifying CTEs; the foreign keys are checked at its end). Not through the ORM: the rows
-    are never read back in this transaction, so the unit of work would be pure overhead."""
+    """Insert a new household, its members and their documents, and store the response
+    under the request's Idempotency-Key if it has one, in ONE statement (data-modifying CTEs;
+    the foreign keys are checked at its end). Not through the ORM: the rows are never read
+    back in this transaction, so the unit of work would be pure overhead."""
     connection = await session.connection()
     await connection.exec_driver_sql(
         _INSERT_NEW_HOUSEHOLD,
@@ -230,6 +233,10 @@ async def _insert_new(
             _json(_row(household)),
             _json([_row(m) for m in members]),
             _json([_row(d) for d in documents]),
+            idempotency.CREATED_STATUS,
+            _json(response.model_dump(mode="json")),
+            claimed.principal_sub if claimed else None,
+            claimed.key if claimed else None,
         ),
     )
 
@@ -241,8 +248,11 @@ async def register(
     actor: Actor,
     now: datetime,
     policy: DedupPolicy,
+    claimed: idempotency.Claimed | None = None,
 ) -> RegistrationResult:
-    """Register a household; probable duplicates send it to review as pending_review."""
+    """Register a household; probable duplicates send it to review as pending_review. The
+    response is stored under ``claimed`` (the request's Idempotency-Key) in the same
+    statement as the household."""
     if not actor.can_access(data.site_id):
         raise SiteOutOfScope(f"No registration site {data.site_id} among your sites.")
     case_number = await next_case_number(session, data.site_id)
@@ -282,7 +292,14 @@ async def register(
         updated_at=now,
     )
     members = [member for member, _ in built]
-    await _insert_new(session, household, members, [d for _, documents in built for d in documents])
+    result = RegistrationResult(
+        id=household.id,
+        case_number=household.case_number,
+        status=HouseholdStatus(household.status),
+        possible_duplicates=_possible_duplicates(matches),
+    )
+    documents = [d for _, member_documents in built for d in member_documents]
+    await _insert_new(session, household, members, documents, result, claimed)
     await changes.record(session, actor, "household.register", household.id)
     await changes.announce(session, HouseholdRegistered, household, actor, now, members)
     if matches:
@@ -290,12 +307,7 @@ async def register(
             session=session, household=household, matches=matches, actor=actor, now=now
         )
     await changes.announce_contact(session, household, None, actor)
-    return RegistrationResult(
-        id=household.id,
-        case_number=household.case_number,
-        status=HouseholdStatus(household.status),
-        possible_duplicates=_possible_duplicates(matches),
-    )
+    return result
 
 
 # --- reads ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from services.registration.domain.errors import HouseholdErased, IdempotencyKeyR
 from services.registration.models import IdempotencyRecord
 
 ERASED_STATUS = 410
+CREATED_STATUS = 201  # the stored response of a registration
 
 
 def request_hash(body: Any) -> str:
@@ -51,9 +52,23 @@ ON CONFLICT (principal_sub, idempotency_key) DO UPDATE SET
 WHERE registration_idempotency.expires_at <= EXCLUDED.created_at  -- an expired record is taken over
 RETURNING idempotency_key
 """
-_COMPLETE = """
-UPDATE registration_idempotency SET status_code = $1, response_body = $2::jsonb, household_id = $3
-WHERE principal_sub = $4 AND idempotency_key = $5
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A key this transaction claimed: the registration stores its response under it."""
+
+    principal_sub: str
+    key: str
+
+
+# The response is stored by the household's own INSERT statement (a data-modifying CTE in
+# ``households._INSERT_NEW_HOUSEHOLD``), one round trip less per registration; with no key
+# ($6 and $7 NULL) it updates nothing.
+STORE_RESPONSE_CTE = """
+UPDATE registration_idempotency SET status_code = $4, response_body = $5::jsonb,
+    household_id = ($1::jsonb ->> 'id')::uuid
+WHERE principal_sub = $6 AND idempotency_key = $7
 """
 
 
@@ -90,23 +105,6 @@ async def claim(
         )
     assert record.status_code is not None and record.response_body is not None
     return StoredResponse(record.status_code, record.response_body)
-
-
-async def complete(
-    *,
-    session: AsyncSession,
-    principal_sub: str,
-    key: str,
-    status_code: int,
-    body: dict[str, Any],
-    household_id: UUID,
-) -> None:
-    """Store the response of the request that claimed the key (same transaction)."""
-    connection = await session.connection()
-    await connection.exec_driver_sql(
-        _COMPLETE,
-        (status_code, json.dumps(body, ensure_ascii=False), household_id, principal_sub, key),
-    )
 
 
 async def forget_household(*, session: AsyncSession, household_id: UUID) -> None:
