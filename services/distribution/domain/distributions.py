@@ -80,6 +80,7 @@ from shared.outbox import add_event
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 CREATED = 201
+CHECK_VIOLATION = "23514"
 MAX_HOUSEHOLD_LOCK_ATTEMPTS = 5
 
 
@@ -159,15 +160,19 @@ LEFT JOIN LATERAL (
     sa.column("prescription_reference", sa.Text),
 )
 
-# The distribution and its lines in one statement; nothing when the client_ref was taken
-# meanwhile (then no row comes back).
-_INSERT_DISTRIBUTION = sa.text("""
+# The distribution is written in one statement while the warehouse's balance rows are locked
+# (every operator queues on them, so it is the only statement between that lock and the
+# commit besides the outbox's): the distribution with its stored answer, its lines, each
+# balance row changed once by its picks' total, and each pick a ledger entry (its
+# balance_after computed from the locked quantity), in order. When the client_ref was taken
+# meanwhile nothing is written: one row comes back with ``inserted`` false.
+_WRITE_DISTRIBUTION = sa.text("""
 WITH inserted AS (
     INSERT INTO distribution (id, household_id, warehouse_id, site_id, client_ref,
         request_fingerprint, response, status, policy_version, distributed_at, distributed_on,
         recorded_by)
     VALUES (:id, :household_id, :warehouse_id, :site_id, :client_ref, :request_fingerprint,
-        NULL, :status, :policy_version, :distributed_at, :distributed_on, :recorded_by)
+        :response, :status, :policy_version, :now, :distributed_on, :recorded_by)
     ON CONFLICT ON CONSTRAINT distribution_client_ref_key DO NOTHING
     RETURNING id
 ), lines AS (
@@ -175,38 +180,31 @@ WITH inserted AS (
         requested_batch, prescription_reference)
     SELECT inserted.id, line.line_no, line.sku, line.category, line.quantity, line.batch,
         line.reference
-    FROM inserted, unnest(CAST(:line_nos AS integer[]), CAST(:skus AS text[]),
-        CAST(:categories AS text[]), CAST(:quantities AS integer[]), CAST(:batches AS text[]),
-        CAST(:references AS text[])) AS line (line_no, sku, category, quantity, batch, reference)
-)
-SELECT id FROM inserted
-""")
-
-# The stock leaves and the answer is stored in one statement while the balance rows are
-# locked (every operator queues on them): each balance row changes once by its picks' total,
-# each pick is a ledger entry (its balance_after computed from the locked quantity), in order.
-_ISSUE = sa.text("""
-WITH moved AS (
+    FROM inserted, unnest(CAST(:line_nos AS integer[]), CAST(:line_skus AS text[]),
+        CAST(:line_categories AS text[]), CAST(:line_quantities AS integer[]),
+        CAST(:line_batches AS text[]), CAST(:line_references AS text[]))
+        AS line (line_no, sku, category, quantity, batch, reference)
+), moved AS (
     UPDATE stock_balance AS b SET quantity = b.quantity + m.change, updated_at = :now
     FROM unnest(CAST(:balance_ids AS bigint[]), CAST(:changes AS integer[])) AS m (id, change)
-    WHERE b.id = m.id
+    WHERE b.id = m.id AND EXISTS (SELECT FROM inserted)
     RETURNING b.id, b.quantity
 ), entries AS (
     INSERT INTO stock_ledger (warehouse_id, sku, batch, expires_on, kind, quantity,
         balance_after, distribution_id, line_no, recorded_by, recorded_at)
     SELECT e.warehouse_id, e.sku, e.batch, e.expires_on, CAST(:kind AS text), e.quantity,
-        e.balance_after, CAST(:distribution_id AS uuid), e.line_no, CAST(:recorded_by AS text),
+        e.balance_after, inserted.id, e.line_no, CAST(:recorded_by AS text),
         CAST(:now AS timestamptz)
-    FROM unnest(CAST(:warehouse_ids AS uuid[]), CAST(:skus AS text[]),
-        CAST(:batches AS text[]), CAST(:expiries AS date[]), CAST(:quantities AS integer[]),
-        CAST(:balances_after AS integer[]), CAST(:line_nos AS integer[]))
+    FROM inserted, unnest(CAST(:pick_warehouse_ids AS uuid[]), CAST(:pick_skus AS text[]),
+        CAST(:pick_batches AS text[]), CAST(:pick_expiries AS date[]),
+        CAST(:pick_quantities AS integer[]), CAST(:pick_balances_after AS integer[]),
+        CAST(:pick_line_nos AS integer[]))
         WITH ORDINALITY AS e (warehouse_id, sku, batch, expires_on, quantity, balance_after,
             line_no, n)
     ORDER BY e.n
-), answered AS (
-    UPDATE distribution SET response = :response WHERE id = CAST(:distribution_id AS uuid)
 )
-SELECT id, quantity FROM moved
+SELECT EXISTS (SELECT FROM inserted) AS inserted, moved.id, moved.quantity
+FROM (SELECT) AS one LEFT JOIN moved ON true
 """).bindparams(sa.bindparam("response", type_=postgresql.JSON))
 
 
@@ -319,9 +317,9 @@ async def record(
 ) -> Outcome:
     """Record a distribution (or replay the original answer to a re-sent request).
 
-    Five statements, each built once: lock the household; read everything else the decision
-    needs; insert the distribution with its lines; lock the balance rows; write the stock
-    movements with the stored answer. The audit record and the event go through the outbox.
+    Four statements, each built once: lock the household; read everything else the decision
+    needs; lock the balance rows; write the distribution, its lines, the stock movements and
+    the stored answer. The audit record and the event go through the outbox.
     """
     connection = await session.connection()
     request_fingerprint = fingerprint(data)
@@ -358,35 +356,9 @@ async def record(
         today=today,
     )
     distribution_id = uuid.uuid4()
-    # Everything that does not depend on the stock is written BEFORE the warehouse's balance
-    # rows are locked: every operator queues on those rows, so each statement after the lock
-    # is time the whole warehouse waits. If the stock then falls short, the transaction rolls
-    # all of it back.
-    inserted = await connection.execute(
-        _INSERT_DISTRIBUTION,
-        {
-            "id": distribution_id,
-            "household_id": household.household_id,
-            "warehouse_id": warehouse.id,
-            "site_id": warehouse.site_id,
-            "client_ref": data.client_ref,
-            "request_fingerprint": request_fingerprint,
-            "status": str(DistributionStatus.RECORDED),
-            "policy_version": policy.version,
-            "distributed_at": now,
-            "distributed_on": today,
-            "recorded_by": principal.sub,
-            "line_nos": list(range(len(data.lines))),
-            "skus": [line.sku for line in data.lines],
-            "categories": [categories[line.sku] for line in data.lines],
-            "quantities": [line.quantity for line in data.lines],
-            "batches": [line.batch for line in data.lines],
-            "references": [line.prescription_reference for line in data.lines],
-        },
-    )
-    if inserted.first() is None:
-        # the same client_ref committed meanwhile for another household
-        return await _replay_existing(session, data.client_ref, principal, request_fingerprint)
+    # Before the warehouse's balance rows are locked: every operator queues on them, so each
+    # statement after that lock is time the whole warehouse waits. A refusal below (the
+    # stock, or the client_ref taken meanwhile) rolls the audit record back with the rest.
     await audit.record(
         session,
         service=SERVICE,
@@ -437,7 +409,40 @@ async def record(
             for i, line in enumerate(data.lines)
         ],
     ).model_dump(mode="json")
-    await _issue(connection, ledger, plan, distribution_id=distribution_id, response=body)
+    written = await _write(
+        connection,
+        ledger,
+        plan,
+        {
+            "id": distribution_id,
+            "household_id": household.household_id,
+            "warehouse_id": warehouse.id,
+            "site_id": warehouse.site_id,
+            "client_ref": data.client_ref,
+            "request_fingerprint": request_fingerprint,
+            "response": body,
+            "status": str(DistributionStatus.RECORDED),
+            "policy_version": policy.version,
+            "distributed_on": today,
+            "line_nos": list(range(len(data.lines))),
+            "line_skus": [line.sku for line in data.lines],
+            "line_categories": [categories[line.sku] for line in data.lines],
+            "line_quantities": [line.quantity for line in data.lines],
+            "line_batches": [line.batch for line in data.lines],
+            "line_references": [line.prescription_reference for line in data.lines],
+        },
+    )
+    if not written:
+        # The same client_ref was committed meanwhile by a request for another household (a
+        # re-send of this very request queues on the household lock and is answered from the
+        # facts above): refused, and the transaction (with its audit record) rolls back.
+        existing = await _by_client_ref(session, data.client_ref)
+        assert existing is not None
+        raise ClientRefReused(
+            "This client_ref was already used for a different request; use a new client_ref "
+            "for a new distribution.",
+            client_ref=existing.client_ref,
+        )
     await add_event(
         session,
         DistributionRecorded(
@@ -475,15 +480,14 @@ async def record(
     )
 
 
-async def _issue(
+async def _write(
     connection: AsyncConnection,
     ledger: Ledger,
     plan: dict[int, list[Pick]],
-    *,
-    distribution_id: UUID,
-    response: dict[str, Any],
-) -> None:
-    """Write the plan's picks (``_ISSUE``) and keep the ledger's locked rows up to date."""
+    distribution: dict[str, Any],
+) -> bool:
+    """Write the distribution and the plan's picks (``_WRITE_DISTRIBUTION``) and keep the
+    ledger's locked rows up to date; False (nothing written) when the client_ref was taken."""
     picks = [(line_no, pick) for line_no in sorted(plan) for pick in plan[line_no]]
     before = {pick.row.id: pick.row.quantity for _, pick in picks}
     after: dict[int, int] = {}
@@ -492,35 +496,42 @@ async def _issue(
         after[pick.row.id] = after.get(pick.row.id, pick.row.quantity) - pick.quantity
         balances_after.append(after[pick.row.id])
     try:
-        moved = await connection.execute(
-            _ISSUE,
-            {
-                "now": ledger.now,
-                "balance_ids": list(after),
-                "changes": [after[row_id] - before[row_id] for row_id in after],
-                "kind": str(LedgerKind.ISSUE),
-                "distribution_id": distribution_id,
-                "recorded_by": ledger.recorded_by,
-                "warehouse_ids": [pick.row.warehouse_id for _, pick in picks],
-                "skus": [pick.row.sku for _, pick in picks],
-                "batches": [pick.row.batch for _, pick in picks],
-                "expiries": [pick.row.expires_on for _, pick in picks],
-                "quantities": [-pick.quantity for _, pick in picks],
-                "balances_after": balances_after,
-                "line_nos": [line_no for line_no, _ in picks],
-                "response": response,
-            },
-        )
-        result: dict[int, int] = {row_id: quantity for row_id, quantity in moved.all()}
-    except sa_exc.IntegrityError as exc:  # the CHECK: only reachable through a bug
+        rows = (
+            await connection.execute(
+                _WRITE_DISTRIBUTION,
+                {
+                    **distribution,
+                    "now": ledger.now,
+                    "recorded_by": ledger.recorded_by,
+                    "balance_ids": list(after),
+                    "changes": [after[row_id] - before[row_id] for row_id in after],
+                    "kind": str(LedgerKind.ISSUE),
+                    "pick_warehouse_ids": [pick.row.warehouse_id for _, pick in picks],
+                    "pick_skus": [pick.row.sku for _, pick in picks],
+                    "pick_batches": [pick.row.batch for _, pick in picks],
+                    "pick_expiries": [pick.row.expires_on for _, pick in picks],
+                    "pick_quantities": [-pick.quantity for _, pick in picks],
+                    "pick_balances_after": balances_after,
+                    "pick_line_nos": [line_no for line_no, _ in picks],
+                },
+            )
+        ).all()
+    except sa_exc.IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != CHECK_VIOLATION:
+            raise
+        # the balance's CHECK: only reachable through a bug
         raise InsufficientStock(
             "The stock would go below zero in this warehouse.",
             shortfalls=[{"sku": pick.row.sku, "batch": pick.row.batch} for _, pick in picks],
         ) from exc
-    if result != after:  # the rows are locked: only a bug could make them differ
-        raise RuntimeError(f"stock balances moved under the lock: {result} != {after}")
+    if not rows[0].inserted:
+        return False
+    moved = {row.id: row.quantity for row in rows}
+    if moved != after:  # the rows are locked: only a bug could make them differ
+        raise RuntimeError(f"stock balances moved under the lock: {moved} != {after}")
     for _, pick in picks:
         pick.row.quantity = after[pick.row.id]
+    return True
 
 
 async def void(
