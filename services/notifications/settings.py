@@ -103,6 +103,13 @@ class NotificationsSettings(ServiceSettings):
     sender_enabled: bool = True
     sender_poll_seconds: float = Field(1.0, gt=0)
     sender_batch_size: int = Field(20, ge=1, le=1000)
+    sender_gather_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="After a wake-up, wait this long before claiming, so messages queued by "
+        "events arriving close together are sent in one round instead of a round each.",
+    )
     sender_concurrency: int = Field(10, ge=1, le=200)
     rate_limits: dict[Channel, TokenBucket] = Field(
         default_factory=lambda: {

@@ -3,6 +3,7 @@ permanent failures, the rate limit, quiet hours, lost leases, broken templates."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,6 +24,7 @@ from shared.events.catalog import CATALOG
 from shared.events.envelope import Envelope, EventPayload
 from tests.notifications import support
 from tests.notifications.support import FakeClock, HttpReceiver, RecordingTransport, rows
+from tests.support import eventually
 
 
 async def deliver(consumer: EventConsumer, payload: EventPayload, key: UUID | str) -> None:
@@ -289,3 +291,41 @@ async def test_one_claim_renders_each_language_and_a_round_records_only_lease_ho
     assert (await notification(engine, french)).status == "delivered"
     (announced,) = await outbox(engine, "NotificationDelivered")
     assert announced["notification_id"] == str(fresh_french.notification_id)
+
+
+async def test_messages_queued_close_together_are_sent_in_one_round(
+    consumer: EventConsumer,
+    engine: AsyncEngine,
+    settings: NotificationsSettings,
+    sender_for: Callable[..., Sender],
+) -> None:
+    transport = RecordingTransport()
+    sender = sender_for(
+        settings.model_copy(update={"sender_gather_seconds": 1.0, "sender_poll_seconds": 30.0}),
+        {Channel.SMS: transport},
+    )
+    rounds: list[int] = []
+    run_once = sender.run_once
+
+    async def counted() -> int:
+        sent = await run_once()
+        rounds.append(sent)
+        return sent
+
+    sender.run_once = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    loop = asyncio.create_task(sender.run(stop))
+    try:
+        await eventually(lambda: _true(rounds), timeout=10, what="the first, empty round")
+        # three registrations, each its own transaction and NOTIFY, within the gathering time
+        households = [await registered_with_contact(consumer) for _ in range(3)]
+        await eventually(lambda: _true(len(transport.sent) == 3), timeout=20, what="the three SMS")
+    finally:
+        stop.set()
+        await loop
+    assert [sent for sent in rounds if sent] == [3]
+    assert {m.household_id for m in transport.sent} == set(households)
+
+
+async def _true(value: object) -> bool:
+    return bool(value)
