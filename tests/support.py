@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import migrate
 from shared.events.catalog import CATALOG
+from shared.events.envelope import Envelope
 from shared.kafka import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +62,32 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+def consumer_record(
+    envelope: Envelope[Any] | None,
+    *,
+    topic: str,
+    key: str,
+    offset: int = 0,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> ConsumerRecord[bytes, bytes]:
+    """The Kafka record a consumer would receive for ``envelope`` (None: a tombstone)."""
+    value = envelope.kafka_value() if envelope is not None else None
+    raw_key = key.encode()
+    return ConsumerRecord(
+        topic=topic,
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=raw_key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(raw_key),
+        serialized_value_size=len(value) if value is not None else -1,
+        headers=envelope.kafka_headers() if envelope is not None else (headers or []),
+    )
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:

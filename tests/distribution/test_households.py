@@ -39,7 +39,7 @@ from tests.distribution.support import (
     settings_for,
     start_group_at_end,
 )
-from tests.support import eventually, migrated_database, unique
+from tests.support import consumer_record, eventually, migrated_database, unique
 
 
 @pytest.fixture
@@ -58,20 +58,7 @@ async def consumer(service: Service, infra: Any) -> AsyncIterator[EventConsumer]
 
 
 def record(envelope: Envelope[Any], key: uuid.UUID) -> ConsumerRecord[bytes, bytes]:
-    value = envelope.kafka_value()
-    return ConsumerRecord(
-        topic=HOUSEHOLDS.name,
-        partition=0,
-        offset=0,
-        timestamp=0,
-        timestamp_type=0,
-        key=str(key).encode(),
-        value=value,
-        checksum=None,
-        serialized_key_size=36,
-        serialized_value_size=len(value),
-        headers=envelope.kafka_headers(),
-    )
+    return consumer_record(envelope, topic=HOUSEHOLDS.name, key=str(key))
 
 
 async def feed(consumer: EventConsumer, payload: EventPayload, key: uuid.UUID) -> str:

@@ -15,24 +15,11 @@ from shared.events.catalog import Catalog, Topic
 from shared.events.envelope import Envelope
 from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer, ensure_topics
-from tests.support import migrated_database, read_topic, unique
+from tests.support import consumer_record, migrated_database, read_topic, unique
 
 
 def record(envelope: Envelope[HouseholdErased], offset: int, topic: str) -> ConsumerRecord:
-    value = envelope.kafka_value()
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"k",
-        value=value,
-        checksum=None,
-        serialized_key_size=1,
-        serialized_value_size=len(value),
-        headers=envelope.kafka_headers(),
-    )
+    return consumer_record(envelope, topic=topic, key="k", offset=offset)
 
 
 async def test_a_batch_applies_together_and_falls_back_one_by_one_on_failure(infra) -> None:

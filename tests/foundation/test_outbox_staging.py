@@ -30,7 +30,7 @@ from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer
 from shared.migrations import OUTBOX_CHANNEL
 from shared.outbox import add_event, add_tombstone, write_staged
-from tests.support import migrated_database, unique
+from tests.support import consumer_record, migrated_database, unique
 
 
 class _Base(DeclarativeBase):
@@ -286,20 +286,7 @@ async def test_a_commit_still_notifies_the_relay(
 
 
 def record(envelope: Envelope[HouseholdErased], offset: int, topic: str) -> ConsumerRecord:
-    value = envelope.kafka_value()
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=b"k",
-        value=value,
-        checksum=None,
-        serialized_key_size=1,
-        serialized_value_size=len(value),
-        headers=envelope.kafka_headers(),
-    )
+    return consumer_record(envelope, topic=topic, key="k", offset=offset)
 
 
 async def test_a_failed_consumer_batch_leaks_no_staged_rows_into_its_retry(

@@ -53,6 +53,7 @@ from shared.events.registration import (
 )
 from shared.settings import CommonSettings
 from shared.vocabulary import AgeBand, DisplacementStatus, HouseholdStatus, Sex
+from tests.support import consumer_record
 
 # --- time -----------------------------------------------------------------------------------
 
@@ -270,36 +271,11 @@ _offsets = iter(range(10**9))
 def record_of(envelope: Envelope[Any], key: str) -> ConsumerRecord[bytes, bytes]:
     """The Kafka record the relay would publish for ``envelope``."""
     topic = CATALOG.topic_for(envelope.data).name
-    value = envelope.kafka_value()
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=next(_offsets),
-        timestamp=0,
-        timestamp_type=0,
-        key=key.encode(),
-        value=value,
-        checksum=None,
-        serialized_key_size=len(key),
-        serialized_value_size=len(value),
-        headers=envelope.kafka_headers(),
-    )
+    return consumer_record(envelope, topic=topic, key=key, offset=next(_offsets))
 
 
 def tombstone_of(topic: str, key: str) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=next(_offsets),
-        timestamp=0,
-        timestamp_type=0,
-        key=key.encode(),
-        value=None,
-        checksum=None,
-        serialized_key_size=len(key),
-        serialized_value_size=-1,
-        headers=[],
-    )
+    return consumer_record(None, topic=topic, key=key, offset=next(_offsets))
 
 
 # --- a local HTTP receiver: SMS gateway or webhook endpoint --------------------------------

@@ -44,7 +44,7 @@ from shared.vocabulary import (
     Sex,
     Vulnerability,
 )
-from tests.support import migrated_database, unique
+from tests.support import consumer_record, migrated_database, unique
 
 SITE = "MDA-CHI"
 OTHER_SITE = "MDA-OCN"
@@ -136,21 +136,8 @@ def envelope(payload: EventPayload) -> Envelope[Any]:
 
 def record(env: Envelope[Any], key: str | None = None) -> ConsumerRecord[bytes, bytes]:
     """The Kafka record a consumer would receive for ``env``."""
-    value = env.kafka_value()
-    raw_key = (key or str(getattr(env.data, "household_id", "k"))).encode()
-    return ConsumerRecord(
-        topic=HOUSEHOLDS.name,
-        partition=0,
-        offset=0,
-        timestamp=0,
-        timestamp_type=0,
-        key=raw_key,
-        value=value,
-        checksum=None,
-        serialized_key_size=len(raw_key),
-        serialized_value_size=len(value),
-        headers=env.kafka_headers(),
-    )
+    raw_key = key or str(getattr(env.data, "household_id", "k"))
+    return consumer_record(env, topic=HOUSEHOLDS.name, key=raw_key)
 
 
 # --- providers -----------------------------------------------------------------------------
