@@ -118,6 +118,9 @@ class PairScore:
     reasons: frozenset[str]
 
 
+NO_MATCH = PairScore(0.0, frozenset())
+
+
 @dataclass
 class Match:
     """A registered household that is probably the same as the new one."""
@@ -203,9 +206,6 @@ def score_pair(person: Person, registered: Registered, *, same_phone: bool) -> P
     all and the names pass ``NAME_GATE`` (the gate is lifted when the phone is the same, so
     names in scripts that do not transliterate into each other can still meet).
     """
-    name, name_reason = name_similarity(
-        person.keys.given_key, person.keys.family_key, registered.given_key, registered.family_key
-    )
     birth, birth_reason = birth_similarity(
         person.date_of_birth,
         person.birth_year,
@@ -214,8 +214,13 @@ def score_pair(person: Person, registered: Registered, *, same_phone: bool) -> P
         registered.birth_year,
         registered.estimated,
     )
-    if birth <= 0 or (name < NAME_GATE and not same_phone):
-        return PairScore(0.0, frozenset())
+    if birth <= 0:
+        return NO_MATCH
+    name, name_reason = name_similarity(
+        person.keys.given_key, person.keys.family_key, registered.given_key, registered.family_key
+    )
+    if name < NAME_GATE and not same_phone:
+        return NO_MATCH
     score = (
         WEIGHT_NAME * name
         + WEIGHT_BIRTH * birth
@@ -485,5 +490,7 @@ async def find_duplicates(
     for index, person in enumerate(people):
         for row in found.names.get(index, []) + found.phone:
             same_phone = phone is not None and row.phone == phone
-            pairs.append((row, score_pair(person, row, same_phone=same_phone)))
+            pair = score_pair(person, row, same_phone=same_phone)
+            if pair is not NO_MATCH:  # most candidates; a household needs a scoring pair
+                pairs.append((row, pair))
     return combine(pairs, document_matches=found.documents, phone=phone, threshold=threshold)
