@@ -10,15 +10,13 @@ cannot bring anything back.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select
 
 from services.notifications.domain.sql import execute
 from services.notifications.models import (
@@ -55,14 +53,38 @@ async def wake_senders(session: AsyncSession) -> None:
 _LOCK_HOUSEHOLD = sa.select(
     sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(sa.bindparam("key", type_=sa.Text), 0))
 )
+_LOCKED = "haven_notifications_locked_households"
+
+
+def _current_transaction(session: AsyncSession) -> object:
+    sync = session.sync_session
+    return sync.get_nested_transaction() or sync.get_transaction()
+
+
+def _already_locked(session: AsyncSession, household_id: UUID) -> bool:
+    """Whether this transaction (savepoint) holds the household's lock already."""
+    held = session.info.get(_LOCKED)
+    return held is not None and held[0] is _current_transaction(session) and household_id in held[1]
+
+
+def _held(session: AsyncSession, household_id: UUID) -> None:
+    transaction = _current_transaction(session)
+    held: tuple[object, set[UUID]] | None = session.info.get(_LOCKED)
+    if held is None or held[0] is not transaction:
+        held = session.info[_LOCKED] = (transaction, set())
+    held[1].add(household_id)
 
 
 async def lock_household(session: AsyncSession, household_id: UUID) -> None:
     """Serialise this transaction with others about the same household's contact (until it
     ends). The contacts topic and the households topic are consumed concurrently: without it,
     a contact and a registration handled at the same moment each miss the other's
-    uncommitted row, and the confirmation waits for its contact deadline (15 minutes)."""
+    uncommitted row, and the confirmation waits for its contact deadline (15 minutes).
+    Taken once per transaction: the events of a consumer batch share it."""
+    if _already_locked(session, household_id):
+        return
     await execute(session, _LOCK_HOUSEHOLD, {"key": str(household_id)})
+    _held(session, household_id)
 
 
 async def is_erased(*, session: AsyncSession, household_id: UUID) -> bool:
@@ -146,76 +168,54 @@ async def forget_contact(*, session: AsyncSession, household_id: UUID, now: date
     )
 
 
-_SITE_COLUMNS = ("household_id", "site_id", "case_number", "contact_consent", "version")
-
-
-def _upsert_site() -> sa.Insert:
-    """Insert or update the household's site row, unless it was erased or a newer version is
-    held: one statement, built once (events only bind values)."""
-    table, erased = table_of(HouseholdSite), table_of(Erasure)
-    values = [sa.bindparam(name, type_=table.c[name].type) for name in _SITE_COLUMNS]
-    not_erased = ~sa.exists().where(erased.c.household_id == values[0])
-    statement = insert(table).from_select(list(_SITE_COLUMNS), sa.select(*values).where(not_erased))
-    return statement.on_conflict_do_update(
-        index_elements=["household_id"],
-        set_={name: statement.excluded[name] for name in _SITE_COLUMNS[1:]},
-        where=table.c.version <= statement.excluded.version,
+# Built once: the household's site row is inserted or updated (unless it was erased or a
+# newer version is held) and the household's lock taken, in one statement. The upsert does
+# not depend on the lock (only this topic writes the row, in order per household); what
+# reads after it, in statements of their own, sees whatever the lock's previous holder
+# committed.
+_UPSERT_SITE_AND_LOCK = sa.text(
+    """
+    WITH site AS (
+        INSERT INTO notification_household
+            (household_id, site_id, case_number, contact_consent, version)
+        SELECT CAST(:household_id AS uuid), CAST(:site_id AS text), CAST(:case_number AS text),
+               CAST(:contact_consent AS boolean), CAST(:version AS integer)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM notification_erasure
+            WHERE household_id = CAST(:household_id AS uuid)
+        )
+        ON CONFLICT (household_id) DO UPDATE SET
+            site_id = excluded.site_id, case_number = excluded.case_number,
+            contact_consent = excluded.contact_consent, version = excluded.version
+        WHERE notification_household.version <= excluded.version
     )
-
-
-_UPSERT_SITE = _upsert_site()
+    SELECT pg_advisory_xact_lock(hashtextextended(CAST(:key AS text), 0))
+    """
+)
 
 
 async def remember_site(*, session: AsyncSession, profile: HouseholdProfile) -> None:
     """Keep the household's site, case number and contact-consent flag (newest version
-    wins). Registration publishes a contact only with consent, so the flag lets a message be
+    wins), and take the household's lock (see :func:`lock_household`) in the same statement.
+    Registration publishes a contact only with consent, so the flag lets a message be
     skipped as ``no_consent`` at once instead of waiting for a contact that will not come."""
-    connection = await session.connection()
-    await connection.execute(
-        _UPSERT_SITE,
+    await execute(
+        session,
+        _UPSERT_SITE_AND_LOCK,
         {
             "household_id": profile.household_id,
             "site_id": profile.site_id,
             "case_number": profile.case_number,
             "contact_consent": profile.consent.contact,
             "version": profile.version,
+            "key": str(profile.household_id),
         },
     )
+    _held(session, profile.household_id)
 
 
 async def site_of(*, session: AsyncSession, household_id: UUID) -> HouseholdSite | None:
     return await session.get(HouseholdSite, household_id)
-
-
-@dataclass(frozen=True)
-class Known:
-    """Everything this service holds about one household, read in one query."""
-
-    erased: bool
-    contact: Contact | None
-    site: HouseholdSite | None
-
-
-def _known_query() -> Select[bool, Contact, HouseholdSite]:
-    key = sa.select(sa.bindparam("household_id", type_=sa.Uuid).label("id")).subquery("k")
-    erased = sa.exists().where(col(Erasure.household_id) == key.c.id).label("erased")
-    return (
-        select(erased, Contact, HouseholdSite)
-        .select_from(key)
-        .outerjoin(Contact, col(Contact.household_id) == key.c.id)
-        .outerjoin(HouseholdSite, col(HouseholdSite.household_id) == key.c.id)
-    )
-
-
-_KNOWN = _known_query()
-
-
-async def known(*, session: AsyncSession, household_id: UUID) -> Known:
-    """Whether the household was erased, its contact and its site row (each maybe absent)."""
-    erased, contact, site = (
-        await session.exec(_KNOWN, params={"household_id": household_id})
-    ).one()
-    return Known(bool(erased), contact, site)
 
 
 async def erase(*, session: AsyncSession, household_id: UUID, now: datetime) -> None:

@@ -20,24 +20,20 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notifications.domain import households, recipients
 from services.notifications.domain.masking import mask
 from services.notifications.domain.messages import MESSAGES, MessageKind
-from services.notifications.domain.recipients import unreachable_because
 from services.notifications.domain.sql import execute
 from services.notifications.models import (
     Audience,
-    Contact,
-    HouseholdSite,
     Notification,
-    SkipReason,
     Status,
     table_of,
 )
-from services.notifications.settings import Channel, NotificationsSettings, StaffRole
+from services.notifications.settings import NotificationsSettings, StaffRole
 from shared.events.distribution import StockLow
 from shared.events.envelope import Envelope, EventPayload, new_event_id
 from shared.events.referral import ReferralEscalated, ReferralOverdue
@@ -107,6 +103,65 @@ def _base_row(
     }
 
 
+# Built once: the household's SMS for an event, decided and queued in one statement from
+# what this service knows about the household (nothing when it was erased). It runs after
+# lock_household, in a statement of its own, so its snapshot sees the contact that the
+# lock's previous holder committed. The decision is recipients.unreachable_because and the
+# masking masking.mask_phone, in SQL (tests/notifications/test_handlers.py checks they
+# agree); the senders are woken when the message is due now.
+_QUEUE_FOR_BENEFICIARY = sa.text(
+    r"""
+    WITH known AS (
+        SELECT c.household_id IS NOT NULL AS has_contact, c.phone, c.contact_consent,
+               c.site_id AS contact_site, h.site_id AS household_site,
+               h.household_id IS NOT NULL AND NOT h.contact_consent AS refused_at_registration
+        FROM (SELECT CAST(:household_id AS uuid) AS id) AS k
+        LEFT JOIN notification_contact c ON c.household_id = k.id
+        LEFT JOIN notification_household h ON h.household_id = k.id
+        WHERE NOT EXISTS (SELECT 1 FROM notification_erasure e WHERE e.household_id = k.id)
+    ),
+    decided AS (
+        SELECT known.*,
+               CASE
+                   WHEN NOT has_contact AND refused_at_registration THEN 'no_consent'
+                   WHEN NOT has_contact THEN 'no_contact'
+                   WHEN NOT contact_consent THEN 'no_consent'
+                   WHEN phone IS NULL OR phone !~ '^\+[1-9][0-9]{6,14}$' THEN 'no_phone'
+               END AS reason
+        FROM known
+    ),
+    queued AS (
+        INSERT INTO notification
+            (id, event_id, event_type, household_id, site_id, audience, recipient_key,
+             channel, recipient_masked, context, status, skip_reason, attempts,
+             next_attempt_at, contact_deadline, created_at, updated_at)
+        SELECT CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:event_type AS text),
+               CAST(:household_id AS uuid),
+               COALESCE(CAST(:site_id AS text), household_site, contact_site),
+               'beneficiary', CAST(:recipient_key AS text), 'sms',
+               CASE
+                   WHEN phone = '' THEN NULL
+                   WHEN char_length(phone) <= 7
+                       THEN repeat('*', greatest(char_length(phone) - 2, 0)) || right(phone, 2)
+                   ELSE left(phone, 5) || repeat('*', char_length(phone) - 7) || right(phone, 2)
+               END,
+               CAST(:context AS jsonb),
+               CASE WHEN reason IS NULL OR reason = 'no_contact' THEN 'queued' ELSE 'skipped' END,
+               NULLIF(reason, 'no_contact'), 0,
+               CASE WHEN reason = 'no_contact' THEN CAST(:deadline AS timestamptz)
+                    ELSE CAST(:now AS timestamptz) END,
+               CASE WHEN reason = 'no_contact' THEN CAST(:deadline AS timestamptz) END,
+               CAST(:now AS timestamptz), CAST(:now AS timestamptz)
+        FROM decided
+        ON CONFLICT ON CONSTRAINT notification_once DO NOTHING
+        RETURNING status, contact_deadline
+    )
+    SELECT pg_notify(CAST(:wake_channel AS text), '')
+    FROM queued WHERE status = 'queued' AND contact_deadline IS NULL
+    """
+).bindparams(sa.bindparam("context", type_=JSONB))
+
+
 async def for_beneficiary(
     *,
     session: AsyncSession,
@@ -115,30 +170,27 @@ async def for_beneficiary(
     settings: NotificationsSettings,
     now: datetime,
 ) -> None:
-    """Queue the household's SMS for this event (skipped at once when it cannot be sent)."""
+    """Queue the household's SMS for this event: waiting for the contact when none arrived
+    yet, skipped at once when it cannot be sent, nothing when the household was erased."""
     kind = MESSAGES[envelope.type]
     await households.lock_household(session, household_id)
-    known = await households.known(session=session, household_id=household_id)
-    if known.erased:
-        return
-    contact, household = known.contact, known.site
-    site_id = await _site(session, envelope.data, household, contact)
-    row = _base_row(kind, envelope, now=now, site_id=site_id) | {
-        "household_id": household_id,
-        "recipient_key": recipients.beneficiary_key(household_id),
-        "channel": Channel.SMS,
-        "context": kind.context(envelope.data),
-    }
-    deadline = now + timedelta(seconds=settings.contact_wait_seconds)
-    reason = unreachable_because(contact, household)
-    if reason is SkipReason.NO_CONTACT:
-        row |= {"next_attempt_at": deadline, "contact_deadline": deadline}
-    elif reason is not None:
-        row |= {"status": Status.SKIPPED, "skip_reason": reason}
-    if contact is not None and contact.phone:
-        row["recipient_masked"] = mask(Channel.SMS, contact.phone)
-    if await _insert(session, row) and reason is None:
-        await households.wake_senders(session)
+    site = getattr(envelope.data, "site_id", None)
+    await execute(
+        session,
+        _QUEUE_FOR_BENEFICIARY,
+        {
+            "id": new_event_id(),
+            "event_id": envelope.id,
+            "event_type": kind.event_type,
+            "household_id": household_id,
+            "site_id": site if isinstance(site, str) else None,
+            "recipient_key": recipients.beneficiary_key(household_id),
+            "context": kind.context(envelope.data),
+            "deadline": now + timedelta(seconds=settings.contact_wait_seconds),
+            "now": now,
+            "wake_channel": households.WAKE_CHANNEL,
+        },
+    )
 
 
 async def for_staff(
@@ -196,20 +248,6 @@ async def for_staff(
     if queued:
         await households.wake_senders(session)
     return queued
-
-
-async def _site(
-    session: AsyncSession,
-    payload: EventPayload,
-    household: HouseholdSite | None,
-    contact: Contact | None,
-) -> str | None:
-    site = getattr(payload, "site_id", None)
-    if isinstance(site, str):
-        return site
-    if household is not None:
-        return household.site_id
-    return contact.site_id if contact else None
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from shared.events.envelope import new_event_id
 
 ALL_SITES = "*"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # ASCII digits, as the SQL in intake.py
 
 
 def beneficiary_key(household_id: UUID) -> str:
