@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -154,6 +155,33 @@ def apply_action(referral: Referral, action: Action, now: datetime) -> Status:
     return previous
 
 
+def _history_step(
+    referral: Referral,
+    *,
+    action: str,
+    from_status: Status | None,
+    to_status: str,
+    actor: Actor,
+    now: datetime,
+    provider_id: UUID | None = None,
+    reason_code: str | None = None,
+    note: str | None = None,
+    tier: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "referral_id": referral.id,
+        "at": now,
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor.sub,
+        "provider_id": provider_id,
+        "reason_code": reason_code,
+        "note": note,
+        "tier": tier,
+    }
+
+
 async def save(
     session: AsyncSession,
     referral: Referral,
@@ -166,41 +194,91 @@ async def save(
     reason_code: str | None = None,
     note: str | None = None,
     tier: int | None = None,
-    just_created: bool = False,
 ) -> None:
-    """Write the referral's row and one step of its history (before any of its events);
-    ``just_created``: the row is new, and its creation step goes first."""
+    """Write the referral's row and one step of its history (before any of its events)."""
     session.add(referral)
-    if just_created:
-        session.add(
-            ReferralHistory(
-                referral_id=referral.id,
-                at=now,
-                action="create",
-                from_status=None,
-                to_status=Status.CREATED,
-                actor=actor.sub,
-                provider_id=None,
-                reason_code=None,
-                note=None,
-                tier=None,
-            )
-        )
     session.add(
         ReferralHistory(
-            referral_id=referral.id,
-            at=now,
-            action=action,
-            from_status=from_status,
-            to_status=referral.status,
-            actor=actor.sub,
-            provider_id=provider_id,
-            reason_code=reason_code,
-            note=note,
-            tier=tier,
+            **_history_step(
+                referral,
+                action=action,
+                from_status=from_status,
+                to_status=referral.status,
+                actor=actor,
+                now=now,
+                provider_id=provider_id,
+                reason_code=reason_code,
+                note=note,
+                tier=tier,
+            )
         )
     )
     await session.flush()
+
+
+_REFERRAL_COLUMNS = tuple(Referral.__table__.c.keys())  # type: ignore[attr-defined]
+_HISTORY_COLUMNS = (
+    "referral_id",
+    "at",
+    "action",
+    "from_status",
+    "to_status",
+    "actor",
+    "provider_id",
+    "reason_code",
+    "note",
+    "tier",
+)
+
+
+def _insert_created() -> sa.Insert:
+    """One statement for a new referral: its row, then its creation step and first routing
+    step (the branches of a UNION ALL are inserted in order, so their ids sort the same way).
+    Built once: calls bind values."""
+    referral = Referral.__table__  # type: ignore[attr-defined]
+    history = ReferralHistory.__table__  # type: ignore[attr-defined]
+    row = (
+        sa.insert(referral)
+        .values(
+            {name: sa.bindparam(name, type_=referral.c[name].type) for name in _REFERRAL_COLUMNS}
+        )
+        .cte("new_referral")
+    )
+    created, routed = (
+        sa.select(
+            *(
+                sa.bindparam(f"{name}_{step}", type_=history.c[name].type).label(name)
+                for name in _HISTORY_COLUMNS
+            )
+        )
+        for step in ("created", "routed")
+    )
+    steps = sa.union_all(created, routed)
+    return sa.insert(history).from_select(_HISTORY_COLUMNS, steps).add_cte(row)
+
+
+_INSERT_CREATED = _insert_created()
+
+
+async def _write_created(
+    session: AsyncSession, referral: Referral, routed: dict[str, Any], *, actor: Actor
+) -> None:
+    """Insert a new referral as routed, with its creation step and ``routed`` step."""
+    created = _history_step(
+        referral,
+        action="create",
+        from_status=None,
+        to_status=Status.CREATED,
+        actor=actor,
+        now=referral.created_at,
+    )
+    params = {name: getattr(referral, name) for name in _REFERRAL_COLUMNS}
+    params.update({f"{name}_created": value for name, value in created.items()})
+    params.update({f"{name}_routed": value for name, value in routed.items()})
+    await session.exec(_INSERT_CREATED, params=params)
+    # Held by the session as if loaded: a later change in this transaction updates the row.
+    make_transient_to_detached(referral)
+    session.add(referral)
 
 
 def _assign(
@@ -267,16 +345,16 @@ async def _route(
         provider = next(p for p, _ in found if p.id == chosen.provider_id)
         apply_action(referral, Action.SEND if first else Action.REROUTE, now)
         _assign(referral, provider, now, settings)
-        await save(
+        await _save_routed(
             session,
             referral,
+            new=creation is not None,
             action=Action.SEND if first else Action.REROUTE,
             from_status=from_status,
             actor=actor,
             now=now,
             provider_id=provider.id,
             reason_code=reroute_reason,
-            just_created=creation is not None,
         )
         await _emit_creation(session, creation, actor)
         if not first:
@@ -303,15 +381,15 @@ async def _route(
     referral.due_at = None
     referral.overdue_at = None
     referral.escalation_tier = 0
-    await save(
+    await _save_routed(
         session,
         referral,
+        new=creation is not None,
         action=Action.QUEUE,
         from_status=from_status,
         actor=actor,
         now=now,
         reason_code=reroute_reason or "no_provider",
-        just_created=creation is not None,
     )
     await _emit_creation(session, creation, actor)
     if not first:
@@ -338,6 +416,45 @@ async def _route(
         actor=actor,
     )
     return None
+
+
+async def _save_routed(
+    session: AsyncSession,
+    referral: Referral,
+    *,
+    new: bool,
+    action: Action,
+    from_status: Status,
+    actor: Actor,
+    now: datetime,
+    provider_id: UUID | None = None,
+    reason_code: str | None = None,
+) -> None:
+    """Write the routed referral: a new one in one statement with its creation step, an
+    existing one through the session."""
+    if not new:
+        await save(
+            session,
+            referral,
+            action=action,
+            from_status=from_status,
+            actor=actor,
+            now=now,
+            provider_id=provider_id,
+            reason_code=reason_code,
+        )
+        return
+    routed = _history_step(
+        referral,
+        action=action,
+        from_status=from_status,
+        to_status=referral.status,
+        actor=actor,
+        now=now,
+        provider_id=provider_id,
+        reason_code=reason_code,
+    )
+    await _write_created(session, referral, routed, actor=actor)
 
 
 async def _emit_creation(
