@@ -35,7 +35,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
-from faststream import AckPolicy
+from faststream import AckPolicy, ContextRepo
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
 from opentelemetry import trace
@@ -153,6 +153,7 @@ class EventConsumer:
         self._handlers: dict[str, EventHandler] = {}
         self._tombstones: dict[str, TombstoneHandler] = {}
         self._topic_names: set[str] = set()
+        self._consumed: dict[tuple[str, str], Counter] = {}
 
     def on(self, *event_types: type[Any]) -> Callable[[EventHandler], EventHandler]:
         """Register the handler of one or more event payload types."""
@@ -196,10 +197,14 @@ class EventConsumer:
                 # the dead-letter topic instead of failing inside FastStream.
                 decoder=_raw_body,
             )
-            subscriber(self._make_handler(topic))
+            subscriber(self._make_handler(topic, broker.context))
 
-    def _make_handler(self, topic: Topic) -> Callable[[KafkaMessage], Awaitable[None]]:
-        async def handle(msg: KafkaMessage) -> None:
+    def _make_handler(self, topic: Topic, context: ContextRepo) -> Callable[[], Awaitable[None]]:
+        # The message is read from FastStream's context rather than injected as a
+        # ``KafkaMessage`` parameter: an injected context field is resolved in a worker thread
+        # (and a task group) for every batch, a large share of a quiet consumer's CPU.
+        async def handle() -> None:
+            msg: KafkaMessage = context.get_local("message")
             await self.process_batch(topic, msg.raw_message)
             await msg.ack()
             self._record_lag(msg)
@@ -225,11 +230,32 @@ class EventConsumer:
         ``traceparent`` written into the outbox row by the request that caused the event).
         """
         headers = headers_to_dict(record.headers or ())
+        return await self._process_one(topic, record, headers, None)
+
+    async def _process_one(
+        self,
+        topic: Topic,
+        record: ConsumerRecord[bytes, bytes],
+        headers: dict[str, str],
+        decoded: _Decoded | None,
+    ) -> str:
+        """One record in a transaction of its own; ``decoded`` when it already was."""
         with self._event_span(topic, record, headers) as span:
-            outcome = await self._process(topic, record, headers)
+            if decoded is not None:
+                outcome = await self._apply_one(topic, decoded)
+            else:
+                outcome = await self._process_record(topic, record, headers)
             span.set_attribute("haven.outcome", outcome)
-        CONSUMED.labels(self.service, topic.name, outcome).inc()
+        self._count(topic, outcome)
         return outcome
+
+    def _count(self, topic: Topic, outcome: str, amount: int = 1) -> None:
+        """Count handled events; the labelled child is looked up once per topic and outcome."""
+        key = (topic.name, outcome)
+        child = self._consumed.get(key)
+        if child is None:
+            child = self._consumed[key] = CONSUMED.labels(self.service, topic.name, outcome)
+        child.inc(amount)
 
     @contextmanager
     def _event_span(
@@ -261,29 +287,35 @@ class EventConsumer:
 
         Consecutive decodable events with a handler are applied in one transaction; anything
         else (a tombstone, an unknown or malformed record, an event nobody here handles) takes
-        the one-by-one path in its place, so order per partition holds.
+        the one-by-one path in its place, so order per partition holds. Each record's headers
+        and envelope are decoded once, whichever path it takes.
         """
         outcomes: list[str] = []
         run: list[_Decoded] = []
         for record in records:
-            decoded = self._decode(topic, record)
+            headers = headers_to_dict(record.headers or ())
+            decoded = self._decode(record, headers)
             if decoded is None:
                 outcomes += await self._apply_run(topic, run)
                 run = []
-                outcomes.append(await self.process(topic, record))
+                outcomes.append(await self._process_one(topic, record, headers, None))
             else:
                 run.append(decoded)
         outcomes += await self._apply_run(topic, run)
         return outcomes
 
-    def _decode(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> _Decoded | None:
+    def _decode(
+        self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str]
+    ) -> _Decoded | None:
+        """The record as an event this service handles; None for anything else."""
         if record.value is None:
             return None
-        headers = headers_to_dict(record.headers or ())
         event_type = headers.get("ce_type", "")
         handler = self._handlers.get(event_type)
+        if handler is None:
+            return None
         model = self.catalog.payload_model(event_type)
-        if handler is None or model is None:
+        if model is None:
             return None
         try:
             envelope = decode_envelope(headers, record.value, model)
@@ -293,7 +325,7 @@ class EventConsumer:
 
     async def _apply_run(self, topic: Topic, run: list[_Decoded]) -> list[str]:
         if len(run) <= 1:
-            return [await self.process(topic, item.record) for item in run]
+            return [await self._process_one(topic, item.record, item.headers, item) for item in run]
         outcomes: list[str] | None = None
         async with self._batch_lock:
             try:
@@ -306,9 +338,9 @@ class EventConsumer:
                     extra={"topic": topic.name, "events": len(run), "error": type(exc).__name__},
                 )
         if outcomes is None:
-            return [await self.process(topic, item.record) for item in run]
-        for outcome in outcomes:
-            CONSUMED.labels(self.service, topic.name, outcome).inc()
+            return [await self._process_one(topic, item.record, item.headers, item) for item in run]
+        for outcome in set(outcomes):
+            self._count(topic, outcome, outcomes.count(outcome))
         return outcomes
 
     async def _apply_together(self, topic: Topic, run: list[_Decoded]) -> list[str]:
@@ -334,24 +366,8 @@ class EventConsumer:
                 outcomes.append("applied")
         return outcomes
 
-    async def _process(
-        self, topic: Topic, record: ConsumerRecord[bytes, bytes], headers: dict[str, str]
-    ) -> str:
-        if record.value is None:
-            return await self._tombstone(topic, record)
-        event_type = headers.get("ce_type", "")
-        handler = self._handlers.get(event_type)
-        model = self.catalog.payload_model(event_type)
-        if model is None:
-            await self._dead_letter(topic, record, f"unknown event type {event_type!r}", 0)
-            return "dead_lettered"
-        if handler is None:
-            return "ignored"  # a catalogued event this service has no use for
-        try:
-            envelope = decode_envelope(headers, record.value, model)
-        except MalformedEvent as exc:
-            await self._dead_letter(topic, record, f"malformed event: {exc}", 0)
-            return "dead_lettered"
+    async def _apply_one(self, topic: Topic, decoded: _Decoded) -> str:
+        envelope, handler = decoded.envelope, decoded.handler
 
         async def apply(session: AsyncSession) -> bool:
             if not await inbox.claim(
@@ -361,7 +377,28 @@ class EventConsumer:
             await handler(session, envelope)
             return True
 
-        return await self._with_retries(topic, record, apply, "applied", "duplicate")
+        return await self._with_retries(topic, decoded.record, apply, "applied", "duplicate")
+
+    async def _process_record(
+        self, topic: Topic, record: ConsumerRecord[bytes, bytes], headers: dict[str, str]
+    ) -> str:
+        """Decode and apply one record; dead-letter what cannot be decoded."""
+        if record.value is None:
+            return await self._tombstone(topic, record)
+        event_type = headers.get("ce_type", "")
+        model = self.catalog.payload_model(event_type)
+        if model is None:
+            await self._dead_letter(topic, record, f"unknown event type {event_type!r}", 0)
+            return "dead_lettered"
+        handler = self._handlers.get(event_type)
+        if handler is None:
+            return "ignored"  # a catalogued event this service has no use for
+        try:
+            envelope = decode_envelope(headers, record.value, model)
+        except MalformedEvent as exc:
+            await self._dead_letter(topic, record, f"malformed event: {exc}", 0)
+            return "dead_lettered"
+        return await self._apply_one(topic, _Decoded(record, headers, envelope, handler))
 
     async def _tombstone(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> str:
         handler = self._tombstones.get(topic.name)

@@ -27,10 +27,7 @@ async def claim(session: AsyncSession, *, consumer: str, event_id: UUID, topic: 
     on the same key until this transaction ends, then sees the row and is skipped.
     """
     result = await session.exec(
-        insert(inbox_table)
-        .values(consumer=consumer, event_id=event_id, topic=topic)
-        .on_conflict_do_nothing()
-        .returning(inbox_table.c.event_id)
+        _CLAIM, params={"consumer": consumer, "event_id": event_id, "topic": topic}
     )
     return result.first() is not None
 
@@ -68,6 +65,17 @@ def _claim_many() -> sa.Insert:
 
 
 _CLAIM_MANY = _claim_many()
+_CLAIM = (
+    insert(inbox_table)
+    .values(
+        consumer=sa.bindparam("consumer", type_=sa.Text),
+        event_id=sa.bindparam("event_id", type_=sa.Uuid),
+        topic=sa.bindparam("topic", type_=sa.Text),
+    )
+    .on_conflict_do_nothing()
+    .returning(inbox_table.c.event_id)
+)
+"""Built once (bound per call), like :data:`_CLAIM_MANY`."""
 
 
 async def prune(session: AsyncSession, *, older_than_days: int) -> int:
