@@ -4,6 +4,7 @@ merges. The same handlers against the real broker are in test_kafka_flow.py."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -242,6 +243,29 @@ async def test_withdrawn_consent_cancels_open_referrals_except_overridden_ones(
         if e.type == "ReferralCancelled"
     ]
     assert [e.data["reason_code"] for e in cancelled] == ["consent_withdrawn"]
+
+
+async def test_households_routed_at_once_never_exceed_a_providers_capacity(
+    consumer: Consumer,
+) -> None:
+    """Twelve households of one region arrive at once; its only provider has three slots:
+    three referrals are sent to it, the other nine wait in the managers' queue."""
+    region = f"MD{uuid.uuid4().int % 900 + 100}"
+    provider_id = await add_provider(
+        consumer.sessions, services=["medical"], regions=[region], capacity=3
+    )
+    households = [
+        profile(needs=[(NeedType.MEDICAL_CARE, Priority.URGENT)], admin1=region, admin2=None)
+        for _ in range(12)
+    ]
+    outcomes = await asyncio.gather(*(consumer.deliver(h) for h in households))
+    assert outcomes == ["applied"] * 12
+    rows = await consumer.rows(
+        "SELECT status, provider_id FROM referral WHERE household_id = ANY(:h)",
+        h=[h.household_id for h in households],
+    )
+    assert sorted(r.status for r in rows) == ["sent"] * 3 + ["unassigned"] * 9
+    assert {r.provider_id for r in rows if r.status == "sent"} == {provider_id}
 
 
 async def test_deactivation_cancels_and_removes_what_was_held(consumer: Consumer) -> None:

@@ -46,18 +46,18 @@ _OPEN_REFERRAL_COUNTS = (
     .where(col(Referral.status).in_([str(s) for s in AT_PROVIDER_STATUSES]))
     .group_by(col(Referral.provider_id))
 )
-_LOCK_ROUTING_CANDIDATES = (
-    select(Provider)
-    .where(
-        col(Provider.services).op("@>")(
-            sa.bindparam("service_types", type_=postgresql.ARRAY(sa.Text))
-        )
+_PROVIDER_COLUMNS = tuple(Provider.__table__.c)  # type: ignore[attr-defined]
+_ROUTING_CANDIDATES = select(Provider, sa.column("open_referrals", sa.BigInteger)).from_statement(
+    sa.text("SELECT * FROM referral_routing_candidates(:service_types, :regions, :slot_statuses)")
+    .bindparams(
+        sa.bindparam("service_types", type_=postgresql.ARRAY(sa.Text)),
+        sa.bindparam("regions", type_=postgresql.ARRAY(sa.Text)),
+        sa.bindparam("slot_statuses", type_=postgresql.ARRAY(sa.Text)),
     )
-    .where(col(Provider.regions).op("&&")(sa.bindparam("regions", type_=postgresql.ARRAY(sa.Text))))
-    .where(Provider.active == sa.true())
-    .order_by(col(Provider.id))
-    .with_for_update()
+    .columns(*_PROVIDER_COLUMNS, sa.column("open_referrals", sa.BigInteger))
 )
+"""Lock the candidates, then count their slots: one round trip (migration 0003)."""
+_SLOT_STATUSES = sorted(str(s) for s in AT_PROVIDER_STATUSES)
 
 
 async def open_referral_counts(
@@ -213,18 +213,18 @@ async def routing_candidates(
     """Active providers offering ``service_type`` in any of ``regions``, locked (in id order,
     so concurrent routings cannot deadlock) until the transaction ends: two referrals routed
     at once cannot both take a provider's last slot. The slots are counted by a second
-    statement, after the locks are held, so it sees what their holders committed."""
+    statement of the database function, after the locks are held, so it sees what their
+    holders committed."""
     if not regions:
         return []
-    providers = list(
-        (
-            await session.exec(
-                _LOCK_ROUTING_CANDIDATES,
-                params={"service_types": [str(service_type)], "regions": list(regions)},
-            )
-        ).all()
+    rows = await session.exec(  # type: ignore[call-overload]
+        _ROUTING_CANDIDATES,
+        params={
+            "service_types": [str(service_type)],
+            "regions": list(regions),
+            "slot_statuses": _SLOT_STATUSES,
+        },
     )
-    counts = await open_referral_counts(session, [p.id for p in providers])
     return [
         (
             provider,
@@ -234,9 +234,9 @@ async def routing_candidates(
                 regions=frozenset(provider.regions),
                 languages=frozenset(provider.languages),
                 capacity=provider.capacity,
-                open_referrals=counts[provider.id],
+                open_referrals=int(open_referrals),
                 active=provider.active,
             ),
         )
-        for provider in providers
+        for provider, open_referrals in rows.all()
     ]
