@@ -10,6 +10,9 @@ deadlock), then returns them with the referrals holding their slots (status in
 takes a fresh snapshot after the locks are held, so it sees what the locks' previous
 holders committed — two referrals routed at once cannot both take a provider's last slot.
 Only the providers locked are returned, in id order.
+
+The function returns the provider's columns by name: a later migration that adds a column to
+``provider`` must recreate it with that column (routing reads providers through it).
 """
 
 from alembic import op
