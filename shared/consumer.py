@@ -79,6 +79,10 @@ BATCH_SIZE = 100
 BATCH_WAIT_MS = 50
 """How long an idle subscriber waits for records before polling again (adds at most this
 much latency to the first event after a quiet spell)."""
+BATCH_LINGER_MS = 20
+"""How long a subscriber woken for fewer than ``BATCH_SIZE`` records waits for more before
+handling them (0: never). Each batch costs a transaction and an offset commit whatever its
+size, so a busy consumer trades this much latency for much less CPU per event."""
 tracer = trace.get_tracer("haven.consumer")
 
 
@@ -138,6 +142,7 @@ class EventConsumer:
         group_id: str | None = None,
         batch_size: int = BATCH_SIZE,
         batch_wait_ms: int = BATCH_WAIT_MS,
+        batch_linger_ms: int = BATCH_LINGER_MS,
     ) -> None:
         self.service = service
         self.group_id = group_id or f"haven-{service}"
@@ -147,6 +152,7 @@ class EventConsumer:
         self.catalog = catalog
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
+        self.batch_linger_ms = batch_linger_ms
         # One batch transaction at a time in this process: batches of two topics about the
         # same households would otherwise take their locks in different orders (deadlocks).
         self._batch_lock = asyncio.Lock()
@@ -205,19 +211,40 @@ class EventConsumer:
         # (and a task group) for every batch, a large share of a quiet consumer's CPU.
         async def handle() -> None:
             msg: KafkaMessage = context.get_local("message")
-            await self.process_batch(topic, msg.raw_message)
-            await msg.ack()
-            self._record_lag(msg)
+            records = await self._gathered(msg)
+            await self.process_batch(topic, records)
+            await msg.ack()  # commits the consumer's positions: past every record handled
+            self._record_lag(msg, records)
 
         handle.__name__ = f"consume_{topic.name.replace('.', '_')}"
         return handle
 
-    def _record_lag(self, msg: KafkaMessage) -> None:
+    async def _gathered(self, msg: KafkaMessage) -> Sequence[ConsumerRecord[bytes, bytes]]:
+        """The fetched records plus those that arrive within ``batch_linger_ms``.
+
+        A consumer woken for one or two records pays a transaction (BEGIN, inbox claim,
+        COMMIT), an offset commit and FastStream's per-message work for them alone; waiting a
+        few milliseconds for the records right behind them shares that cost.
+        """
+        records: Sequence[ConsumerRecord[bytes, bytes]] = msg.raw_message
+        consumer = getattr(msg, "consumer", None)
+        if not self.batch_linger_ms or consumer is None or len(records) >= self.batch_size:
+            return records
+        await asyncio.sleep(self.batch_linger_ms / 1000)
+        more = await consumer.getmany(timeout_ms=0, max_records=self.batch_size - len(records))
+        if not more:
+            return records
+        # per partition, the later records follow the earlier ones: order per partition holds
+        return [*records, *(record for part in more.values() for record in part)]
+
+    def _record_lag(
+        self, msg: KafkaMessage, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> None:
         """Records left behind the last one handled of each partition in the batch."""
         highwater = getattr(getattr(msg, "consumer", None), "highwater", None)
         if highwater is None:
             return
-        last = {(r.topic, r.partition): r.offset for r in msg.raw_message}
+        last = {(r.topic, r.partition): r.offset for r in records}
         for (topic, partition), offset in last.items():
             end = highwater(TopicPartition(topic, partition))
             if end is not None:

@@ -72,6 +72,7 @@ class ServiceRuntime:
                 max_backoff_seconds=settings.consumer_backoff_max_seconds,
             ),
             group_id=settings.consumer_group,
+            batch_linger_ms=settings.consumer_batch_linger_ms,
         )
         if definition.register_handlers:
             definition.register_handlers(self.consumer)

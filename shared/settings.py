@@ -71,6 +71,9 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_backoff_initial_seconds: float = 0.2
     consumer_backoff_max_seconds: float = 30.0
+    # A subscriber woken for a part batch waits this long for the records right behind
+    # (a transaction and an offset commit per batch, whatever its size); 0 never waits.
+    consumer_batch_linger_ms: int = Field(20, ge=0)
     # Event ids are remembered longer than any topic keeps events (365 days), so no event
     # that can still be redelivered is forgotten.
     inbox_retention_days: int = 400
