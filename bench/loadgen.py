@@ -113,6 +113,11 @@ def _problem(response: httpx.Response) -> str:
     return f"{response.status_code} {slug}".strip()
 
 
+# Below uvicorn's keep-alive timeout (5 s): with equal timeouts the server can close an
+# idle connection just as the client sends on it, which shows up as a transport error.
+KEEPALIVE_EXPIRY_SECONDS = 2.0
+
+
 class _Runner:
     def __init__(self, phase: HttpPhase, bodies: list[bytes]) -> None:
         self.phase = phase
@@ -196,7 +201,11 @@ async def run_http_phase_async(phase: HttpPhase) -> HttpPhaseResult:
     bodies = build_bodies(phase.bodies)
     runner = _Runner(phase, bodies)
     connections = phase.concurrency if phase.rate_per_second is None else OPEN_LOOP_MAX_CONNECTIONS
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    limits = httpx.Limits(
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+    )
     timeout = httpx.Timeout(phase.timeout_seconds, pool=phase.timeout_seconds)
     async with httpx.AsyncClient(base_url=phase.base_url, limits=limits, timeout=timeout) as client:
         runner.start = time.perf_counter()
