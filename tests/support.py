@@ -18,8 +18,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import migrate
-from shared.events.catalog import CATALOG
+from shared.events.catalog import CATALOG, Topic
 from shared.events.envelope import Envelope
+from shared.events.registration import HouseholdErased
 from shared.kafka import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,19 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+def erasures_topic(prefix: str, *, partitions: int = 1, consumer: str = "distribution") -> Topic:
+    """A throw-away topic of HouseholdErased events for a consumer test."""
+    return Topic(
+        name=unique(prefix),
+        description="test",
+        key="household_id",
+        partitions=partitions,
+        producers=("registration",),
+        consumers=(consumer,),
+        events=(HouseholdErased,),
+    )
 
 
 def consumer_record(

@@ -11,11 +11,11 @@ from aiokafka import ConsumerRecord
 
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import create_engine, session_factory
-from shared.events.catalog import Catalog, Topic
+from shared.events.catalog import Catalog
 from shared.events.envelope import Envelope
 from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer, ensure_topics
-from tests.support import consumer_record, migrated_database, read_topic, unique
+from tests.support import consumer_record, erasures_topic, migrated_database, read_topic, unique
 
 
 def record(envelope: Envelope[HouseholdErased], offset: int, topic: str) -> ConsumerRecord:
@@ -24,15 +24,7 @@ def record(envelope: Envelope[HouseholdErased], offset: int, topic: str) -> Cons
 
 async def test_a_batch_applies_together_and_falls_back_one_by_one_on_failure(infra) -> None:
     bootstrap = infra.kafka_bootstrap
-    topic = Topic(
-        name=unique("haven.test.batches"),
-        description="test",
-        key="household_id",
-        partitions=1,
-        producers=("registration",),
-        consumers=("distribution",),
-        events=(HouseholdErased,),
-    )
+    topic = erasures_topic("haven.test.batches")
     catalog = Catalog([topic])
     await ensure_topics(bootstrap, catalog)
     engine = create_engine(await migrated_database(infra, "distribution"))

@@ -13,11 +13,11 @@ from faststream import ContextRepo
 
 from shared.consumer import EventConsumer
 from shared.db import create_engine, session_factory
-from shared.events.catalog import Catalog, Topic
+from shared.events.catalog import Catalog
 from shared.events.envelope import Envelope
 from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer
-from tests.support import consumer_record, migrated_database, unique
+from tests.support import consumer_record, erasures_topic, migrated_database, unique
 
 
 def erased() -> Envelope[HouseholdErased]:
@@ -50,15 +50,7 @@ class FakeMessage:
 async def test_records_right_behind_join_the_batch_and_commit_after_their_effects(
     infra: Any,
 ) -> None:
-    topic = Topic(
-        name=unique("haven.test.linger"),
-        description="test",
-        key="household_id",
-        partitions=1,
-        producers=("registration",),
-        consumers=("distribution",),
-        events=(HouseholdErased,),
-    )
+    topic = erasures_topic("haven.test.linger")
     engine = create_engine(await migrated_database(infra, "distribution"))
     async with engine.begin() as conn:
         await conn.execute(sa.text("CREATE TABLE erased (n serial, household_id uuid)"))

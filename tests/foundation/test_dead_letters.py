@@ -11,25 +11,17 @@ from faststream.kafka import KafkaBroker
 
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import create_engine, session_factory
-from shared.events.catalog import Catalog, Topic
+from shared.events.catalog import Catalog
 from shared.events.envelope import Envelope, headers_to_dict
 from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer, ensure_topics
-from tests.support import eventually, migrated_database, read_topic_to_end, unique
+from tests.support import erasures_topic, eventually, migrated_database, read_topic_to_end, unique
 
 
 async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra) -> None:
     bootstrap = infra.kafka_bootstrap
     # A private topic, so records of other tests on the shared broker do not interfere.
-    households = Topic(
-        name=unique("haven.test.households"),
-        description="test",
-        key="household_id",
-        partitions=2,
-        producers=("registration",),
-        consumers=("distribution",),
-        events=(HouseholdErased,),
-    )
+    households = erasures_topic("haven.test.households", partitions=2)
     catalog = Catalog([households])
     await ensure_topics(bootstrap, catalog)
     url = await migrated_database(infra, "distribution")

@@ -24,13 +24,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import audit
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import SessionFactory, asyncpg_dsn, create_engine, session_factory
-from shared.events.catalog import AUDIT, Catalog, Topic
+from shared.events.catalog import AUDIT, Catalog
 from shared.events.envelope import Envelope
 from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer
 from shared.migrations import OUTBOX_CHANNEL
 from shared.outbox import add_event, add_tombstone, write_staged
-from tests.support import consumer_record, migrated_database, unique
+from tests.support import consumer_record, erasures_topic, migrated_database, unique
 
 
 class _Base(DeclarativeBase):
@@ -292,15 +292,7 @@ def record(envelope: Envelope[HouseholdErased], offset: int, topic: str) -> Cons
 async def test_a_failed_consumer_batch_leaks_no_staged_rows_into_its_retry(
     engine: AsyncEngine, sessions: SessionFactory, infra: Any
 ) -> None:
-    topic = Topic(
-        name=unique("haven.test.staging"),
-        description="test",
-        key="household_id",
-        partitions=1,
-        producers=("registration",),
-        consumers=("referral",),
-        events=(HouseholdErased,),
-    )
+    topic = erasures_topic("haven.test.staging", consumer="referral")
     service = unique("stagingcheck")
     consumer = EventConsumer(
         service=service,
