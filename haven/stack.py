@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -171,6 +172,9 @@ def print_urls(running: RunningStack, console: Console) -> None:
 def run_until_interrupted(options: StackOptions) -> None:
     """``make run``: start everything, print the URLs, wait for Ctrl-C or SIGTERM."""
     console = Console()
+    # Ctrl-C stops everything even when started as a background job, which inherits SIGINT
+    # ignored (a shell without job control ignores it for `cmd &`), and Python keeps that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     install_sigterm_handler()  # SIGTERM -> KeyboardInterrupt, so every process is stopped
     try:
         with running_stack(options, console) as running:
