@@ -79,6 +79,8 @@ BATCH_SIZE = 100
 BATCH_WAIT_MS = 50
 """How long an idle subscriber waits for records before polling again (adds at most this
 much latency to the first event after a quiet spell)."""
+IGNORED = "ignored"
+"""The outcome of a catalogued event this service has no handler for."""
 BATCH_LINGER_MS = 20
 """How long a subscriber woken for fewer than ``BATCH_SIZE`` records waits for more before
 handling them (0: never). Each batch costs a transaction and an offset commit whatever its
@@ -313,23 +315,48 @@ class EventConsumer:
         """Handle fetched records in order; return their outcomes.
 
         Consecutive decodable events with a handler are applied in one transaction; anything
-        else (a tombstone, an unknown or malformed record, an event nobody here handles) takes
-        the one-by-one path in its place, so order per partition holds. Each record's headers
-        and envelope are decoded once, whichever path it takes.
+        else (a tombstone, an unknown or malformed record) takes the one-by-one path in its
+        place, so order per partition holds. A catalogued event nobody here handles is
+        ignored without ending the run: it has no effect to order. Each record's headers and
+        envelope are decoded once, whichever path it takes.
         """
         outcomes: list[str] = []
         run: list[_Decoded] = []
+        run_slots: list[int] = []  # where each event of the run goes in ``outcomes``
+
+        async def apply_run() -> None:
+            for slot, outcome in zip(run_slots, await self._apply_run(topic, run), strict=True):
+                outcomes[slot] = outcome
+            run.clear()
+            run_slots.clear()
+
         for record in records:
             headers = headers_to_dict(record.headers or ())
+            if self._unhandled(record, headers):
+                with self._event_span(topic, record, headers) as span:
+                    span.set_attribute("haven.outcome", IGNORED)
+                self._count(topic, IGNORED)
+                outcomes.append(IGNORED)
+                continue
             decoded = self._decode(record, headers)
             if decoded is None:
-                outcomes += await self._apply_run(topic, run)
-                run = []
+                await apply_run()
                 outcomes.append(await self._process_one(topic, record, headers, None))
             else:
+                run_slots.append(len(outcomes))
+                outcomes.append("")
                 run.append(decoded)
-        outcomes += await self._apply_run(topic, run)
+        await apply_run()
         return outcomes
+
+    def _unhandled(self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str]) -> bool:
+        """A catalogued event (not a tombstone) that this service has no handler for."""
+        event_type = headers.get("ce_type", "")
+        return (
+            record.value is not None
+            and event_type not in self._handlers
+            and self.catalog.payload_model(event_type) is not None
+        )
 
     def _decode(
         self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str]
@@ -419,7 +446,7 @@ class EventConsumer:
             return "dead_lettered"
         handler = self._handlers.get(event_type)
         if handler is None:
-            return "ignored"  # a catalogued event this service has no use for
+            return IGNORED  # a catalogued event this service has no use for
         try:
             envelope = decode_envelope(headers, record.value, model)
         except MalformedEvent as exc:

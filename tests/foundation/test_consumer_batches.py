@@ -5,20 +5,21 @@ and dead-lettered, redeliveries (even within one batch) skipped."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import ConsumerRecord
 
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import create_engine, session_factory
-from shared.events.catalog import Catalog
+from shared.events.catalog import Catalog, Topic
 from shared.events.envelope import Envelope
-from shared.events.registration import HouseholdErased
+from shared.events.registration import HouseholdDeactivated, HouseholdErased
 from shared.kafka import LazyProducer, ensure_topics
 from tests.support import consumer_record, erasures_topic, migrated_database, read_topic, unique
 
 
-def record(envelope: Envelope[HouseholdErased], offset: int, topic: str) -> ConsumerRecord:
+def record(envelope: Envelope[Any], offset: int, topic: str) -> ConsumerRecord:
     return consumer_record(envelope, topic=topic, key="k", offset=offset)
 
 
@@ -74,6 +75,50 @@ async def test_a_batch_applies_together_and_falls_back_one_by_one_on_failure(inf
         assert stored == {e.data.household_id for e in [*first, second[0], second[2]]}
         letters = await read_topic(bootstrap, topic.dlq, expect=1, timeout=10)
         assert [r.value for r in letters] == [second[1].kafka_value()]
+    finally:
+        await consumer.dead_letters.stop()
+        await engine.dispose()
+
+
+async def test_events_nobody_here_handles_do_not_split_a_batch(infra) -> None:
+    topic = Topic(
+        name=unique("haven.test.ignored"),
+        description="test",
+        key="household_id",
+        partitions=1,
+        producers=("registration",),
+        consumers=("distribution",),
+        events=(HouseholdErased, HouseholdDeactivated),
+    )
+    engine = create_engine(await migrated_database(infra, "distribution"))
+    consumer = EventConsumer(
+        service=unique("ignoring"),
+        sessions=session_factory(engine),
+        dead_letters=LazyProducer(infra.kafka_bootstrap, client_id="ignore-test"),
+        retry=RetryPolicy(max_attempts=2, initial_backoff_seconds=0.01, max_backoff_seconds=0.02),
+        catalog=Catalog([topic]),
+    )
+    transactions: list[int] = []
+
+    @consumer.on(HouseholdErased)
+    async def erase(session, envelope: Envelope[HouseholdErased]) -> None:  # type: ignore[no-untyped-def]
+        transactions.append(await session.scalar(sa.text("SELECT txid_current()")))
+
+    def erased() -> Envelope[HouseholdErased]:
+        return Envelope.wrap(HouseholdErased(household_id=uuid.uuid4(), site_id="S"), source="t")
+
+    def deactivated() -> Envelope[HouseholdDeactivated]:
+        payload = HouseholdDeactivated(
+            household_id=uuid.uuid4(), site_id="S", reason_code="moved", version=2
+        )
+        return Envelope.wrap(payload, source="t")
+
+    try:
+        envelopes = [erased(), deactivated(), erased(), deactivated(), erased()]
+        records = [record(e, i, topic.name) for i, e in enumerate(envelopes)]
+        outcomes = await consumer.process_batch(topic, records)
+        assert outcomes == ["applied", "ignored", "applied", "ignored", "applied"]
+        assert len(transactions) == 3 and len(set(transactions)) == 1  # one transaction
     finally:
         await consumer.dead_letters.stop()
         await engine.dispose()
