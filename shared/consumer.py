@@ -332,11 +332,8 @@ class EventConsumer:
 
         for record in records:
             headers = headers_to_dict(record.headers or ())
-            if self._unhandled(record, headers):
-                with self._event_span(topic, record, headers) as span:
-                    span.set_attribute("haven.outcome", IGNORED)
-                self._count(topic, IGNORED)
-                outcomes.append(IGNORED)
+            if self._unhandled(record, headers):  # no effect to order: the run goes on
+                outcomes.append(await self._process_one(topic, record, headers, None))
                 continue
             decoded = self._decode(record, headers)
             if decoded is None:
@@ -457,7 +454,7 @@ class EventConsumer:
     async def _tombstone(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> str:
         handler = self._tombstones.get(topic.name)
         if handler is None or record.key is None:
-            return "ignored"
+            return IGNORED
         key = record.key.decode(errors="replace")
 
         async def apply(session: AsyncSession) -> bool:
