@@ -603,7 +603,8 @@ class LagWatcher:
             return {}
         committed = await admin.list_consumer_group_offsets(self.group_id)
         ends = await ends_client.end_offsets(partitions)
-        starts = await ends_client.beginning_offsets(partitions)
+        unstarted = [tp for tp in partitions if (c := committed.get(tp)) is None or c.offset < 0]
+        starts = await ends_client.beginning_offsets(unstarted) if unstarted else {}
         lag: dict[tuple[str, int], int] = {}
         for tp in partitions:
             done = committed.get(tp)
