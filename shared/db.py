@@ -54,9 +54,9 @@ def _stamp_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 
 
 def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-    idle = time.monotonic() - record.info.get("checked_in", 0.0)
-    if idle <= IDLE_PING_SECONDS:
-        return
+    checked_in = record.info.get("checked_in")
+    if checked_in is None or time.monotonic() - checked_in <= IDLE_PING_SECONDS:
+        return  # just opened, or used moments ago
     try:
         dbapi_connection.ping()
     except Exception as exc:  # any failure: let the pool open a fresh connection instead
