@@ -84,7 +84,6 @@ def consumer_record(
     topic: str,
     key: str,
     offset: int = 0,
-    headers: list[tuple[str, bytes]] | None = None,
 ) -> ConsumerRecord[bytes, bytes]:
     """The Kafka record a consumer would receive for ``envelope`` (None: a tombstone)."""
     value = envelope.kafka_value() if envelope is not None else None
@@ -100,7 +99,7 @@ def consumer_record(
         checksum=None,
         serialized_key_size=len(raw_key),
         serialized_value_size=len(value) if value is not None else -1,
-        headers=envelope.kafka_headers() if envelope is not None else (headers or []),
+        headers=envelope.kafka_headers() if envelope is not None else [],
     )
 
 

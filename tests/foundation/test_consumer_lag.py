@@ -21,6 +21,10 @@ async def _topic_with_records(bootstrap: str, topic: str, per_partition: dict[in
         await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
     finally:
         await admin.close()
+    await _produce(bootstrap, topic, per_partition)
+
+
+async def _produce(bootstrap: str, topic: str, per_partition: dict[int, int]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
@@ -55,7 +59,7 @@ async def test_lag_is_measured_from_committed_offsets_and_grows_while_nothing_is
     try:
         assert await watcher.measure() == {(topic, 0): 2, (topic, 1): 3}
 
-        await _topic_with_records_more(bootstrap, topic, partition=0, count=4)
+        await _produce(bootstrap, topic, {0: 4})
         assert await watcher.measure() == {(topic, 0): 6, (topic, 1): 3}
 
         await _commit(bootstrap, group, {TopicPartition(topic, 0): 11, TopicPartition(topic, 1): 3})
@@ -85,15 +89,3 @@ async def test_the_running_watcher_sets_the_gauge(infra: Any) -> None:
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
-
-
-async def _topic_with_records_more(
-    bootstrap: str, topic: str, *, partition: int, count: int
-) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for n in range(count):
-            await producer.send_and_wait(topic, f"more-{n}".encode(), partition=partition)
-    finally:
-        await producer.stop()
