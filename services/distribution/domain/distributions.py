@@ -290,17 +290,19 @@ async def _replay_existing(
     return _replay(existing, principal, request_fingerprint)
 
 
+CLIENT_REF_REUSED = (
+    "This client_ref was already used for a different request; use a new client_ref "
+    "for a new distribution."
+)
+
+
 def _replay(existing: Distribution, principal: Principal, request_fingerprint: str) -> Outcome:
     if (
         existing.request_fingerprint != request_fingerprint
         or existing.response is None
         or not principal.can_access_site(existing.site_id)
     ):
-        raise ClientRefReused(
-            "This client_ref was already used for a different request; use a new client_ref "
-            "for a new distribution.",
-            client_ref=existing.client_ref,
-        )
+        raise ClientRefReused(CLIENT_REF_REUSED, client_ref=existing.client_ref)
     return Outcome(CREATED, existing.response)
 
 
@@ -436,13 +438,7 @@ async def record(
         # The same client_ref was committed meanwhile by a request for another household (a
         # re-send of this very request queues on the household lock and is answered from the
         # facts above): refused, and the transaction (with its audit record) rolls back.
-        existing = await _by_client_ref(session, data.client_ref)
-        assert existing is not None
-        raise ClientRefReused(
-            "This client_ref was already used for a different request; use a new client_ref "
-            "for a new distribution.",
-            client_ref=existing.client_ref,
-        )
+        raise ClientRefReused(CLIENT_REF_REUSED, client_ref=data.client_ref)
     await add_event(
         session,
         DistributionRecorded(
