@@ -36,14 +36,16 @@ from services.distribution.domain.errors import (
     DistributionAnonymised,
     DistributionNotFound,
     DistributionOutOfScope,
-    HouseholdNotKnownYet,
-    HouseholdOutOfScope,
     InsufficientStock,
     UnknownItems,
     WarehouseNotFound,
     WarehouseOutOfScope,
 )
-from services.distribution.domain.households import lock_households, require_active
+from services.distribution.domain.households import (
+    lock_households,
+    require_active,
+    visible_household,
+)
 from services.distribution.domain.policy import PolicyBook
 from services.distribution.domain.stock import (
     EVENT_SOURCE,
@@ -338,11 +340,12 @@ async def record(
     warehouse = WarehouseSite(data.warehouse_id, facts.warehouse_site_id)
     if facts.client_ref_taken:  # a re-send, possibly committed while we waited for the lock
         return await _replay_existing(session, data.client_ref, principal, request_fingerprint)
-    if locked is None:
-        raise HouseholdNotKnownYet(data.household_id, retry_after_seconds=retry_after_seconds)
-    household = LockedHousehold(household_id=data.household_id, **locked._mapping)
-    if not principal.can_access_site(household.site_id):
-        raise HouseholdOutOfScope(data.household_id, retry_after_seconds=retry_after_seconds)
+    household = visible_household(
+        LockedHousehold(household_id=data.household_id, **locked._mapping) if locked else None,
+        principal=principal,
+        household_id=data.household_id,
+        retry_after_seconds=retry_after_seconds,
+    )
     require_active(household)
     missing = [sku for sku in skus if sku not in facts.categories]
     if missing:

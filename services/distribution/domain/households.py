@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -236,11 +236,12 @@ async def household_for_command(
         household = (await lock_households(session, household_id)).get(household_id)
     else:
         household = await session.get(HouseholdView, household_id)
-    if household is None:
-        raise HouseholdNotKnownYet(household_id, retry_after_seconds=retry_after_seconds)
-    if not principal.can_access_site(household.site_id):
-        raise HouseholdOutOfScope(household_id, retry_after_seconds=retry_after_seconds)
-    return household
+    return visible_household(
+        household,
+        principal=principal,
+        household_id=household_id,
+        retry_after_seconds=retry_after_seconds,
+    )
 
 
 class HouseholdState(Protocol):
@@ -258,6 +259,22 @@ class HouseholdState(Protocol):
     def status(self) -> str: ...
     @property
     def merged_into(self) -> UUID | None: ...
+
+
+H = TypeVar("H", bound=HouseholdState)
+
+
+def visible_household(
+    household: H | None, *, principal: Principal, household_id: UUID, retry_after_seconds: int
+) -> H:
+    """``household`` if the caller may act on it; HouseholdNotKnownYet when this service has
+    not heard of it, HouseholdOutOfScope (the same answer, audited as refused) when it
+    belongs to a site the caller cannot see."""
+    if household is None:
+        raise HouseholdNotKnownYet(household_id, retry_after_seconds=retry_after_seconds)
+    if not principal.can_access_site(household.site_id):
+        raise HouseholdOutOfScope(household_id, retry_after_seconds=retry_after_seconds)
+    return household
 
 
 def require_active(household: HouseholdState) -> None:
