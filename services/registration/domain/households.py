@@ -234,7 +234,7 @@ async def _insert_new(
             _json([_row(m) for m in members]),
             _json([_row(d) for d in documents]),
             idempotency.CREATED_STATUS,
-            _json(response.model_dump(mode="json")),
+            _json(response.model_dump(mode="json")) if claimed else None,
             claimed.principal_sub if claimed else None,
             claimed.key if claimed else None,
         ),
