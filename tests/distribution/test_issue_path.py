@@ -54,6 +54,32 @@ async def test_picks_from_one_batch_for_two_lines_each_record_the_running_balanc
     assert stored.json() == body
 
 
+def _operator(site: Site) -> Principal:
+    return Principal(
+        sub="desk-2", roles=frozenset({Role.WAREHOUSE_OPERATOR}), sites=frozenset({site.site_id})
+    )
+
+
+def _request(site: Site, household: str, sku: str, client_ref: str) -> DistributionCreate:
+    return DistributionCreate(
+        household_id=uuid.UUID(household),
+        warehouse_id=uuid.UUID(site.warehouse_id),
+        lines=[DistributionLineCreate(sku=sku, quantity=1)],
+        client_ref=client_ref,
+    )
+
+
+def _record_kwargs(site: Site) -> dict[str, Any]:
+    """What ``distributions.record`` needs besides the session, the operator and the request."""
+    return {
+        "policies": site.service.app.state.policies,
+        "now": site.service.clock(),
+        "today": site.service.clock.today,
+        "retry_after_seconds": 5,
+        "window_days": 30,
+    }
+
+
 async def test_a_distribution_sends_four_statements_besides_its_outbox_rows(site: Site) -> None:
     """Lock the household, read the facts, lock the balances, write: each statement
     on the household's or the warehouse's locks is time other desks wait."""
@@ -75,42 +101,14 @@ async def test_a_distribution_sends_four_statements_besides_its_outbox_rows(site
         event.listen(connection.sync_connection, "before_cursor_execute", seen)
         outcome = await distributions.record(
             session=session,
-            principal=Principal(
-                sub="desk-1",
-                roles=frozenset({Role.WAREHOUSE_OPERATOR}),
-                sites=frozenset({site.site_id}),
-            ),
-            data=DistributionCreate(
-                household_id=uuid.UUID(household),
-                warehouse_id=uuid.UUID(site.warehouse_id),
-                lines=[DistributionLineCreate(sku=sku, quantity=1)],
-                client_ref=f"desk-{uuid.uuid4().hex}",
-            ),
-            policies=site.service.app.state.policies,
-            now=site.service.clock(),
-            today=site.service.clock.today,
-            retry_after_seconds=5,
-            window_days=30,
+            principal=_operator(site),
+            data=_request(site, household, sku, f"desk-{uuid.uuid4().hex}"),
+            **_record_kwargs(site),
         )
     assert outcome.status == 201
     own = [s for s in statements if "INTO outbox" not in s]
     assert len(own) == 4, own
     assert len(statements) - len(own) <= 2  # the audit record and the event
-
-
-def _operator(site: Site) -> Principal:
-    return Principal(
-        sub="desk-2", roles=frozenset({Role.WAREHOUSE_OPERATOR}), sites=frozenset({site.site_id})
-    )
-
-
-def _request(site: Site, household: str, sku: str, client_ref: str) -> DistributionCreate:
-    return DistributionCreate(
-        household_id=uuid.UUID(household),
-        warehouse_id=uuid.UUID(site.warehouse_id),
-        lines=[DistributionLineCreate(sku=sku, quantity=1)],
-        client_ref=client_ref,
-    )
 
 
 async def test_a_client_ref_committed_for_another_household_while_waiting_writes_nothing(
@@ -122,13 +120,7 @@ async def test_a_client_ref_committed_for_another_household_while_waiting_writes
     first, second = await site.household(), await site.household()
     client_ref = f"desk-2:{uuid.uuid4()}"
     runtime = site.service.runtime
-    kwargs: dict[str, Any] = {
-        "policies": site.service.app.state.policies,
-        "now": site.service.clock(),
-        "today": site.service.clock.today,
-        "retry_after_seconds": 5,
-        "window_days": 30,
-    }
+    kwargs = _record_kwargs(site)
     async with runtime.sessions() as winner, runtime.sessions() as loser:
         await winner.begin()
         won = await distributions.record(
