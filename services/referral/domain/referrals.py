@@ -194,25 +194,27 @@ async def save(
     reason_code: str | None = None,
     note: str | None = None,
     tier: int | None = None,
+    new: bool = False,
 ) -> None:
-    """Write the referral's row and one step of its history (before any of its events)."""
-    session.add(referral)
-    session.add(
-        ReferralHistory(
-            **_history_step(
-                referral,
-                action=action,
-                from_status=from_status,
-                to_status=referral.status,
-                actor=actor,
-                now=now,
-                provider_id=provider_id,
-                reason_code=reason_code,
-                note=note,
-                tier=tier,
-            )
-        )
+    """Write the referral's row and one step of its history (before any of its events); a
+    ``new`` referral in one statement with its creation step (see :func:`_write_created`)."""
+    step = _history_step(
+        referral,
+        action=action,
+        from_status=from_status,
+        to_status=referral.status,
+        actor=actor,
+        now=now,
+        provider_id=provider_id,
+        reason_code=reason_code,
+        note=note,
+        tier=tier,
     )
+    if new:
+        await _write_created(session, referral, step, actor=actor)
+        return
+    session.add(referral)
+    session.add(ReferralHistory(**step))
     await session.flush()
 
 
@@ -345,7 +347,7 @@ async def _route(
         provider = next(p for p, _ in found if p.id == chosen.provider_id)
         apply_action(referral, Action.SEND if first else Action.REROUTE, now)
         _assign(referral, provider, now, settings)
-        await _save_routed(
+        await save(
             session,
             referral,
             new=creation is not None,
@@ -381,7 +383,7 @@ async def _route(
     referral.due_at = None
     referral.overdue_at = None
     referral.escalation_tier = 0
-    await _save_routed(
+    await save(
         session,
         referral,
         new=creation is not None,
@@ -416,45 +418,6 @@ async def _route(
         actor=actor,
     )
     return None
-
-
-async def _save_routed(
-    session: AsyncSession,
-    referral: Referral,
-    *,
-    new: bool,
-    action: Action,
-    from_status: Status,
-    actor: Actor,
-    now: datetime,
-    provider_id: UUID | None = None,
-    reason_code: str | None = None,
-) -> None:
-    """Write the routed referral: a new one in one statement with its creation step, an
-    existing one through the session."""
-    if not new:
-        await save(
-            session,
-            referral,
-            action=action,
-            from_status=from_status,
-            actor=actor,
-            now=now,
-            provider_id=provider_id,
-            reason_code=reason_code,
-        )
-        return
-    routed = _history_step(
-        referral,
-        action=action,
-        from_status=from_status,
-        to_status=referral.status,
-        actor=actor,
-        now=now,
-        provider_id=provider_id,
-        reason_code=reason_code,
-    )
-    await _write_created(session, referral, routed, actor=actor)
 
 
 async def _emit_creation(
