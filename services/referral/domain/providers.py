@@ -36,14 +36,15 @@ class ProviderExists(Conflict):
     title = "Provider already in the directory"
 
 
-# Built once (routing runs for every referral): calls only bind values.
+_SLOT_STATUSES = sorted(str(s) for s in AT_PROVIDER_STATUSES)
+# Built once: calls only bind values.
 _OPEN_REFERRAL_COUNTS = (
     select(col(Referral.provider_id), sa.func.count())
     .where(
         col(Referral.provider_id)
         == sa.func.any(sa.bindparam("provider_ids", type_=postgresql.ARRAY(sa.Uuid)))
     )
-    .where(col(Referral.status).in_([str(s) for s in AT_PROVIDER_STATUSES]))
+    .where(col(Referral.status).in_(_SLOT_STATUSES))
     .group_by(col(Referral.provider_id))
 )
 _PROVIDER_COLUMNS = tuple(Provider.__table__.c)  # type: ignore[attr-defined]
@@ -57,7 +58,6 @@ _ROUTING_CANDIDATES = select(Provider, sa.column("open_referrals", sa.BigInteger
     .columns(*_PROVIDER_COLUMNS, sa.column("open_referrals", sa.BigInteger))
 )
 """Lock the candidates, then count their slots: one round trip (migration 0003)."""
-_SLOT_STATUSES = sorted(str(s) for s in AT_PROVIDER_STATUSES)
 
 
 async def open_referral_counts(
