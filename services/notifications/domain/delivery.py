@@ -571,7 +571,7 @@ async def get(*, session: AsyncSession, notification_id: UUID, principal: Princi
     row = (await execute(session, query)).first()
     if row is None:
         raise NotificationNotFound(f"No notification {notification_id}.")
-    if _visible_to(principal) is not None and row.site_id not in principal.sites:
+    if not principal.can_access_site(row.site_id):
         raise NotificationOutOfScope(f"No notification {notification_id}.")
     return row
 

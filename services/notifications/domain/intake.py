@@ -107,7 +107,7 @@ def _base_row(
 # what this service knows about the household (nothing when it was erased). It runs after
 # lock_household, in a statement of its own, so its snapshot sees the contact that the
 # lock's previous holder committed. The decision is recipients.unreachable_because and the
-# masking masking.mask_phone, in SQL (tests/notifications/test_handlers.py checks they
+# masking masking.mask_phone, in SQL (tests/notifications/test_intake_costs.py checks they
 # agree); the senders are woken when the message is due now.
 _QUEUE_FOR_BENEFICIARY = sa.text(
     r"""
