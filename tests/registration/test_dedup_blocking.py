@@ -136,7 +136,7 @@ async def test_everyone_whose_birth_date_can_reach_the_threshold_is_a_candidate(
         found = await dedup.look_up(
             session, [person], phone, limit=10_000, exclude=None, threshold=threshold
         )
-    returned = {(r.date_of_birth, r.birth_year, r.estimated) for r in found.names.get(0, [])}
+    returned = {(r.date_of_birth, r.birth_year, r.estimated) for r in found.members(0)}
     for row in _people():
         key = (row["born"], row["year"], row["estimated"] is not None)
         if _best_score(person, row, same_phone=phone is not None) >= threshold:
@@ -157,7 +157,7 @@ async def test_same_year_births_are_left_out_when_they_cannot_reach_the_threshol
         )
     far_in_the_year = {
         r.date_of_birth
-        for r in found.names.get(0, [])
+        for r in found.members(0)
         if r.date_of_birth
         and r.date_of_birth.year == 1984
         and abs((r.date_of_birth - born).days) > 31

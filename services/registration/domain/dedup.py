@@ -21,10 +21,11 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prometheus_client import Counter
+from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -232,6 +233,60 @@ def score_pair(person: Person, registered: Registered, *, same_phone: bool) -> P
     return PairScore(min(1.0, score), frozenset(reasons))
 
 
+# A name can pass NAME_GATE only if each of the two similarities it averages is at least
+# 2·NAME_GATE - 1 (the other is at most 1); the swapped and single-name scores, scaled down by
+# their factors, need more. So a candidate none of whose similarities reaches this floor
+# cannot pass the gate (the margin absorbs rounding).
+NAME_FLOOR = 2 * NAME_GATE - 1 - 1e-9
+
+# A registered member as the look-up returns it: the columns of ``Registered``, in order.
+CandidateRow = Sequence[Any]
+_GIVEN, _FAMILY, _PHONE = 4, 5, 10
+
+
+def _near(query: str, choices: list[str]) -> set[int]:
+    """Positions of ``choices`` whose Jaro-Winkler similarity to ``query`` reaches NAME_FLOOR
+    (computed in C for the whole list at once)."""
+    if not query:
+        return set()  # _jw scores an empty name 0
+    near = process.extract(
+        query, choices, scorer=JaroWinkler.similarity, score_cutoff=NAME_FLOOR, limit=None
+    )
+    return {position for _, _, position in near}
+
+
+def score_candidates(
+    person: Person, rows: Sequence[CandidateRow], *, phone: str | None
+) -> list[tuple[Registered, PairScore]]:
+    """The pairs of ``person`` with ``rows`` that score, in the order of ``rows``: the same as
+    :func:`score_pair` on every row (which stays the reference), but a row whose names cannot
+    pass NAME_GATE (found for the whole block at once, in C) and whose household does not
+    have the same phone is dropped before it becomes a ``Registered`` and is scored."""
+    givens = [row[_GIVEN] for row in rows]
+    families = [row[_FAMILY] for row in rows]
+    new_given, new_family = person.keys.given_key, person.keys.family_key
+    given_near = _near(new_given, givens)
+    if new_family:
+        family_near = _near(new_family, families)
+        swapped_near = _near(new_given, families) & _near(new_family, givens)
+    pairs: list[tuple[Registered, PairScore]] = []
+    for position, row in enumerate(rows):
+        same_phone = phone is not None and row[_PHONE] == phone
+        if not same_phone and not (
+            (
+                position in given_near
+                and (not new_family or not families[position] or position in family_near)
+            )
+            or (new_family and position in swapped_near)
+        ):
+            continue
+        registered = _registered(row)
+        pair = score_pair(person, registered, same_phone=same_phone)
+        if pair is not NO_MATCH:
+            pairs.append((registered, pair))
+    return pairs
+
+
 def combine(
     pairs: Iterable[tuple[Registered, PairScore]],
     *,
@@ -428,11 +483,16 @@ def lookup_parameters(
 
 @dataclass
 class LookupRows:
-    """What the look-ups found: name-block rows per member index, documents, phone."""
+    """What the look-ups found: name-block rows per member index (as returned: most of them
+    never score, so they are not built into ``Registered``), documents, phone."""
 
-    names: dict[int, list[Registered]] = field(default_factory=dict)
+    names: dict[int, list[CandidateRow]] = field(default_factory=dict)
     documents: list[Registered] = field(default_factory=list)
-    phone: list[Registered] = field(default_factory=list)
+    phone: list[CandidateRow] = field(default_factory=list)
+
+    def members(self, index: int) -> list[Registered]:
+        """The name-block candidates of the member at ``index``."""
+        return [_registered(row) for row in self.names.get(index, [])]
 
 
 async def look_up(
@@ -452,19 +512,20 @@ async def look_up(
     found = LookupRows()
     per_branch: dict[tuple[str, int], int] = {}
     seen: set[tuple[int, UUID]] = set()
-    for row in result.all():
-        kind, index, *values = tuple(row)
-        registered = _registered(values)
+    rows_found = cast("Sequence[CandidateRow]", result.all())
+    for row in rows_found:
+        kind, index = row[0], row[1]
+        values = row[2:]
         per_branch[kind, index] = per_branch.get((kind, index), 0) + 1
         if kind in NAME_ARMS:
             rows = found.names.setdefault(index, [])
-            if (index, registered.member_id) not in seen:
-                seen.add((index, registered.member_id))
-                rows.append(registered)
+            if (index, values[0]) not in seen:
+                seen.add((index, values[0]))
+                rows.append(values)
         elif kind == "document":
-            found.documents.append(registered)
+            found.documents.append(_registered(values))
         else:
-            found.phone.append(registered)
+            found.phone.append(values)
     for (kind, _), count in per_branch.items():
         if count >= limit:
             # Realistic blocks are far smaller; a full one means candidates may be missed.
@@ -488,9 +549,5 @@ async def find_duplicates(
     )
     pairs: list[tuple[Registered, PairScore]] = []
     for index, person in enumerate(people):
-        for row in found.names.get(index, []) + found.phone:
-            same_phone = phone is not None and row.phone == phone
-            pair = score_pair(person, row, same_phone=same_phone)
-            if pair is not NO_MATCH:  # most candidates; a household needs a scoring pair
-                pairs.append((row, pair))
+        pairs += score_candidates(person, found.names.get(index, []) + found.phone, phone=phone)
     return combine(pairs, document_matches=found.documents, phone=phone, threshold=threshold)
