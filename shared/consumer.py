@@ -18,6 +18,13 @@ partition holds) and for every record:
 4. commits the offsets only after the effects (or the dead letters) of the whole batch are
    durable: once per batch, not per record. A crash in between redelivers the batch, and the
    inbox drops what was already applied.
+
+A handler registered with :meth:`EventConsumer.on_batch` is given a batch's consecutive events
+of its types together, so it can apply them in a few set-based statements instead of a few
+statements per event; it must leave exactly the effects applying them one by one, in order,
+would leave (it is also called with a single event, on the one-by-one path). Work it does
+for one particular event (its own audit record, events it causes) runs inside
+:func:`acting_on`, which gives that work the event's correlation id and trace.
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -39,7 +48,7 @@ from faststream import AckPolicy, ContextRepo
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
 from prometheus_client import Counter, Gauge
 from sqlalchemy import exc as sa_exc
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -55,7 +64,9 @@ from shared.telemetry import correlation_id_var, extract_trace_context
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[Envelope[Any]]], Awaitable[None]]
 TombstoneHandler = Callable[[AsyncSession, str], Awaitable[None]]
+T = TypeVar("T")
 
 CONSUMED = Counter(
     "haven_events_consumed_total",
@@ -123,11 +134,76 @@ def is_transient(exc: BaseException) -> bool:
 
 
 @dataclass(frozen=True)
+class _Handler:
+    """A registered handler: of one event at a time, or of consecutive events together."""
+
+    function: EventHandler | BatchHandler
+    batched: bool
+
+    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        if self.batched:
+            await self.function(session, envelopes)  # type: ignore[arg-type]
+        else:
+            for envelope in envelopes:
+                await self.function(session, envelope)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class _Decoded:
     record: ConsumerRecord[bytes, bytes]
     headers: dict[str, str]
     envelope: Envelope[Any]
-    handler: EventHandler
+    handler: _Handler
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """Where an event handed to a batch handler came from: its span's parent and attributes."""
+
+    consumer: EventConsumer
+    topic: Topic
+    record: ConsumerRecord[bytes, bytes]
+    headers: dict[str, str]
+
+
+_deliveries: ContextVar[dict[UUID, _Delivery] | None] = ContextVar(
+    "haven_batch_deliveries", default=None
+)
+
+
+@contextmanager
+def acting_on(envelope: Envelope[Any]) -> Iterator[None]:
+    """Inside a batch handler: work done for this one event (audit records, the events it
+    causes) carries its correlation id and runs in its own span of the producer's trace, as
+    it would in a handler of one event. Outside a batch only the correlation id is set."""
+    delivery = (_deliveries.get() or {}).get(envelope.id)
+    if delivery is None:
+        token = correlation_id_var.set(envelope.correlation_id)
+        try:
+            yield
+        finally:
+            correlation_id_var.reset(token)
+        return
+    with delivery.consumer._event_span(delivery.topic, delivery.record, delivery.headers):
+        yield
+
+
+def distinct_runs(items: Sequence[T], key: Callable[[T], Hashable]) -> list[list[T]]:
+    """Split ``items`` into consecutive runs in which no key appears twice, in order.
+
+    A set-based statement can touch a row only once (``ON CONFLICT DO UPDATE`` refuses a
+    second change to the same row), so a batch with two events of one household is applied
+    as two statements, the earlier event first."""
+    runs: list[list[T]] = []
+    seen: set[Hashable] = set()
+    for item in items:
+        k = key(item)
+        if not runs or k in seen:
+            runs.append([])
+            seen = set()
+        runs[-1].append(item)
+        seen.add(k)
+    return runs
 
 
 class EventConsumer:
@@ -158,22 +234,35 @@ class EventConsumer:
         # One batch transaction at a time in this process: batches of two topics about the
         # same households would otherwise take their locks in different orders (deadlocks).
         self._batch_lock = asyncio.Lock()
-        self._handlers: dict[str, EventHandler] = {}
+        self._handlers: dict[str, _Handler] = {}
         self._tombstones: dict[str, TombstoneHandler] = {}
         self._topic_names: set[str] = set()
         self._consumed: dict[tuple[str, str], Counter] = {}
 
     def on(self, *event_types: type[Any]) -> Callable[[EventHandler], EventHandler]:
-        """Register the handler of one or more event payload types."""
+        """Register the handler of one or more event payload types, one event at a time."""
 
         def register(handler: EventHandler) -> EventHandler:
-            for event_type in event_types:
-                # topic_for fails fast on an event type that is not in the catalog
-                self._topic_names.add(self.catalog.topic_for(event_type).name)
-                self._handlers[event_type.event_type] = handler
+            self._register(event_types, _Handler(handler, batched=False))
             return handler
 
         return register
+
+    def on_batch(self, *event_types: type[Any]) -> Callable[[BatchHandler], BatchHandler]:
+        """Register a handler given consecutive events of these types together (see the
+        module docstring for what it must guarantee)."""
+
+        def register(handler: BatchHandler) -> BatchHandler:
+            self._register(event_types, _Handler(handler, batched=True))
+            return handler
+
+        return register
+
+    def _register(self, event_types: Sequence[type[Any]], handler: _Handler) -> None:
+        for event_type in event_types:
+            # topic_for fails fast on an event type that is not in the catalog
+            self._topic_names.add(self.catalog.topic_for(event_type).name)
+            self._handlers[event_type.event_type] = handler
 
     def on_tombstone(self, topic: Topic) -> Callable[[TombstoneHandler], TombstoneHandler]:
         """Register the handler of a compacted topic's tombstones (null value, by key)."""
@@ -403,19 +492,56 @@ class EventConsumer:
                 event_ids=[item.envelope.id for item in run],
                 topic=topic.name,
             )
+            applied: list[_Decoded] = []
             for item in run:
                 if item.envelope.id not in fresh:
                     outcomes.append("duplicate")
                     continue
                 fresh.discard(item.envelope.id)  # the same event twice in one batch
-                with self._event_span(topic, item.record, item.headers) as span:
-                    await item.handler(session, item.envelope)
-                    span.set_attribute("haven.outcome", "applied")
-                # Each event starts from the database, as it would in a session of its own.
+                applied.append(item)
+                outcomes.append("applied")
+            for group in _same_handler_runs(applied):
+                handler = group[0].handler
+                if handler.batched:
+                    with self._batch_span(topic, group):
+                        await handler(session, [item.envelope for item in group])
+                else:
+                    (item,) = group
+                    with self._event_span(topic, item.record, item.headers) as span:
+                        await handler(session, [item.envelope])
+                        span.set_attribute("haven.outcome", "applied")
+                # Each handler call starts from the database, as in a session of its own.
                 await session.flush()
                 session.expunge_all()
-                outcomes.append("applied")
         return outcomes
+
+    @contextmanager
+    def _batch_span(self, topic: Topic, group: Sequence[_Decoded]) -> Iterator[Span]:
+        """One span for the events a batch handler takes together, linked to each event's
+        trace; :func:`acting_on` opens the per-event spans under it."""
+        links = [
+            Link(trace.get_current_span(extract_trace_context(item.headers)).get_span_context())
+            for item in group
+        ]
+        token = _deliveries.set(
+            {item.envelope.id: _Delivery(self, topic, item.record, item.headers) for item in group}
+        )
+        try:
+            with tracer.start_as_current_span(
+                f"{topic.name} process",
+                kind=SpanKind.CONSUMER,
+                links=[link for link in links if link.context.is_valid],
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topic.name,
+                    "messaging.batch.message_count": len(group),
+                    "messaging.consumer.group.name": self.group_id,
+                    "haven.outcome": "applied",
+                },
+            ) as span:
+                yield span
+        finally:
+            _deliveries.reset(token)
 
     async def _apply_one(self, topic: Topic, decoded: _Decoded) -> str:
         envelope, handler = decoded.envelope, decoded.handler
@@ -425,7 +551,7 @@ class EventConsumer:
                 session, consumer=self.service, event_id=envelope.id, topic=topic.name
             ):
                 return False
-            await handler(session, envelope)
+            await handler(session, [envelope])
             return True
 
         return await self._with_retries(topic, decoded.record, apply, "applied", "duplicate")
@@ -533,6 +659,18 @@ class EventConsumer:
             "event dead-lettered",
             extra={"topic": topic.name, "offset": record.offset, "dlq_reason": reason[:200]},
         )
+
+
+def _same_handler_runs(items: Sequence[_Decoded]) -> list[list[_Decoded]]:
+    """Consecutive events of one batch handler together; every other event alone."""
+    groups: list[list[_Decoded]] = []
+    for item in items:
+        previous = groups[-1][0].handler if groups else None
+        if item.handler.batched and previous is item.handler:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
 
 
 async def _raw_body(msg: StreamMessage[Any]) -> bytes:

@@ -10,12 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from aiokafka import ConsumerRecord
 
-from shared.consumer import EventConsumer, RetryPolicy
+from shared.consumer import EventConsumer, RetryPolicy, acting_on, distinct_runs
 from shared.db import create_engine, session_factory
 from shared.events.catalog import Catalog, Topic
 from shared.events.envelope import Envelope
 from shared.events.registration import HouseholdDeactivated, HouseholdErased
 from shared.kafka import LazyProducer, ensure_topics
+from shared.telemetry import correlation_id_var
 from tests.support import consumer_record, erasures_topic, migrated_database, read_topic, unique
 
 
@@ -122,3 +123,80 @@ async def test_events_nobody_here_handles_do_not_split_a_batch(infra) -> None:
     finally:
         await consumer.dead_letters.stop()
         await engine.dispose()
+
+
+async def test_a_batch_handler_takes_consecutive_events_together(infra) -> None:
+    """Consecutive events of a batch handler arrive in one call, in order, without the
+    duplicates; an event of another handler in between starts a new call; when the batch
+    fails, each event is handed over alone; ``acting_on`` gives each its correlation id."""
+    topic = Topic(
+        name=unique("haven.test.batched"),
+        description="test",
+        key="household_id",
+        partitions=1,
+        producers=("registration",),
+        consumers=("distribution",),
+        events=(HouseholdErased, HouseholdDeactivated),
+    )
+    await ensure_topics(infra.kafka_bootstrap, Catalog([topic]))  # for the dead letter
+    engine = create_engine(await migrated_database(infra, "distribution"))
+    consumer = EventConsumer(
+        service=unique("batched"),
+        sessions=session_factory(engine),
+        dead_letters=LazyProducer(infra.kafka_bootstrap, client_id="batched-test"),
+        retry=RetryPolicy(max_attempts=2, initial_backoff_seconds=0.01, max_backoff_seconds=0.02),
+        catalog=Catalog([topic]),
+    )
+    calls: list[list[str]] = []
+    correlations: list[str | None] = []
+    failing: set[str] = set()
+
+    @consumer.on_batch(HouseholdErased)
+    async def erase_all(session, envelopes) -> None:  # type: ignore[no-untyped-def]
+        calls.append([e.subject for e in envelopes])
+        for envelope in envelopes:
+            with acting_on(envelope):
+                correlations.append(correlation_id_var.get())
+        if failing & {e.subject for e in envelopes}:
+            raise RuntimeError("one of them cannot be erased")
+
+    @consumer.on(HouseholdDeactivated)
+    async def deactivate(session, envelope) -> None:  # type: ignore[no-untyped-def]
+        calls.append([envelope.subject])
+
+    def erased(name: str) -> Envelope[HouseholdErased]:
+        payload = HouseholdErased(household_id=uuid.uuid4(), site_id="S")
+        return Envelope.wrap(payload, source="t", subject=name, correlation_id=f"corr-{name}")
+
+    def deactivated(name: str) -> Envelope[HouseholdDeactivated]:
+        payload = HouseholdDeactivated(
+            household_id=uuid.uuid4(), site_id="S", reason_code="moved", version=2
+        )
+        return Envelope.wrap(payload, source="t", subject=name)
+
+    try:
+        a, b, c, d = erased("a"), erased("b"), erased("c"), erased("d")
+        envelopes = [a, b, a, deactivated("x"), c, d]
+        records = [record(e, i, topic.name) for i, e in enumerate(envelopes)]
+        outcomes = await consumer.process_batch(topic, records)
+        assert outcomes == ["applied", "applied", "duplicate", "applied", "applied", "applied"]
+        assert calls == [["a", "b"], ["x"], ["c", "d"]]
+        assert correlations == ["corr-a", "corr-b", "corr-c", "corr-d"]
+
+        calls.clear()
+        failing.add("f")
+        envelopes = [erased("e"), erased("f"), erased("g")]
+        records = [record(e, 10 + i, topic.name) for i, e in enumerate(envelopes)]
+        outcomes = await consumer.process_batch(topic, records)
+        assert outcomes == ["applied", "dead_lettered", "applied"]
+        assert calls == [["e", "f", "g"], ["e"], ["f"], ["f"], ["g"]]
+    finally:
+        await consumer.dead_letters.stop()
+        await engine.dispose()
+
+
+def test_distinct_runs_never_repeat_a_key_and_keep_the_order() -> None:
+    items = ["a1", "b1", "a2", "c1", "a3", "b2", "b3"]
+    runs = distinct_runs(items, key=lambda item: item[0])
+    assert runs == [["a1", "b1"], ["a2", "c1"], ["a3", "b2"], ["b3"]]
+    assert distinct_runs([], key=lambda item: item) == []
