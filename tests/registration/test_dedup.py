@@ -58,6 +58,14 @@ async def test_one_person_written_in_two_scripts_goes_to_review(
     assert review.data["household_id"] == duplicate["id"]
     assert review.data["score"] == 1.0
     assert set(review.data["reasons"]) == {"same_name", "same_birth_date"}
+    # the review written with the household is the one announced, with its candidates
+    queue = await service.client.get("/v1/duplicates", headers=service.field)
+    [queued] = [r for r in queue.json()["items"] if r["household_id"] == duplicate["id"]]
+    assert queued["id"] == review.data["review_id"]
+    assert (queued["status"], queued["site_id"], queued["score"]) == ("open", "MDA-CHI", 1.0)
+    assert queued["reasons"] == ["same_birth_date", "same_name"]
+    assert queued["candidates"] == duplicate["possible_duplicates"]
+    assert queued["created_at"] and queued["resolved_at"] is None
 
 
 async def test_the_same_document_is_a_certain_duplicate(service: Service) -> None:

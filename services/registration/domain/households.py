@@ -40,6 +40,7 @@ from services.registration.models import (
     E164_PATTERN,
     DeactivationReason,
     DocumentIn,
+    DuplicateReview,
     Household,
     HouseholdCreate,
     HouseholdPage,
@@ -190,7 +191,7 @@ def _flagged(before: dict[UUID, frozenset[str]], after: list[Member]) -> bool:
 # --- intake --------------------------------------------------------------------------------
 
 
-def _row(instance: Household | Member | MemberDocument) -> dict[str, Any]:
+def _row(instance: Household | Member | MemberDocument | DuplicateReview) -> dict[str, Any]:
     table: sa.Table = sa.inspect(type(instance)).local_table
     return {column.name: getattr(instance, column.key) for column in table.columns}
 
@@ -204,7 +205,11 @@ WITH new_household AS (
 ), new_members AS (
     INSERT INTO household_member
     SELECT * FROM jsonb_populate_recordset(NULL::household_member, $2::jsonb)
-), stored_response AS ({idempotency.STORE_RESPONSE_CTE})
+), stored_response AS ({idempotency.STORE_RESPONSE_CTE}
+), new_review AS (
+    INSERT INTO duplicate_review
+    SELECT * FROM jsonb_populate_recordset(NULL::duplicate_review, $8::jsonb)
+)
 INSERT INTO member_document
 SELECT * FROM jsonb_populate_recordset(NULL::member_document, $3::jsonb)
 """  # noqa: S608 (constant fragments only)
@@ -221,11 +226,13 @@ async def _insert_new(
     documents: list[MemberDocument],
     response: RegistrationResult,
     claimed: idempotency.Claimed | None,
+    review: DuplicateReview | None,
 ) -> None:
-    """Insert a new household, its members and their documents, and store the response
-    under the request's Idempotency-Key if it has one, in ONE statement (data-modifying CTEs;
-    the foreign keys are checked at its end). Not through the ORM: the rows are never read
-    back in this transaction, so the unit of work would be pure overhead."""
+    """Insert a new household, its members, their documents and its duplicate review if it
+    has one, and store the response under the request's Idempotency-Key if it has one, in ONE
+    statement (data-modifying CTEs; the foreign keys are checked at its end). Not through the
+    ORM: the rows are never read back in this transaction, so the unit of work would be pure
+    overhead."""
     connection = await session.connection()
     await connection.exec_driver_sql(
         _INSERT_NEW_HOUSEHOLD,
@@ -237,6 +244,7 @@ async def _insert_new(
             _json(response.model_dump(mode="json")) if claimed else None,
             claimed.principal_sub if claimed else None,
             claimed.key if claimed else None,
+            _json([_row(review)] if review else []),
         ),
     )
 
@@ -299,13 +307,13 @@ async def register(
         possible_duplicates=_possible_duplicates(matches),
     )
     documents = [d for _, member_documents in built for d in member_documents]
-    await _insert_new(session, household, members, documents, result, claimed)
+    # A new household has no review yet: its review is written with it, not looked for.
+    review = reviews.new_review(household, matches, now) if matches else None
+    await _insert_new(session, household, members, documents, result, claimed, review)
     await changes.record(session, actor, "household.register", household.id)
     await changes.announce(session, HouseholdRegistered, household, actor, now, members)
-    if matches:
-        await reviews.open_review(
-            session=session, household=household, matches=matches, actor=actor, now=now
-        )
+    if review is not None:
+        await reviews.announce_review(session, review, actor)
     await changes.announce_contact(session, household, None, actor)
     return result
 

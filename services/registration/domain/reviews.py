@@ -92,7 +92,15 @@ async def open_review(
         existing.score = max(existing.score, *(m.score for m in matches))
         existing.reasons = sorted(set(existing.reasons).union(*(m.reasons for m in matches)))
         return
-    review = DuplicateReview(
+    review = new_review(household, matches, now)
+    session.add(review)
+    await session.flush()
+    await announce_review(session, review, actor)
+
+
+def new_review(household: Household, matches: Sequence[Match], now: datetime) -> DuplicateReview:
+    """An open review of a household with these candidates (not yet written)."""
+    return DuplicateReview(
         id=changes.new_id(),
         household_id=household.id,
         site_id=household.site_id,
@@ -102,21 +110,25 @@ async def open_review(
         candidates=candidates_json(matches),
         created_at=now,
     )
-    session.add(review)
-    await session.flush()
+
+
+async def announce_review(session: AsyncSession, review: DuplicateReview, actor: Actor) -> None:
+    """DuplicateReviewRequested for a review just written, so that field supervisors hear of
+    it."""
+    household_id = review.household_id
     await outbox.add_event(
         session,
         DuplicateReviewRequested(
             review_id=review.id,
-            household_id=household.id,
-            site_id=household.site_id,
+            household_id=household_id,
+            site_id=review.site_id,
             score=review.score,
             reasons=tuple(review.reasons),
         ),
-        key=str(household.id),
+        key=str(household_id),
         source=changes.SOURCE,
         actor=actor.principal.sub,
-        subject=f"household/{household.id}",
+        subject=f"household/{household_id}",
     )
 
 
