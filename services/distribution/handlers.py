@@ -1,9 +1,11 @@
 """Kafka handlers of the distribution service: decode, call the domain, idempotently.
 
 Registration's household events keep the household read model up to date. The inbox drops
-redelivered events; the domain makes each effect safe in any state of the read model.
+redelivered events; the domain makes each effect safe in any state of the read model. Profile
+events come together, a batch's consecutive ones at a time, and are applied set-based.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,8 +24,11 @@ from shared.events.registration import (
 )
 
 
-async def on_profile(session: AsyncSession, envelope: Envelope[Any]) -> None:
-    await households.apply_profile(session=session, profile=envelope.data, at=envelope.time)
+async def on_profiles(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+    await households.apply_profiles(
+        session=session,
+        events=[households.ProfileEvent(envelope.data, envelope.time) for envelope in envelopes],
+    )
 
 
 async def on_deactivated(session: AsyncSession, envelope: Envelope[HouseholdDeactivated]) -> None:
@@ -40,8 +45,8 @@ async def on_erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) 
 
 def register(consumer: EventConsumer) -> None:
     """Register this service's event handlers."""
-    consumer.on(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)(
-        on_profile
+    consumer.on_batch(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)(
+        on_profiles
     )
     consumer.on(HouseholdDeactivated)(on_deactivated)
     consumer.on(HouseholdsMerged)(on_merged)

@@ -9,9 +9,11 @@ household's id is remembered (nothing else) so a late profile event cannot bring
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -32,6 +34,7 @@ from services.distribution.models import (
     ShelterAllocation,
 )
 from shared.auth import Principal
+from shared.consumer import distinct_runs
 from shared.events.registration import (
     HouseholdDeactivated,
     HouseholdProfile,
@@ -56,68 +59,79 @@ async def is_erased(session: AsyncSession, household_id: UUID) -> bool:
     return found is not None
 
 
-_PROFILE_COLUMNS = (
-    "household_id",
-    "site_id",
-    "household_size",
-    "members",
-    "needs",
-    "vulnerabilities",
-    "status",
-    "version",
-    "updated_at",
+# The rows travel as one JSON array and PostgreSQL turns them into table rows, so the
+# statement is the same whatever the number of households: prepared once per connection,
+# never compiled again. Per row it is the rule of one profile event: insert or update the
+# household unless it was erased or the model already holds a newer version; once merged, a
+# household stays merged. ORDER BY takes the rows' locks in id order (no deadlock with
+# another transaction doing the same).
+_UPSERT_PROFILES = f"""
+INSERT INTO household_view AS h (
+    household_id, site_id, household_size, members, needs, vulnerabilities, status, version,
+    updated_at
 )
+SELECT p.household_id, p.site_id, p.household_size, p.members, p.needs, p.vulnerabilities,
+    p.status, p.version, p.updated_at
+FROM jsonb_populate_recordset(NULL::household_view, $1::jsonb) AS p
+WHERE NOT EXISTS (SELECT FROM household_erased e WHERE e.household_id = p.household_id)
+ORDER BY p.household_id
+ON CONFLICT (household_id) DO UPDATE SET
+    site_id = excluded.site_id,
+    household_size = excluded.household_size,
+    members = excluded.members,
+    needs = excluded.needs,
+    vulnerabilities = excluded.vulnerabilities,
+    status = CASE WHEN h.status = '{MERGED}' THEN h.status ELSE excluded.status END,
+    version = excluded.version,
+    updated_at = excluded.updated_at
+WHERE h.version < excluded.version
+"""  # noqa: S608 (constant fragments only)
 
 
-def _upsert_profile() -> sa.Insert:
-    """One statement for a profile event: insert or update the household unless it was erased
-    or the model already holds a newer version. Built once: events only bind values."""
-    table = HouseholdView.__table__  # type: ignore[attr-defined]
-    erased = ErasedHousehold.__table__  # type: ignore[attr-defined]
-    values = [sa.bindparam(name, type_=table.c[name].type) for name in _PROFILE_COLUMNS]
-    not_erased = ~sa.exists().where(erased.c.household_id == values[0])
-    statement = insert(table).from_select(
-        list(_PROFILE_COLUMNS), sa.select(*values).where(not_erased)
-    )
-    excluded = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=["household_id"],
-        set_={name: excluded[name] for name in _PROFILE_COLUMNS[1:] if name != "status"}
-        | {"status": _KEEP_MERGED},
-        where=table.c.version < excluded.version,
-    )
+@dataclass(frozen=True)
+class ProfileEvent:
+    """A household profile as one event carried it, and when that event happened."""
+
+    profile: HouseholdProfile
+    at: datetime
 
 
-_UPSERT_PROFILE = _upsert_profile()
+def profile_row(event: ProfileEvent) -> dict[str, Any]:
+    """The read-model row a profile event describes (JSON-ready)."""
+    profile = event.profile
+    return {
+        "household_id": str(profile.household_id),
+        "site_id": profile.site_id,
+        "household_size": profile.household_size,
+        "members": [
+            {
+                "sex": m.sex.value,
+                "age_band": m.age_band.value,
+                "is_head": m.is_head,
+                "vulnerabilities": sorted(v.value for v in m.vulnerabilities),
+            }
+            for m in profile.members
+        ],
+        "needs": sorted({need.type.value for need in profile.needs}),
+        "vulnerabilities": sorted({v.value for m in profile.members for v in m.vulnerabilities}),
+        "status": profile.status.value,
+        "version": profile.version,
+        "updated_at": event.at.isoformat(),
+    }
+
+
+async def apply_profiles(*, session: AsyncSession, events: Sequence[ProfileEvent]) -> None:
+    """Apply profile events in order, as if one by one: one statement per run of events
+    in which no household repeats (a statement can change a row only once)."""
+    connection = await session.connection()
+    for run in distinct_runs(events, key=lambda event: event.profile.household_id):
+        rows = json.dumps([profile_row(event) for event in run], ensure_ascii=False)
+        await connection.exec_driver_sql(_UPSERT_PROFILES, (rows,))
 
 
 async def apply_profile(*, session: AsyncSession, profile: HouseholdProfile, at: datetime) -> None:
     """Upsert the household from a full profile, unless the model already has a newer one."""
-    members = [
-        {
-            "sex": m.sex.value,
-            "age_band": m.age_band.value,
-            "is_head": m.is_head,
-            "vulnerabilities": sorted(v.value for v in m.vulnerabilities),
-        }
-        for m in profile.members
-    ]
-    await session.exec(
-        _UPSERT_PROFILE,
-        params={
-            "household_id": profile.household_id,
-            "site_id": profile.site_id,
-            "household_size": profile.household_size,
-            "members": members,
-            "needs": sorted({need.type.value for need in profile.needs}),
-            "vulnerabilities": sorted(
-                {v.value for m in profile.members for v in m.vulnerabilities}
-            ),
-            "status": profile.status.value,
-            "version": profile.version,
-            "updated_at": at,
-        },
-    )
+    await apply_profiles(session=session, events=[ProfileEvent(profile, at)])
 
 
 async def deactivate(*, session: AsyncSession, event: HouseholdDeactivated, at: datetime) -> None:
