@@ -265,6 +265,12 @@ def runtime_of(request: Request) -> ServiceRuntime:
     return runtime
 
 
+async def current_runtime(request: Request) -> ServiceRuntime:
+    """``runtime_of`` as a dependency (an ``async def``: FastAPI runs a plain ``def``
+    dependency in a worker thread, a thread hop on every request)."""
+    return runtime_of(request)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session per request; routes open their own transaction (``async with s.begin()``)."""
     async with runtime_of(request).sessions() as session:
@@ -272,4 +278,4 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-RuntimeDep = Annotated[ServiceRuntime, Depends(runtime_of)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(current_runtime)]

@@ -97,11 +97,11 @@ router = APIRouter(prefix="/v1", tags=["distribution"], lifespan=lifespan)
 # --- dependencies --------------------------------------------------------------------------
 
 
-def get_settings(request: Request) -> DistributionSettings:
+async def get_settings(request: Request) -> DistributionSettings:
     return distribution_settings(runtime_of(request).settings)
 
 
-def get_policies(request: Request) -> PolicyBook:
+async def get_policies(request: Request) -> PolicyBook:
     policies: PolicyBook = request.app.state.policies
     return policies
 
@@ -114,7 +114,7 @@ class Moment:
     today: date
 
 
-def get_moment(
+async def get_moment(
     request: Request, settings: Annotated[DistributionSettings, Depends(get_settings)]
 ) -> Moment:
     clock = getattr(request.app.state, "clock", system_clock)

@@ -64,12 +64,12 @@ IfMatch = Annotated[
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
-def settings_of(request: Request) -> RegistrationSettings:
+async def settings_of(request: Request) -> RegistrationSettings:
     settings = runtime_of(request).settings
     return settings if isinstance(settings, RegistrationSettings) else RegistrationSettings()
 
 
-def clock_of(request: Request) -> Clock:
+async def clock_of(request: Request) -> Clock:
     """The service's clock; tests replace it through ``app.state.clock``."""
     clock: Clock = getattr(request.app.state, "clock", system_clock)
     return clock
