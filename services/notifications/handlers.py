@@ -7,6 +7,7 @@ queued exactly once however often it is delivered (and the table's unique key
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +30,6 @@ from shared.events.registration import (
     DuplicateReviewRequested,
     HouseholdContact,
     HouseholdErased,
-    HouseholdProfile,
     HouseholdRegistered,
     HouseholdsMerged,
     HouseholdUpdated,
@@ -52,16 +52,17 @@ MESSAGE_EVENTS = (
 def register(consumer: EventConsumer, *, settings: NotificationsSettings, clock: Clock) -> None:
     """Register this service's event handlers."""
 
-    @consumer.on(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)
-    async def household_profile(session: AsyncSession, envelope: Envelope[Any]) -> None:
-        profile: HouseholdProfile = envelope.data
-        await households.remember_site(session=session, profile=profile)
-        if isinstance(profile, HouseholdRegistered):
-            await intake.notify(session=session, envelope=envelope, settings=settings, now=clock())
+    @consumer.on_batch(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)
+    async def household_profiles(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        await intake.take_profiles(
+            session=session, envelopes=envelopes, settings=settings, now=clock()
+        )
 
-    @consumer.on(*MESSAGE_EVENTS)
-    async def message_event(session: AsyncSession, envelope: Envelope[Any]) -> None:
-        await intake.notify(session=session, envelope=envelope, settings=settings, now=clock())
+    @consumer.on_batch(*MESSAGE_EVENTS)
+    async def message_events(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        await intake.notify_all(
+            session=session, envelopes=envelopes, settings=settings, now=clock()
+        )
 
     @consumer.on(HouseholdContact)
     async def contact(session: AsyncSession, envelope: Envelope[HouseholdContact]) -> None:

@@ -8,9 +8,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications import handlers
@@ -18,9 +16,9 @@ from services.notifications.channels.base import ChannelTransport
 from services.notifications.sender import Sender
 from services.notifications.settings import Channel, NotificationsSettings
 from shared.consumer import EventConsumer, RetryPolicy
-from shared.db import SessionFactory, asyncpg_dsn, create_engine, session_factory
+from shared.db import SessionFactory, create_engine, session_factory
 from shared.kafka import LazyProducer
-from tests.notifications.support import MORNING, FakeClock, make_settings
+from tests.notifications.support import MORNING, FakeClock, clone, drop, make_settings
 from tests.support import migrated_database, unique
 
 
@@ -29,33 +27,15 @@ async def template_database(infra: Any) -> AsyncIterator[str]:
     """The notifications schema migrated once on an empty database."""
     url = await migrated_database(infra, "notifications", unique("t_notif_template"))
     yield url
-    await _drop(url)
+    await drop(url)
 
 
 @pytest.fixture
 async def database_url(template_database: str) -> AsyncIterator[str]:
     """A fresh copy of the migrated schema for one test (CREATE DATABASE ... TEMPLATE)."""
-    name = unique("t_notif")
-    template = make_url(template_database)
-    admin = asyncpg_dsn(template.set(database="postgres").render_as_string(hide_password=False))
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
-    finally:
-        await conn.close()
-    url = template.set(database=name).render_as_string(hide_password=False)
+    url = await clone(template_database)
     yield url
-    await _drop(url)
-
-
-async def _drop(url: str) -> None:
-    parsed = make_url(url)
-    admin = asyncpg_dsn(parsed.set(database="postgres").render_as_string(hide_password=False))
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop(url)
 
 
 @pytest.fixture

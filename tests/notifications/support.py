@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import sqlalchemy as sa
 import uvicorn
 from aiokafka import ConsumerRecord
@@ -24,10 +25,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.channels.base import ChannelError, OutgoingMessage
 from services.notifications.settings import Channel, NotificationsSettings, TokenBucket
+from shared.db import asyncpg_dsn
 from shared.events.catalog import CATALOG
 from shared.events.distribution import (
     DistributedLine,
@@ -53,7 +56,33 @@ from shared.events.registration import (
 )
 from shared.settings import CommonSettings
 from shared.vocabulary import AgeBand, DisplacementStatus, HouseholdStatus, Sex
-from tests.support import consumer_record
+from tests.support import consumer_record, unique
+
+# --- databases ------------------------------------------------------------------------------
+
+
+async def clone(template_database: str) -> str:
+    """A new database copied from the migrated template; the caller drops it."""
+    name = unique("t_notif")
+    template = make_url(template_database)
+    admin = asyncpg_dsn(template.set(database="postgres").render_as_string(hide_password=False))
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
+    finally:
+        await conn.close()
+    return template.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop(url: str) -> None:
+    parsed = make_url(url)
+    admin = asyncpg_dsn(parsed.set(database="postgres").render_as_string(hide_password=False))
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
 
 # --- time -----------------------------------------------------------------------------------
 

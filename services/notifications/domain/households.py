@@ -10,6 +10,7 @@ cannot bring anything back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -85,6 +86,32 @@ async def lock_household(session: AsyncSession, household_id: UUID) -> None:
         return
     await execute(session, _LOCK_HOUSEHOLD, {"key": str(household_id)})
     _held(session, household_id)
+
+
+# Built once: several households' locks (the same lock as _LOCK_HOUSEHOLD) in one statement,
+# taken in the order of their ids so that two transactions locking overlapping sets cannot
+# deadlock. PostgreSQL evaluates a volatile function of the select list after the sort.
+_LOCK_HOUSEHOLDS = sa.text(
+    """
+    SELECT pg_advisory_xact_lock(hashtextextended(CAST(household_id AS text), 0))
+    FROM unnest(CAST(:household_ids AS uuid[])) AS k(household_id)
+    ORDER BY household_id
+    """
+)
+
+
+async def lock_households(session: AsyncSession, household_ids: Iterable[UUID]) -> None:
+    """:func:`lock_household` for several households at once (those this transaction does
+    not hold yet), in one statement, in a stable order."""
+    wanted = sorted({h for h in household_ids if not _already_locked(session, h)})
+    if not wanted:
+        return
+    if len(wanted) == 1:
+        await execute(session, _LOCK_HOUSEHOLD, {"key": str(wanted[0])})
+    else:
+        await execute(session, _LOCK_HOUSEHOLDS, {"household_ids": wanted})
+    for household_id in wanted:
+        _held(session, household_id)
 
 
 async def is_erased(*, session: AsyncSession, household_id: UUID) -> bool:
@@ -168,50 +195,68 @@ async def forget_contact(*, session: AsyncSession, household_id: UUID, now: date
     )
 
 
-# Built once: the household's site row is inserted or updated (unless it was erased or a
-# newer version is held) and the household's lock taken, in one statement. The upsert does
-# not depend on the lock (only this topic writes the row, in order per household); what
-# reads after it, in statements of their own, sees whatever the lock's previous holder
+# Built once: the households' site rows are inserted or updated (unless a household was
+# erased or a newer version is held) and the households' locks taken (the same lock as
+# lock_household), in one statement whatever the number of households: rows and locks in the
+# order of the ids (a stable order: no deadlock with another transaction doing the same). The
+# households must be distinct (one row cannot be changed twice by one statement). The upsert
+# does not depend on the locks (only this topic writes the rows, in order per household);
+# what reads after it, in statements of their own, sees whatever the locks' previous holders
 # committed.
-_UPSERT_SITE_AND_LOCK = sa.text(
+_UPSERT_SITES_AND_LOCK = sa.text(
     """
-    WITH site AS (
+    WITH profile AS (
+        SELECT * FROM unnest(
+            CAST(:household_ids AS uuid[]), CAST(:site_ids AS text[]),
+            CAST(:case_numbers AS text[]), CAST(:contact_consents AS boolean[]),
+            CAST(:versions AS integer[])
+        ) AS p(household_id, site_id, case_number, contact_consent, version)
+    ),
+    site AS (
         INSERT INTO notification_household
             (household_id, site_id, case_number, contact_consent, version)
-        SELECT CAST(:household_id AS uuid), CAST(:site_id AS text), CAST(:case_number AS text),
-               CAST(:contact_consent AS boolean), CAST(:version AS integer)
+        SELECT household_id, site_id, case_number, contact_consent, version
+        FROM profile p
         WHERE NOT EXISTS (
-            SELECT 1 FROM notification_erasure
-            WHERE household_id = CAST(:household_id AS uuid)
+            SELECT 1 FROM notification_erasure e WHERE e.household_id = p.household_id
         )
+        ORDER BY household_id
         ON CONFLICT (household_id) DO UPDATE SET
             site_id = excluded.site_id, case_number = excluded.case_number,
             contact_consent = excluded.contact_consent, version = excluded.version
         WHERE notification_household.version <= excluded.version
     )
-    SELECT pg_advisory_xact_lock(hashtextextended(CAST(:key AS text), 0))
+    SELECT pg_advisory_xact_lock(hashtextextended(CAST(household_id AS text), 0))
+    FROM profile
+    ORDER BY household_id
     """
 )
 
 
-async def remember_site(*, session: AsyncSession, profile: HouseholdProfile) -> None:
-    """Keep the household's site, case number and contact-consent flag (newest version
-    wins), and take the household's lock (see :func:`lock_household`) in the same statement.
-    Registration publishes a contact only with consent, so the flag lets a message be
-    skipped as ``no_consent`` at once instead of waiting for a contact that will not come."""
+async def remember_sites(*, session: AsyncSession, profiles: Sequence[HouseholdProfile]) -> None:
+    """Keep each household's site, case number and contact-consent flag (newest version
+    wins; an erased household stays erased), and take the households' locks (see
+    :func:`lock_household`) in the same statement. The profiles must be of distinct
+    households (see :func:`shared.consumer.distinct_runs`). Registration publishes a contact
+    only with consent, so the flag lets a message be skipped as ``no_consent`` at once
+    instead of waiting for a contact that will not come."""
+    if not profiles:
+        return
+    if len({p.household_id for p in profiles}) != len(profiles):
+        raise ValueError("remember_sites takes each household at most once")
     await execute(
         session,
-        _UPSERT_SITE_AND_LOCK,
+        _UPSERT_SITES_AND_LOCK,
         {
-            "household_id": profile.household_id,
-            "site_id": profile.site_id,
-            "case_number": profile.case_number,
-            "contact_consent": profile.consent.contact,
-            "version": profile.version,
-            "key": str(profile.household_id),
+            "household_ids": [p.household_id for p in profiles],
+            "site_ids": [p.site_id for p in profiles],
+            "case_numbers": [p.case_number for p in profiles],
+            "contact_consents": [p.consent.contact for p in profiles],
+            "versions": [p.version for p in profiles],
         },
     )
-    _held(session, profile.household_id)
+    for profile in profiles:
+        _held(session, profile.household_id)
 
 
 async def site_of(*, session: AsyncSession, household_id: UUID) -> HouseholdSite | None:

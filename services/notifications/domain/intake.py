@@ -13,14 +13,16 @@ Staff messages are addressed to every matching directory entry at once.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notifications.domain import households, recipients
@@ -34,10 +36,11 @@ from services.notifications.models import (
     table_of,
 )
 from services.notifications.settings import NotificationsSettings, StaffRole
+from shared.consumer import distinct_runs
 from shared.events.distribution import StockLow
 from shared.events.envelope import Envelope, EventPayload, new_event_id
 from shared.events.referral import ReferralEscalated, ReferralOverdue
-from shared.events.registration import DuplicateReviewRequested
+from shared.events.registration import DuplicateReviewRequested, HouseholdRegistered
 
 log = logging.getLogger(__name__)
 
@@ -103,22 +106,33 @@ def _base_row(
     }
 
 
-# Built once: the household's SMS for an event, decided and queued in one statement from
-# what this service knows about the household (nothing when it was erased). It runs after
-# lock_household, in a statement of its own, so its snapshot sees the contact that the
-# lock's previous holder committed. The decision is recipients.unreachable_because and the
-# masking masking.mask_phone, in SQL (tests/notifications/test_intake_costs.py checks they
-# agree); the senders are woken when the message is due now.
-_QUEUE_FOR_BENEFICIARY = sa.text(
+# Built once: the households' SMS for some events, decided and queued in one statement
+# whatever their number, from what this service knows about each household (nothing when it
+# was erased). It runs after lock_households, in a statement of its own, so its snapshot sees
+# the contacts that the locks' previous holders committed. The decision is
+# recipients.unreachable_because and the masking masking.mask_phone, in SQL
+# (tests/notifications/test_intake_costs.py checks they agree); the senders are woken when a
+# message is due now.
+_QUEUE_FOR_BENEFICIARIES = sa.text(
     r"""
-    WITH known AS (
-        SELECT c.household_id IS NOT NULL AS has_contact, c.phone, c.contact_consent,
+    WITH event AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]),
+            CAST(:household_ids AS uuid[]), CAST(:site_ids AS text[]),
+            CAST(:recipient_keys AS text[]), CAST(:contexts AS text[])
+        ) AS e(id, event_id, event_type, household_id, site_id, recipient_key, context)
+    ),
+    known AS (
+        SELECT e.*,
+               c.household_id IS NOT NULL AS has_contact, c.phone, c.contact_consent,
                c.site_id AS contact_site, h.site_id AS household_site,
                h.household_id IS NOT NULL AND NOT h.contact_consent AS refused_at_registration
-        FROM (SELECT CAST(:household_id AS uuid) AS id) AS k
-        LEFT JOIN notification_contact c ON c.household_id = k.id
-        LEFT JOIN notification_household h ON h.household_id = k.id
-        WHERE NOT EXISTS (SELECT 1 FROM notification_erasure e WHERE e.household_id = k.id)
+        FROM event e
+        LEFT JOIN notification_contact c ON c.household_id = e.household_id
+        LEFT JOIN notification_household h ON h.household_id = e.household_id
+        WHERE NOT EXISTS (
+            SELECT 1 FROM notification_erasure x WHERE x.household_id = e.household_id
+        )
     ),
     decided AS (
         SELECT known.*,
@@ -135,17 +149,16 @@ _QUEUE_FOR_BENEFICIARY = sa.text(
             (id, event_id, event_type, household_id, site_id, audience, recipient_key,
              channel, recipient_masked, context, status, skip_reason, attempts,
              next_attempt_at, contact_deadline, created_at, updated_at)
-        SELECT CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:event_type AS text),
-               CAST(:household_id AS uuid),
-               COALESCE(CAST(:site_id AS text), household_site, contact_site),
-               'beneficiary', CAST(:recipient_key AS text), 'sms',
+        SELECT id, event_id, event_type, household_id,
+               COALESCE(site_id, household_site, contact_site),
+               'beneficiary', recipient_key, 'sms',
                CASE
                    WHEN phone = '' THEN NULL
                    WHEN char_length(phone) <= 7
                        THEN repeat('*', greatest(char_length(phone) - 2, 0)) || right(phone, 2)
                    ELSE left(phone, 5) || repeat('*', char_length(phone) - 7) || right(phone, 2)
                END,
-               CAST(:context AS jsonb),
+               CAST(context AS jsonb),
                CASE WHEN reason IS NULL OR reason = 'no_contact' THEN 'queued' ELSE 'skipped' END,
                NULLIF(reason, 'no_contact'), 0,
                CASE WHEN reason = 'no_contact' THEN CAST(:deadline AS timestamptz)
@@ -157,35 +170,41 @@ _QUEUE_FOR_BENEFICIARY = sa.text(
         RETURNING status, contact_deadline
     )
     SELECT pg_notify(CAST(:wake_channel AS text), '')
-    FROM queued WHERE status = 'queued' AND contact_deadline IS NULL
+    WHERE EXISTS (SELECT 1 FROM queued WHERE status = 'queued' AND contact_deadline IS NULL)
     """
-).bindparams(sa.bindparam("context", type_=JSONB))
+)
 
 
-async def for_beneficiary(
+async def for_beneficiaries(
     *,
     session: AsyncSession,
-    envelope: Envelope[Any],
-    household_id: UUID,
+    envelopes: Sequence[Envelope[Any]],
     settings: NotificationsSettings,
     now: datetime,
 ) -> None:
-    """Queue the household's SMS for this event: waiting for the contact when none arrived
-    yet, skipped at once when it cannot be sent, nothing when the household was erased."""
-    kind = MESSAGES[envelope.type]
-    await households.lock_household(session, household_id)
-    site = getattr(envelope.data, "site_id", None)
+    """Queue each event's SMS to its household (``data.household_id``): waiting for the
+    contact when none arrived yet, skipped at once when it cannot be sent, nothing when the
+    household was erased. The households' locks first, then one statement for them all."""
+    if not envelopes:
+        return
+    household_ids: list[UUID] = [envelope.data.household_id for envelope in envelopes]
+    await households.lock_households(session, household_ids)
+    kinds = [MESSAGES[envelope.type] for envelope in envelopes]
+    sites = [getattr(envelope.data, "site_id", None) for envelope in envelopes]
     await execute(
         session,
-        _QUEUE_FOR_BENEFICIARY,
+        _QUEUE_FOR_BENEFICIARIES,
         {
-            "id": new_event_id(),
-            "event_id": envelope.id,
-            "event_type": kind.event_type,
-            "household_id": household_id,
-            "site_id": site if isinstance(site, str) else None,
-            "recipient_key": recipients.beneficiary_key(household_id),
-            "context": kind.context(envelope.data),
+            "ids": [new_event_id() for _ in envelopes],
+            "event_ids": [envelope.id for envelope in envelopes],
+            "event_types": [kind.event_type for kind in kinds],
+            "household_ids": household_ids,
+            "site_ids": [site if isinstance(site, str) else None for site in sites],
+            "recipient_keys": [recipients.beneficiary_key(h) for h in household_ids],
+            "contexts": [
+                json.dumps(kind.context(envelope.data))
+                for kind, envelope in zip(kinds, envelopes, strict=True)
+            ],
             "deadline": now + timedelta(seconds=settings.contact_wait_seconds),
             "now": now,
             "wake_channel": households.WAKE_CHANNEL,
@@ -293,25 +312,53 @@ async def notify(
     now: datetime,
 ) -> None:
     """The notifications an event causes, queued in the caller's (inbox) transaction."""
-    kind = MESSAGES[envelope.type]
-    if kind.audience is Audience.BENEFICIARY:
-        household_id = envelope.data.household_id
-        await for_beneficiary(
+    await notify_all(session=session, envelopes=[envelope], settings=settings, now=now)
+
+
+async def notify_all(
+    *,
+    session: AsyncSession,
+    envelopes: Sequence[Envelope[Any]],
+    settings: NotificationsSettings,
+    now: datetime,
+) -> None:
+    """The notifications some events cause, queued in the caller's (inbox) transaction: the
+    households' SMS together (:func:`for_beneficiaries`), staff alerts one event at a time.
+    Queueing changes nothing that deciding reads (contacts, sites, erasures, the directory),
+    so the order in which they are queued does not matter."""
+    beneficiary = [e for e in envelopes if MESSAGES[e.type].audience is Audience.BENEFICIARY]
+    await for_beneficiaries(session=session, envelopes=beneficiary, settings=settings, now=now)
+    for envelope in envelopes:
+        if MESSAGES[envelope.type].audience is Audience.BENEFICIARY:
+            continue
+        route = staff_route(envelope.data, settings)
+        await for_staff(
             session=session,
             envelope=envelope,
-            household_id=household_id,
-            settings=settings,
+            role=route.role,
+            site_id=route.site_id,
             now=now,
+            household_id=route.household_id,
+            provider_id=route.provider_id,
+            staff_sub=route.staff_sub,
         )
-        return
-    route = staff_route(envelope.data, settings)
-    await for_staff(
-        session=session,
-        envelope=envelope,
-        role=route.role,
-        site_id=route.site_id,
-        now=now,
-        household_id=route.household_id,
-        provider_id=route.provider_id,
-        staff_sub=route.staff_sub,
-    )
+
+
+async def take_profiles(
+    *,
+    session: AsyncSession,
+    envelopes: Sequence[Envelope[Any]],
+    settings: NotificationsSettings,
+    now: datetime,
+) -> None:
+    """Household profile events, in order: each run of distinct households
+    (:func:`shared.consumer.distinct_runs`) as one statement keeping their sites and taking
+    their locks (:func:`households.remember_sites`), then one queueing the confirmation SMS
+    of the run's ``HouseholdRegistered`` events. The same effects as the events one by one:
+    within a run no event reads what another household's event writes."""
+    for run in distinct_runs(envelopes, key=lambda envelope: envelope.data.household_id):
+        await households.remember_sites(
+            session=session, profiles=[envelope.data for envelope in run]
+        )
+        registered = [e for e in run if isinstance(e.data, HouseholdRegistered)]
+        await for_beneficiaries(session=session, envelopes=registered, settings=settings, now=now)
