@@ -1,8 +1,9 @@
 """Consuming events exactly once in effect: inbox, bounded retries, dead letters.
 
-A service registers one handler per event type; :class:`EventConsumer` subscribes to each
-catalog topic with FastStream (manual acknowledgement, one subscriber per topic so order per
-partition holds) and for every record:
+A service registers one handler per event type; :class:`EventConsumer` subscribes to its
+catalog topics with FastStream (manual acknowledgement; one subscriber, so one Kafka consumer
+and one group join for all of a service's topics; records of a partition are handled in
+order) and for every record:
 
 1. decodes the CloudEvents envelope and payload — a record that cannot be decoded goes to
    ``<topic>.dlq`` at once;
@@ -279,35 +280,50 @@ class EventConsumer:
         return [t for t in self.catalog.topics if t.name in self._topic_names]
 
     def subscribe(self, broker: KafkaBroker) -> None:
-        """One batch subscriber per topic (keeps order per partition), committing by hand."""
-        for topic in self.topics():
-            subscriber = broker.subscriber(
-                topic.name,
-                group_id=self.group_id,
-                ack_policy=AckPolicy.MANUAL,
-                auto_offset_reset="earliest",
-                batch=True,
-                max_records=self.batch_size,
-                batch_timeout_ms=self.batch_wait_ms,
-                title=f"{self.service}:{topic.name}",
-                # Keep the raw bytes: decoding is ours, so an undecodable record reaches
-                # the dead-letter topic instead of failing inside FastStream.
-                decoder=_raw_body,
-            )
-            subscriber(self._make_handler(topic, broker.context))
+        """One batch subscriber for all of this service's topics, committing by hand.
 
-    def _make_handler(self, topic: Topic, context: ContextRepo) -> Callable[[], Awaitable[None]]:
+        One subscriber is one Kafka consumer: the group is joined once when the service
+        starts. A subscriber per topic joined one after another, and every join rebalanced
+        the group (about 3 s each), so events waited for the first ~10 s of a service's life.
+        """
+        topics = self.topics()
+        if not topics:
+            return
+        subscriber = broker.subscriber(
+            *(topic.name for topic in topics),
+            group_id=self.group_id,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            batch=True,
+            max_records=self.batch_size,
+            batch_timeout_ms=self.batch_wait_ms,
+            title=f"{self.service}:events",
+            # Keep the raw bytes: decoding is ours, so an undecodable record reaches
+            # the dead-letter topic instead of failing inside FastStream.
+            decoder=_raw_body,
+        )
+        subscriber(self._make_handler({topic.name: topic for topic in topics}, broker.context))
+
+    def _make_handler(
+        self, topics: dict[str, Topic], context: ContextRepo
+    ) -> Callable[[], Awaitable[None]]:
         # The message is read from FastStream's context rather than injected as a
         # ``KafkaMessage`` parameter: an injected context field is resolved in a worker thread
         # (and a task group) for every batch, a large share of a quiet consumer's CPU.
         async def handle() -> None:
             msg: KafkaMessage = context.get_local("message")
             records = await self._gathered(msg)
-            await self.process_batch(topic, records)
+            # A partition belongs to one topic, so handling topic by topic keeps each
+            # partition's records in order.
+            by_topic: dict[str, list[ConsumerRecord[bytes, bytes]]] = {}
+            for record in records:
+                by_topic.setdefault(record.topic, []).append(record)
+            for name, of_topic in by_topic.items():
+                await self.process_batch(topics[name], of_topic)
             await msg.ack()  # commits the consumer's positions: past every record handled
             self._record_lag(msg, records)
 
-        handle.__name__ = f"consume_{topic.name.replace('.', '_')}"
+        handle.__name__ = f"consume_{self.service}_events"
         return handle
 
     async def _gathered(self, msg: KafkaMessage) -> Sequence[ConsumerRecord[bytes, bytes]]:

@@ -86,7 +86,7 @@ async def test_records_right_behind_join_the_batch_and_commit_after_their_effect
     message = FakeMessage(records[:1], records[1:], durable)
     context = ContextRepo()
     try:
-        handle = consumer._make_handler(topic, context)
+        handle = consumer._make_handler({topic.name: topic}, context)
         with context.scope("message", message):
             await handle()
         assert message.asked_for == 9  # the batch size less what was fetched
