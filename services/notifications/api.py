@@ -35,7 +35,7 @@ EventTypePath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z]+$")]
 LanguagePath = Annotated[str, Path(pattern=r"^[a-z]{2}$", description="ISO 639-1")]
 
 
-def clock_of(request: Request) -> Clock:
+async def clock_of(request: Request) -> Clock:
     """The service's clock (tests install a controlled one on ``app.state``)."""
     clock: Clock = getattr(request.app.state, "notifications_clock", system_clock)
     return clock

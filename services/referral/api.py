@@ -52,7 +52,7 @@ from shared.service import SessionDep, runtime_of
 router = APIRouter(prefix="/v1", tags=["referral"])
 
 
-def context_of(request: Request) -> ReferralContext:
+async def context_of(request: Request) -> ReferralContext:
     context = getattr(runtime_of(request).definition, "context", None)
     if not isinstance(context, ReferralContext):
         raise RuntimeError("build the referral app with services.referral.service.build_definition")
