@@ -6,13 +6,13 @@ consent follow-ups, cancellations, erasure and merges (see ``domain/households.p
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.referral.context import ReferralContext
 from services.referral.domain import households
-from services.referral.domain.common import SYSTEM, Actor
+from services.referral.domain.common import caused_by
 from shared.consumer import EventConsumer
 from shared.events.envelope import Envelope
 from shared.events.registration import (
@@ -27,22 +27,17 @@ from shared.events.registration import (
 )
 
 
-def _actor(envelope: Envelope[Any]) -> Actor:
-    """The service acts, because of this event."""
-    return Actor(SYSTEM, causation_id=str(envelope.id))
-
-
 def register(consumer: EventConsumer, context: ReferralContext | None = None) -> None:
     """Register this service's event handlers."""
     context = context or ReferralContext()
 
-    @consumer.on(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)
-    async def on_profile(session: AsyncSession, envelope: Envelope[HouseholdProfile]) -> None:
-        await households.apply_profile(
+    @consumer.on_batch(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)
+    async def on_profiles(
+        session: AsyncSession, envelopes: Sequence[Envelope[HouseholdProfile]]
+    ) -> None:
+        await households.apply_profiles(
             session=session,
-            profile=envelope.data,
-            actor=_actor(envelope),
-            now=context.now(),
+            events=[households.ProfileEvent.of(envelope, context.now()) for envelope in envelopes],
             settings=context.settings,
         )
 
@@ -51,17 +46,17 @@ def register(consumer: EventConsumer, context: ReferralContext | None = None) ->
         session: AsyncSession, envelope: Envelope[HouseholdDeactivated]
     ) -> None:
         await households.deactivate(
-            session=session, event=envelope.data, actor=_actor(envelope), now=context.now()
+            session=session, event=envelope.data, actor=caused_by(envelope), now=context.now()
         )
 
     @consumer.on(HouseholdErased)
     async def on_erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) -> None:
         await households.erase(
-            session=session, event=envelope.data, actor=_actor(envelope), now=context.now()
+            session=session, event=envelope.data, actor=caused_by(envelope), now=context.now()
         )
 
     @consumer.on(HouseholdsMerged)
     async def on_merged(session: AsyncSession, envelope: Envelope[HouseholdsMerged]) -> None:
         await households.merge(
-            session=session, event=envelope.data, actor=_actor(envelope), now=context.now()
+            session=session, event=envelope.data, actor=caused_by(envelope), now=context.now()
         )

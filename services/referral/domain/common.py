@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import audit
 from shared.auth import Principal
-from shared.events.envelope import EventPayload, new_event_id
+from shared.events.envelope import Envelope, EventPayload, new_event_id
 from shared.outbox import add_event
 from shared.problems import Conflict, NotFound, NotInYourSites
 
@@ -33,6 +34,11 @@ class Actor:
 
 
 SYSTEM_ACTOR = Actor(SYSTEM)
+
+
+def caused_by(envelope: Envelope[Any]) -> Actor:
+    """The service acts, because of this event."""
+    return Actor(SYSTEM, causation_id=str(envelope.id))
 
 
 def new_id() -> UUID:

@@ -14,17 +14,20 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.referral.domain import consent, referrals
-from services.referral.domain.common import Actor, record_audit
+from services.referral.domain.common import Actor, caused_by, record_audit
 from services.referral.domain.rules import (
     AskConsent,
     Refer,
@@ -35,6 +38,8 @@ from services.referral.domain.states import OPEN_STATUSES, Action, Status
 from services.referral.domain.vocabulary import CancelReason, ConsentTaskStatus, Origin
 from services.referral.models import ConsentTask, HouseholdView, Referral, ReferralHistory
 from services.referral.settings import ReferralSettings
+from shared.consumer import acting_on, distinct_runs
+from shared.events.envelope import Envelope
 from shared.events.registration import (
     HouseholdDeactivated,
     HouseholdErased,
@@ -57,9 +62,92 @@ _PROGRESS = {
 }
 
 
-def _view_columns(profile: HouseholdProfile, now: datetime) -> dict[str, Any]:
+# The rows travel as one JSON array and PostgreSQL turns them into table rows, so the
+# statement is the same whatever the number of households: prepared once per connection,
+# never compiled again. Per row it is the rule of one profile event: lock the household's
+# row and read what it held, then insert or replace it unless it already holds this version
+# or a newer one. Every part reads the snapshot from before the statement, so the previous
+# values are the old ones. A row that appeared after that snapshot (a concurrent first
+# insert) is left alone: not taken, with no previous version, and the caller fails the event
+# so it is retried. The held rows are locked in household id order, then the new ones
+# inserted in that order (no deadlock with another transaction doing the same); the answer
+# comes back in the events' order.
+_TAKE_PROFILES = """
+WITH incoming AS (
+    SELECT * FROM jsonb_populate_recordset(NULL::referral_household, $1::jsonb)
+        WITH ORDINALITY AS i
+),
+previous AS (
+    SELECT h.household_id, h.version, h.referral_sharing, h.profile
+    FROM referral_household h
+    WHERE h.household_id = ANY(ARRAY(SELECT household_id FROM incoming))
+    ORDER BY h.household_id
+    FOR UPDATE OF h
+),
+taken AS (
+    INSERT INTO referral_household AS h (
+        household_id, site_id, status, version, referral_sharing, admin1, admin2,
+        preferred_language, household_size, profile, updated_at
+    )
+    SELECT household_id, site_id, status, version, referral_sharing, admin1, admin2,
+        preferred_language, household_size, profile, updated_at
+    FROM incoming
+    WHERE (SELECT count(*) FROM previous) >= 0  -- every held row locked before any insert
+    ORDER BY household_id
+    ON CONFLICT (household_id) DO UPDATE SET
+        site_id = excluded.site_id,
+        status = excluded.status,
+        version = excluded.version,
+        referral_sharing = excluded.referral_sharing,
+        admin1 = excluded.admin1,
+        admin2 = excluded.admin2,
+        preferred_language = excluded.preferred_language,
+        household_size = excluded.household_size,
+        profile = excluded.profile,
+        updated_at = excluded.updated_at
+    WHERE h.version < excluded.version
+        AND EXISTS (SELECT FROM previous p WHERE p.household_id = excluded.household_id)
+    RETURNING h.household_id
+)
+SELECT t.household_id IS NOT NULL, p.version, p.referral_sharing, p.profile
+FROM incoming i
+LEFT JOIN previous p ON p.household_id = i.household_id
+LEFT JOIN taken t ON t.household_id = i.household_id
+ORDER BY i.ordinality
+"""
+
+
+@dataclass(frozen=True)
+class ProfileEvent:
+    """A household profile as one event carried it: who acts because of it, and when."""
+
+    profile: HouseholdProfile
+    actor: Actor
+    now: datetime
+    envelope: Envelope[Any] | None = None
+
+    @classmethod
+    def of(cls, envelope: Envelope[HouseholdProfile], now: datetime) -> ProfileEvent:
+        """The event as delivered: the service acts because of it."""
+        return cls(envelope.data, caused_by(envelope), now, envelope)
+
+
+@dataclass(frozen=True)
+class Held:
+    """What taking a profile found: whether it was written, and what the household held
+    before (no ``version`` when it was not known here)."""
+
+    taken: bool
+    version: int | None
+    referral_sharing: bool | None
+    profile: dict[str, Any] | None
+
+
+def view_row(event: ProfileEvent) -> dict[str, Any]:
+    """The read-model row a profile event describes (JSON-ready)."""
+    profile = event.profile
     return {
-        "household_id": profile.household_id,
+        "household_id": str(profile.household_id),
         "site_id": profile.site_id,
         "status": profile.status.value,
         "version": profile.version,
@@ -69,70 +157,51 @@ def _view_columns(profile: HouseholdProfile, now: datetime) -> dict[str, Any]:
         "preferred_language": profile.preferred_language,
         "household_size": profile.household_size,
         "profile": profile.model_dump(mode="json"),
-        "updated_at": now,
+        "updated_at": event.now.isoformat(),
     }
-
-
-_VIEW_COLUMNS = (
-    "household_id",
-    "site_id",
-    "status",
-    "version",
-    "referral_sharing",
-    "admin1",
-    "admin2",
-    "preferred_language",
-    "household_size",
-    "profile",
-    "updated_at",
-)
-
-
-def _take_profile() -> sa.Select[Any]:
-    """One statement for a profile event: lock the household's row and read what it held,
-    then insert or replace it unless it already holds this version or a newer one.
-
-    Returns one row: ``taken`` (1 when the row was written), and the previous ``version``,
-    ``referral_sharing`` and ``profile`` (NULL when the household was not known here). Every
-    part reads the snapshot from before the statement, so the previous values are the old
-    ones. A row that appeared after that snapshot (a concurrent first insert) is left alone:
-    ``taken`` is 0 with no previous version, and the caller fails the event so it is retried.
-    Built once: events only bind values.
-    """
-    table = HouseholdView.__table__  # type: ignore[attr-defined]
-    values = {name: sa.bindparam(name, type_=table.c[name].type) for name in _VIEW_COLUMNS}
-    previous = (
-        sa.select(table.c.version, table.c.referral_sharing, table.c.profile)
-        .where(table.c.household_id == values["household_id"])
-        .with_for_update()
-        .cte("previous")
-    )
-    upsert = insert(table).values(values)
-    excluded = upsert.excluded
-    taken = (
-        upsert.on_conflict_do_update(
-            index_elements=["household_id"],
-            set_={name: excluded[name] for name in _VIEW_COLUMNS[1:]},
-            where=sa.and_(table.c.version < excluded.version, sa.exists(sa.select(previous))),
-        )
-        .returning(table.c.household_id)
-        .cte("taken")
-    )
-    count_taken = sa.select(sa.func.count()).select_from(taken).scalar_subquery()
-    one = sa.select(sa.literal_column("1").label("one")).subquery("one")
-    return sa.select(
-        count_taken.label("taken"),
-        previous.c.version,
-        previous.c.referral_sharing,
-        previous.c.profile,
-    ).select_from(one.outerjoin(previous, sa.true()))
-
-
-_TAKE_PROFILE = _take_profile()
 
 
 class ConcurrentFirstProfile(RuntimeError):
     """Another transaction inserted the household meanwhile; the event is retried."""
+
+
+async def take_profiles(*, session: AsyncSession, events: Sequence[ProfileEvent]) -> list[Held]:
+    """Take profiles of distinct households into the read model in one statement; what each
+    household held before, in the events' order. Raises :class:`ConcurrentFirstProfile`
+    when a household was inserted meanwhile by another transaction."""
+    rows = json.dumps([view_row(event) for event in events], ensure_ascii=False)
+    connection = await session.connection()
+    result: Sequence[Any] = (await connection.exec_driver_sql(_TAKE_PROFILES, (rows,))).all()
+    held = [Held(*row) for row in result]  # the profile comes decoded
+    for event, found in zip(events, held, strict=True):
+        if not found.taken and found.version is None:
+            household_id = event.profile.household_id
+            raise ConcurrentFirstProfile(f"household {household_id} inserted meanwhile")
+    return held
+
+
+async def apply_profiles(
+    *, session: AsyncSession, events: Sequence[ProfileEvent], settings: ReferralSettings
+) -> list[bool]:
+    """Apply profile events in order, as if one by one: each run of events in which no
+    household repeats is taken into the read model in one statement, then each of its
+    events is acted on in order, with its own correlation id and span. True for each event
+    that was taken, False for a stale version."""
+    taken: list[bool] = []
+    for run in distinct_runs(events, key=lambda event: event.profile.household_id):
+        held = await take_profiles(session=session, events=run)
+        for event, found in zip(run, held, strict=True):
+            taken.append(found.taken)
+            if not found.taken:
+                continue
+            with acting_on(event.envelope) if event.envelope else nullcontext():
+                acted = await _act_on_profile(
+                    session=session, event=event, held=found, settings=settings
+                )
+            if acted:  # the next event starts from the database, as in a session of its own
+                await session.flush()
+                session.expunge_all()
+    return taken
 
 
 async def apply_profile(
@@ -144,17 +213,22 @@ async def apply_profile(
     settings: ReferralSettings,
 ) -> bool:
     """Take a newer profile into the read model and act on it; False for a stale version."""
-    columns = _view_columns(profile, now)
-    taken, previous_version, had_consent, previous_profile = (
-        await session.exec(_TAKE_PROFILE, params=columns)  # type: ignore[call-overload]
-    ).one()
-    first_seen = previous_version is None
-    if not taken:
-        if first_seen:
-            raise ConcurrentFirstProfile(f"household {profile.household_id} inserted meanwhile")
-        return False
+    (taken,) = await apply_profiles(
+        session=session, events=[ProfileEvent(profile, actor, now)], settings=settings
+    )
+    return taken
 
-    if had_consent and not profile.consent.referral_sharing:
+
+async def _act_on_profile(
+    *, session: AsyncSession, event: ProfileEvent, held: Held, settings: ReferralSettings
+) -> bool:
+    """What a newer profile calls for: cancel what relied on withdrawn consent, then make the
+    automatic referrals (or consent tasks) its new needs call for. False when nothing was
+    done (most households)."""
+    profile, actor, now = event.profile, event.actor, event.now
+    first_seen = held.version is None
+    withdrawn = bool(held.referral_sharing) and not profile.consent.referral_sharing
+    if withdrawn:
         await referrals.close_open_for_household(
             session=session,
             household_id=profile.household_id,
@@ -163,16 +237,25 @@ async def apply_profile(
             now=now,
             keep_consent_overrides=True,
         )
-    if profile.status not in ACTS_ON:
-        return True
-    if not required_services(profile):
-        return True  # most households: nothing to refer, no previous profile to read
-    previous = HouseholdProfile.model_validate(previous_profile) if previous_profile else None
+    if profile.status not in ACTS_ON or not required_services(profile):
+        return withdrawn  # most households: nothing to refer, no previous profile to read
+    previous = HouseholdProfile.model_validate(held.profile) if held.profile else None
     actions = automatic_actions(previous, profile)
     # A household first seen here has nothing open: referrals and consent tasks are only
     # made for, or moved by a merge to, a household this table holds (the partial unique
     # indexes would refuse a second open one anyway).
-    view = HouseholdView(**columns)
+    view = HouseholdView(  # what routing reads of the household
+        household_id=profile.household_id,
+        site_id=profile.site_id,
+        status=profile.status.value,
+        version=profile.version,
+        referral_sharing=profile.consent.referral_sharing,
+        admin1=profile.location.admin1,
+        admin2=profile.location.admin2,
+        preferred_language=profile.preferred_language,
+        household_size=profile.household_size,
+        updated_at=now,
+    )
     for action in actions:
         if isinstance(action, Refer):
             if not first_seen and await referrals.open_referral(

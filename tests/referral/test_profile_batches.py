@@ -1,0 +1,309 @@
+"""Registration's profile events taken a batch at a time: one statement per run of distinct
+households for the read model, then each event's referrals and consent tasks in order. The
+batch leaves what the events applied one by one leave; it costs few statements; a household
+inserted meanwhile by another transaction fails the batch, and its event is applied again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.referral import handlers
+from services.referral.context import ReferralContext
+from services.referral.settings import ReferralSettings
+from shared.consumer import EventConsumer
+from shared.db import create_engine, session_factory
+from shared.events.catalog import HOUSEHOLDS
+from shared.events.envelope import Envelope
+from shared.events.registration import HouseholdErased, HouseholdsMerged, HouseholdUpdated
+from shared.kafka import LazyProducer
+from shared.settings import load_settings
+from shared.vocabulary import HouseholdStatus, NeedType, Priority
+from tests.referral.factories import FakeClock, add_provider, profile
+from tests.support import consumer_record, eventually, migrated_database, unique
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SCARCE_REGION = "MD77"  # one provider with two slots serves it
+
+
+@dataclass
+class Consumer:
+    events: EventConsumer
+    engine: AsyncEngine
+
+    async def rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        async with self.engine.connect() as conn:
+            return [tuple(row) for row in (await conn.execute(sa.text(sql), params)).all()]
+
+
+Make = Callable[[], Awaitable[Consumer]]
+
+
+@pytest.fixture
+async def make_consumer(infra: Any) -> AsyncIterator[Make]:
+    """A referral consumer on a fresh database with the same providers each time."""
+    made: list[Consumer] = []
+
+    async def make() -> Consumer:
+        url = await migrated_database(infra, "referral", unique("refbatch"))
+        engine = create_engine(url, pool_size=3)
+        sessions = session_factory(engine)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HAVEN_REFERRAL_DATABASE_URL", url)
+            settings = load_settings("referral", ReferralSettings)
+        events = EventConsumer(
+            service=unique("referral"),
+            sessions=sessions,
+            dead_letters=LazyProducer(infra.kafka_bootstrap, client_id="referral-batch-tests"),
+        )
+        handlers.register(events, ReferralContext(settings, FakeClock()))
+        await add_provider(
+            sessions,
+            name="Everywhere",
+            services=["medical", "legal", "psychosocial", "voluntary_return"],
+            regions=["MD01"],
+            capacity=1000,
+        )
+        await add_provider(
+            sessions, name="Scarce", services=["medical"], regions=[SCARCE_REGION], capacity=2
+        )
+        made.append(Consumer(events, engine))
+        return made[-1]
+
+    yield make
+    for consumer in made:
+        await consumer.events.dead_letters.stop()
+        await consumer.engine.dispose()
+
+
+def wrap(payload: Any) -> Envelope[Any]:
+    return Envelope.wrap(
+        payload, source="haven/registration", actor="registrar-1", correlation_id=unique("corr")
+    )
+
+
+def records(envelopes: list[Envelope[Any]]) -> list[Any]:
+    return [
+        consumer_record(
+            e,
+            topic=HOUSEHOLDS.name,
+            key=str(getattr(e.data, "household_id", None) or e.data.surviving_id),
+            offset=i,
+        )
+        for i, e in enumerate(envelopes)
+    ]
+
+
+async def state(consumer: Consumer) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything the events left, without the ids drawn anew in each database."""
+    return {
+        "households": await consumer.rows(
+            "SELECT household_id, site_id, status, version, referral_sharing, admin1, admin2,"
+            " preferred_language, household_size, profile, updated_at"
+            " FROM referral_household ORDER BY household_id"
+        ),
+        "referrals": await consumer.rows(
+            "SELECT r.household_id, r.service_type, r.status, r.urgency, r.origin, p.name,"
+            " r.due_at, r.consent_override, r.created_at, r.updated_at"
+            " FROM referral r LEFT JOIN provider p ON p.id = r.provider_id"
+            " ORDER BY r.household_id, r.service_type, r.status"
+        ),
+        "history": await consumer.rows(
+            "SELECT r.household_id, h.action, h.from_status, h.to_status, h.reason_code,"
+            " h.actor FROM referral_history h JOIN referral r ON r.id = h.referral_id"
+            " ORDER BY h.id"
+        ),
+        "consent_tasks": await consumer.rows(
+            "SELECT household_id, service_type, status, closed_reason, created_at, closed_at"
+            " FROM consent_task ORDER BY household_id, service_type, status"
+        ),
+        # in staging order: the events' type, key, cause and correlation; audit records'
+        # action and reason
+        "outbox": await consumer.rows(
+            "SELECT topic, key,"
+            " (SELECT h->>1 FROM jsonb_array_elements(headers) h WHERE h->>0 = 'ce_type'),"
+            " (SELECT h->>1 FROM jsonb_array_elements(headers) h"
+            "   WHERE h->>0 = 'ce_causationid'),"
+            " (SELECT h->>1 FROM jsonb_array_elements(headers) h"
+            "   WHERE h->>0 = 'ce_correlationid'),"
+            " convert_from(value, 'UTF8')::jsonb->>'action',"
+            " convert_from(value, 'UTF8')::jsonb->>'reason',"
+            " convert_from(value, 'UTF8')::jsonb->>'correlation_id',"
+            " convert_from(value, 'UTF8')::jsonb->>'reason_code'"
+            " FROM outbox ORDER BY id"
+        ),
+    }
+
+
+def mixed_batch() -> tuple[list[Envelope[Any]], list[Envelope[Any]]]:
+    """Events delivered beforehand, then a batch mixing every case the rules have."""
+    ids = {name: uuid.uuid4() for name in "abcdefghjkm"}
+    # g before h in the batch, h first in id order: acting on them in id order instead
+    # would give h the scarce provider's last slot
+    ids["g"], ids["h"] = max(ids["g"], ids["h"]), min(ids["g"], ids["h"])
+    medical = [(NeedType.MEDICAL_CARE, Priority.URGENT)]
+    scarce = {"admin1": SCARCE_REGION, "admin2": None}
+    before = [
+        profile(ids["c"], needs=[NeedType.LEGAL_AID]),
+        profile(ids["e"], version=5),
+        profile(ids["m"], needs=[NeedType.LEGAL_AID, NeedType.VOLUNTARY_RETURN]),
+        profile(ids["d"], needs=[NeedType.LEGAL_AID]),
+    ]
+    updated = HouseholdUpdated
+    batch = [
+        profile(ids["a"], needs=medical, **scarce),  # new: referred, the scarce slot
+        profile(ids["b"]),  # new, nothing to refer
+        profile(  # consent withdrawn: its open referral cancelled
+            ids["c"], needs=[NeedType.LEGAL_AID], referral_sharing=False, version=2, event=updated
+        ),
+        profile(  # a new need of a known household
+            ids["d"],
+            needs=[NeedType.LEGAL_AID, NeedType.PSYCHOSOCIAL_SUPPORT],
+            version=3,
+            event=updated,
+        ),
+        profile(ids["d"], needs=[NeedType.VOLUNTARY_RETURN], version=2),  # older: ignored
+        profile(ids["e"], needs=[NeedType.LEGAL_AID], version=4),  # older: ignored
+        profile(ids["f"], needs=[NeedType.LEGAL_AID], referral_sharing=False),  # a task
+        profile(ids["f"], needs=[NeedType.LEGAL_AID], version=2, event=updated),  # resolved
+        profile(ids["g"], needs=medical, **scarce),  # the scarce provider's second slot
+        profile(ids["h"], needs=medical, **scarce),  # none left: the managers' queue
+        HouseholdErased(household_id=ids["a"], site_id="MDA-CHI"),
+        profile(ids["a"], needs=medical, version=2, **scarce),  # after erasure: new again
+        HouseholdsMerged(surviving_id=ids["d"], merged_id=ids["m"], site_id="MDA-CHI"),
+        profile(ids["m"], needs=[NeedType.MEDICAL_CARE], version=2),  # after its merge
+        profile(ids["j"], needs=medical, status=HouseholdStatus.PENDING_REVIEW),  # referred
+        profile(ids["k"], needs=medical, status=HouseholdStatus.DEACTIVATED),  # not referred
+    ]
+    return [wrap(e) for e in before], [wrap(e) for e in batch]
+
+
+async def test_a_batch_leaves_what_its_events_one_by_one_leave(
+    make_consumer: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    before, batch = mixed_batch()
+    together, one_by_one = await make_consumer(), await make_consumer()
+    for consumer in (together, one_by_one):
+        for record in records(before):
+            assert await consumer.events.process(HOUSEHOLDS, record) == "applied"
+
+    with caplog.at_level(logging.WARNING, logger="shared.consumer"):
+        outcomes = await together.events.process_batch(HOUSEHOLDS, records(batch))
+    assert outcomes == ["applied"] * len(batch)
+    assert not [r for r in caplog.records if "batch failed" in r.getMessage()]
+    for record in records(batch):
+        assert await one_by_one.events.process(HOUSEHOLDS, record) == "applied"
+
+    expected = await state(one_by_one)
+    assert await state(together) == expected
+    # the mix did what it is meant to: the scarce provider's two slots, then the queue
+    scarce = [r for r in expected["referrals"] if r[5] == "Scarce" or r[2] == "unassigned"]
+    assert sorted(r[2] for r in scarce) == ["sent", "sent", "unassigned"]
+    assert "consent_withdrawn" in {r[8] for r in expected["outbox"]}
+    assert [r[2:4] for r in expected["consent_tasks"]] == [("resolved", "referred")]
+    versions = {row[0]: row[3] for row in expected["households"]}
+    assert versions[before[3].data.household_id] == 3  # d: its older version ignored
+    assert versions[before[1].data.household_id] == 5  # e: likewise
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements the engine sends while the block runs."""
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+HOUSEHOLDS_IN_BATCH = 20
+
+
+async def test_a_batch_takes_its_households_in_one_statement(make_consumer: Make) -> None:
+    """Households with nothing to refer: the batch's inbox claim and one statement for the
+    read model. Each referred household adds its routing (the providers' slots locked and
+    counted) and its referral's insert; the outbox is written once."""
+    consumer = await make_consumer()
+    quiet = [wrap(profile()) for _ in range(HOUSEHOLDS_IN_BATCH)]
+    with statements(consumer.engine) as sent:
+        outcomes = await consumer.events.process_batch(HOUSEHOLDS, records(quiet))
+    assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
+    assert len(sent) == 2, sent
+
+    referred = [
+        wrap(profile(needs=[NeedType.LEGAL_AID], version=v))
+        for v in (1, 2)  # new households: the second versions refer nothing new
+        for _ in range(HOUSEHOLDS_IN_BATCH // 2)
+    ]
+    with statements(consumer.engine) as sent:
+        outcomes = await consumer.events.process_batch(HOUSEHOLDS, records(referred))
+    assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
+    referrals = await consumer.rows("SELECT count(*) FROM referral")
+    assert referrals == [(HOUSEHOLDS_IN_BATCH,)]
+    per_batch = 3  # the inbox claim, the outbox insert and its wake-up
+    assert len(sent) <= per_batch + 1 + 2 * HOUSEHOLDS_IN_BATCH, sent
+
+
+async def test_a_household_inserted_meanwhile_fails_the_batch_and_is_applied_again(
+    make_consumer: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = await make_consumer()
+    household = uuid.uuid4()
+    batch = [
+        wrap(profile()),
+        wrap(profile(household, needs=[NeedType.LEGAL_AID], version=2)),
+        wrap(profile()),
+    ]
+    async with consumer.engine.connect() as other:
+        await other.begin()
+        await other.execute(  # another transaction's first insert, not committed yet
+            sa.text(
+                "INSERT INTO referral_household (household_id, site_id, status, version,"
+                " referral_sharing, updated_at) VALUES (:h, 'MDA-CHI', 'active', 1, true, now())"
+            ),
+            {"h": household},
+        )
+        with caplog.at_level(logging.WARNING, logger="shared.consumer"):
+            applying = asyncio.create_task(
+                consumer.events.process_batch(HOUSEHOLDS, records(batch))
+            )
+
+            async def waiting_for_the_insert() -> bool:
+                waiting = await consumer.rows(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+                return waiting == [(1,)]
+
+            await eventually(waiting_for_the_insert, timeout=10, what="the batch waits")
+            await other.commit()
+            assert await applying == ["applied"] * 3
+    assert [r for r in caplog.records if "batch failed" in r.getMessage()]
+    # applied again on its own: the household known at version 1, its legal need new
+    (view,) = await consumer.rows(
+        "SELECT version, profile IS NOT NULL FROM referral_household WHERE household_id = :h",
+        h=household,
+    )
+    assert view == (2, True)
+    referrals = await consumer.rows(
+        "SELECT service_type, status FROM referral WHERE household_id = :h", h=household
+    )
+    assert referrals == [("legal", "sent")]
+    households = await consumer.rows("SELECT count(*) FROM referral_household")
+    assert households == [(3,)]
