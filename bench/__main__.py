@@ -80,6 +80,7 @@ def run_scenarios(context: RunContext, names: list[str], run: RunResult) -> None
         scenario.seconds = time.monotonic() - began
         scenario.rss = context.sampler.window(began, time.monotonic())
         scenario.machine = context.sampler.machine(began, time.monotonic())
+        scenario.cores = context.sampler.cores(began, time.monotonic())
         run.scenarios.append(scenario)
         context.console.print(f"  done in {scenario.seconds:.0f} s")
 
@@ -106,7 +107,10 @@ def main(
     began = time.monotonic()
     with load_generator() as executor:
         loadgen_pid = executor.submit(warm_up).result(timeout=120)
-        with bench_stack(console) as stack, ProcessSampler(stack.pids) as sampler:
+        with (
+            bench_stack(console) as stack,
+            ProcessSampler(stack.pids, load_generator_pid=loadgen_pid) as sampler,
+        ):
             run.machine["postgresql"] = fetchval(stack.dsn("postgres"), "SHOW server_version")
             run.machine["load_generator_pid"] = loadgen_pid
             context = RunContext(

@@ -1,9 +1,10 @@
-"""Memory and CPU of the service processes (and the machine's CPU), sampled in a background
-thread during the whole run."""
+"""Memory and CPU of the service processes, the cores each part of the run used, and the
+machine's CPU, sampled in a background thread during the whole run."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import threading
 import time
@@ -15,6 +16,10 @@ import psutil
 
 MB = 1024 * 1024
 DEFAULT_INTERVAL_SECONDS = 0.5
+LOAD_GENERATOR = "load generator"
+BENCH = "bench orchestrator"
+OTHER = "other"
+"""The machine's busy time that no process of this run accounts for (other work)."""
 
 
 @dataclass(frozen=True)
@@ -44,13 +49,24 @@ class _Sample:
 
 
 class ProcessSampler:
-    """Samples RSS and CPU time of named processes every ``interval`` s until stopped."""
+    """Samples RSS and CPU time of named processes every ``interval`` s until stopped, and the
+    CPU time of every process this run started, by part (:meth:`cores`)."""
 
-    def __init__(self, pids: Mapping[str, int], interval: float = DEFAULT_INTERVAL_SECONDS):
+    def __init__(
+        self,
+        pids: Mapping[str, int],
+        interval: float = DEFAULT_INTERVAL_SECONDS,
+        *,
+        load_generator_pid: int | None = None,
+    ):
         self.interval = interval
         self._processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self._service_pids = {pid: name for name, pid in pids.items()}
+        self._load_generator_pid = load_generator_pid
+        self._parts: dict[int, tuple[float, str]] = {}  # pid -> (create time, part)
         self._samples: list[_Sample] = []
         self._machine: list[tuple[float, Any]] = []  # (monotonic time, psutil scputimes)
+        self._by_part: list[tuple[float, dict[str, float]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="process-sampler", daemon=True)
@@ -76,9 +92,73 @@ class ProcessSampler:
                     with self._lock:
                         self._samples.append(sample)
             machine = psutil.cpu_times()
+            by_part = self._cpu_by_part()
             with self._lock:
                 self._machine.append((now, machine))
+                self._by_part.append((now, by_part))
             self._stop.wait(self.interval)
+
+    def _part(self, process: psutil.Process) -> str:
+        """Which part of the run a process is: a service, PostgreSQL, Kafka, Prometheus, the
+        load generator, or the bench itself (with anything else it started, such as py-spy)."""
+        pid = process.pid
+        if pid in self._service_pids:
+            return self._service_pids[pid]
+        if pid == self._load_generator_pid:
+            return LOAD_GENERATOR
+        command = " ".join(process.cmdline())
+        for name in self._service_pids.values():
+            if f"services.{name}" in command:
+                return name
+        if "kafka.Kafka" in command:
+            return "kafka"
+        if "postgres" in process.name() or "postgres" in command.split(" ", 1)[0]:
+            return "postgresql"
+        if "prometheus" in process.name():
+            return "prometheus"
+        return BENCH
+
+    def _cpu_by_part(self) -> dict[str, float]:
+        """CPU seconds used so far by each part: its live processes, plus the children they
+        have already reaped (a PostgreSQL connection that ended takes its time to the
+        postmaster's ``children_*`` times, so it is still counted)."""
+        totals: dict[str, float] = {}
+        try:
+            root = psutil.Process(os.getpid())
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return totals
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                created = process.create_time()
+                known = self._parts.get(process.pid)
+                if known is None or known[0] != created:
+                    known = self._parts[process.pid] = (created, self._part(process))
+                times = process.cpu_times()
+                used = times.user + times.system + times.children_user + times.children_system
+                totals[known[1]] = totals.get(known[1], 0.0) + used
+        return totals
+
+    def cores(self, start: float, end: float) -> dict[str, float] | None:
+        """Cores used on average by each part of the run between two readings, and by
+        ``other`` (the machine's busy time no part accounts for); None with < 2 samples."""
+        with self._lock:
+            chosen = [(at, parts) for at, parts in self._by_part if start <= at <= end]
+            machine = [times for at, times in self._machine if start <= at <= end]
+        if len(chosen) < 2 or len(machine) < 2:
+            return None
+        (first_at, first), (last_at, last) = chosen[0], chosen[-1]
+        wall = last_at - first_at
+        if wall <= 0:
+            return None
+        used = {
+            part: round(max(0.0, seconds - first.get(part, 0.0)) / wall, 3)
+            for part, seconds in last.items()
+        }
+        busy = sum(machine[-1]) - sum(machine[0])
+        busy -= (machine[-1].idle - machine[0].idle) + (machine[-1].iowait - machine[0].iowait)
+        used[OTHER] = round(max(0.0, busy / wall - sum(used.values())), 3)
+        return dict(sorted(used.items(), key=lambda item: -item[1]))
 
     def window(self, start: float, end: float) -> dict[str, ProcessStats]:
         """Each process between two ``time.monotonic()`` readings."""

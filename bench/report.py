@@ -150,6 +150,7 @@ def markdown(data: Mapping[str, Any]) -> str:
             + " | ".join(cells)
             + " |"
         )
+    lines += _cores_table(data)
     notes = list(data.get("notes", []))
     for scenario in data["scenarios"]:
         if scenario.get("error"):
@@ -158,6 +159,32 @@ def markdown(data: Mapping[str, Any]) -> str:
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def _cores_table(data: Mapping[str, Any]) -> list[str]:
+    """Where the machine's cores went in each scenario: every part of the run, busiest first."""
+    scenarios = [s for s in data["scenarios"] if s.get("cores")]
+    if not scenarios:
+        return []
+    lines = [
+        "",
+        "## Where the cores went, per scenario",
+        "",
+        "Cores used on average by each part of the run (CPU seconds / wall seconds; PostgreSQL "
+        'and Kafka with all their processes, also connections that ended; "other": the '
+        "machine's busy time no process of this run accounts for).",
+        "",
+        "| scenario | seconds | cores used by | machine total |",
+        "|---|---:|---|---:|",
+    ]
+    for scenario in scenarios:
+        cores: Mapping[str, float] = scenario["cores"]
+        parts = ", ".join(f"{part} {used:.2f}" for part, used in cores.items() if used >= 0.005)
+        lines.append(
+            f"| {scenario['name']} | {_number(scenario['seconds'], 0)} | {parts} "
+            f"| {sum(cores.values()):.2f} |"
+        )
+    return lines
 
 
 def print_table(data: Mapping[str, Any], console: Console) -> None:

@@ -39,6 +39,7 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
     rss: dict[str, ProcessStats] = field(default_factory=dict)
     machine: MachineStats | None = None
+    cores: dict[str, float] | None = None  # cores used on average by each part of the run
     seconds: float = 0.0
     error: str | None = None
 
@@ -52,6 +53,7 @@ class ScenarioResult:
             "metrics": self.metrics,
             "rss": {name: asdict(stats) for name, stats in self.rss.items()},
             "machine": asdict(self.machine) if self.machine else None,
+            "cores": self.cores,
             "notes": self.notes,
             "details": self.details,
         }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,26 @@ def test_sampler_reads_memory_and_cpu_of_a_process() -> None:
     assert stats.peak_mb >= stats.mean_mb > 10
     assert stats.cpu_seconds >= 0
     assert machine is not None and 0 <= machine.busy <= 1
+
+
+def test_cores_count_a_child_process_after_it_ended() -> None:
+    """A process the run started and that already ended (a PostgreSQL connection, py-spy)
+    still counts: its CPU time moves to its parent's reaped-children times."""
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    with ProcessSampler({}, interval=0.05) as sampler:
+        began = time.monotonic()
+        subprocess.run([sys.executable, "-c", burn], check=True)  # started, burned, reaped
+        time.sleep(0.2)
+        cores = sampler.cores(began, time.monotonic())
+    assert cores is not None
+    wall = time.monotonic() - began
+    # the child's 0.4 CPU seconds (plus its start-up) over the window, as the bench's part
+    assert cores["bench orchestrator"] >= 0.4 / wall
+    assert cores["other"] >= 0
+
+
+def test_markdown_says_where_the_cores_went() -> None:
+    data = _run()
+    data["scenarios"][0]["cores"] = {"registration": 0.47, "postgresql": 0.43, "other": 0.04}
+    text = report.markdown(data)
+    assert "| intake | 0 | registration 0.47, postgresql 0.43, other 0.04 | 0.94 |" in text
