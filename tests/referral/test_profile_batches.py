@@ -25,7 +25,12 @@ from shared.consumer import EventConsumer
 from shared.db import create_engine, session_factory
 from shared.events.catalog import HOUSEHOLDS
 from shared.events.envelope import Envelope
-from shared.events.registration import HouseholdErased, HouseholdsMerged, HouseholdUpdated
+from shared.events.registration import (
+    HouseholdErased,
+    HouseholdRegistered,
+    HouseholdsMerged,
+    HouseholdUpdated,
+)
 from shared.kafka import LazyProducer
 from shared.settings import load_settings
 from shared.vocabulary import HouseholdStatus, NeedType, Priority
@@ -237,8 +242,10 @@ HOUSEHOLDS_IN_BATCH = 20
 
 async def test_a_batch_takes_its_households_in_one_statement(make_consumer: Make) -> None:
     """Households with nothing to refer: the batch's inbox claim and one statement for the
-    read model. Each referred household adds its routing (the providers' slots locked and
-    counted) and its referral's insert; the outbox is written once."""
+    read model. New households' referrals: their candidate providers locked and counted in
+    one statement, and the referrals with their history in one more; their second versions,
+    referring nothing new, one more statement for the read model; the outbox is written
+    once."""
     consumer = await make_consumer()
     quiet = [wrap(profile()) for _ in range(HOUSEHOLDS_IN_BATCH)]
     with statements(consumer.engine) as sent:
@@ -246,18 +253,19 @@ async def test_a_batch_takes_its_households_in_one_statement(make_consumer: Make
     assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
     assert len(sent) == 2, sent
 
+    households = [uuid.uuid4() for _ in range(HOUSEHOLDS_IN_BATCH // 2)]
     referred = [
-        wrap(profile(needs=[NeedType.LEGAL_AID], version=v))
-        for v in (1, 2)  # new households: the second versions refer nothing new
-        for _ in range(HOUSEHOLDS_IN_BATCH // 2)
+        wrap(profile(h, needs=[NeedType.LEGAL_AID], version=v, event=event))
+        for v, event in ((1, HouseholdRegistered), (2, HouseholdUpdated))
+        for h in households
     ]
     with statements(consumer.engine) as sent:
         outcomes = await consumer.events.process_batch(HOUSEHOLDS, records(referred))
     assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
-    referrals = await consumer.rows("SELECT count(*) FROM referral")
-    assert referrals == [(HOUSEHOLDS_IN_BATCH,)]
-    per_batch = 3  # the inbox claim, the outbox insert and its wake-up
-    assert len(sent) <= per_batch + 1 + 2 * HOUSEHOLDS_IN_BATCH, sent
+    referrals = await consumer.rows("SELECT status, count(*) FROM referral GROUP BY status")
+    assert referrals == [("sent", len(households))]
+    # the inbox claim, two runs of the read model, routing, the referrals, the outbox
+    assert len(sent) == 6, sent
 
 
 async def test_a_household_inserted_meanwhile_fails_the_batch_and_is_applied_again(
@@ -307,3 +315,37 @@ async def test_a_household_inserted_meanwhile_fails_the_batch_and_is_applied_aga
     assert referrals == [("legal", "sent")]
     households = await consumer.rows("SELECT count(*) FROM referral_household")
     assert households == [(3,)]
+
+
+async def test_batches_routed_at_once_never_exceed_a_providers_capacity(
+    make_consumer: Make,
+) -> None:
+    """Two consumers (two processes, say) route a batch of six new households each at
+    once; the scarce provider's two slots are taken once, the other ten wait in the
+    managers' queue."""
+    first = await make_consumer()
+    second = EventConsumer(
+        service=unique("referral"),
+        sessions=first.events.sessions,
+        dead_letters=first.events.dead_letters,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HAVEN_REFERRAL_DATABASE_URL", str(first.engine.url))
+        settings = load_settings("referral", ReferralSettings)
+    handlers.register(second, ReferralContext(settings, FakeClock()))
+    medical = [(NeedType.MEDICAL_CARE, Priority.URGENT)]
+    batches = [
+        [wrap(profile(needs=medical, admin1=SCARCE_REGION, admin2=None)) for _ in range(6)]
+        for _ in range(2)
+    ]
+    outcomes = await asyncio.gather(
+        first.events.process_batch(HOUSEHOLDS, records(batches[0])),
+        second.process_batch(HOUSEHOLDS, records(batches[1])),
+    )
+    assert outcomes == [["applied"] * 6] * 2
+    statuses = await first.rows(
+        "SELECT r.status, p.name FROM referral r LEFT JOIN provider p ON p.id = r.provider_id"
+    )
+    assert sorted(statuses, key=str) == sorted(
+        [("sent", "Scarce")] * 2 + [("unassigned", None)] * 10, key=str
+    )

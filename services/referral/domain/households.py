@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -185,22 +185,32 @@ async def apply_profiles(
 ) -> list[bool]:
     """Apply profile events in order, as if one by one: each run of events in which no
     household repeats is taken into the read model in one statement, then each of its
-    events is acted on in order, with its own correlation id and span. True for each event
-    that was taken, False for a stale version."""
+    events is acted on in order, with its own correlation id and span. Consecutive
+    households first seen here (most) have their referrals routed and written together.
+    True for each event that was taken, False for a stale version."""
     taken: list[bool] = []
     for run in distinct_runs(events, key=lambda event: event.profile.household_id):
         held = await take_profiles(session=session, events=run)
+        new_ones: list[tuple[ProfileEvent, list[Refer | AskConsent]]] = []
         for event, found in zip(run, held, strict=True):
             taken.append(found.taken)
             if not found.taken:
                 continue
-            with acting_on(event.envelope) if event.envelope else nullcontext():
+            if found.version is None:
+                actions = _actions(event.profile, None)
+                if actions:
+                    new_ones.append((event, actions))
+                continue
+            await _act_on_first_seen(session=session, events=new_ones, settings=settings)
+            new_ones = []
+            with _acting_on(event):
                 acted = await _act_on_profile(
                     session=session, event=event, held=found, settings=settings
                 )
             if acted:  # the next event starts from the database, as in a session of its own
                 await session.flush()
                 session.expunge_all()
+        await _act_on_first_seen(session=session, events=new_ones, settings=settings)
     return taken
 
 
@@ -222,11 +232,10 @@ async def apply_profile(
 async def _act_on_profile(
     *, session: AsyncSession, event: ProfileEvent, held: Held, settings: ReferralSettings
 ) -> bool:
-    """What a newer profile calls for: cancel what relied on withdrawn consent, then make the
-    automatic referrals (or consent tasks) its new needs call for. False when nothing was
-    done (most households)."""
+    """What a newer profile of a household known here calls for: cancel what relied on
+    withdrawn consent, then make the automatic referrals (or consent tasks) its new needs call
+    for, unless one is open already. False when nothing was done (most households)."""
     profile, actor, now = event.profile, event.actor, event.now
-    first_seen = held.version is None
     withdrawn = bool(held.referral_sharing) and not profile.consent.referral_sharing
     if withdrawn:
         await referrals.close_open_for_household(
@@ -237,41 +246,25 @@ async def _act_on_profile(
             now=now,
             keep_consent_overrides=True,
         )
-    if profile.status not in ACTS_ON or not required_services(profile):
-        return withdrawn  # most households: nothing to refer, no previous profile to read
     previous = HouseholdProfile.model_validate(held.profile) if held.profile else None
-    actions = automatic_actions(previous, profile)
-    # A household first seen here has nothing open: referrals and consent tasks are only
-    # made for, or moved by a merge to, a household this table holds (the partial unique
-    # indexes would refuse a second open one anyway).
-    view = HouseholdView(  # what routing reads of the household
-        household_id=profile.household_id,
-        site_id=profile.site_id,
-        status=profile.status.value,
-        version=profile.version,
-        referral_sharing=profile.consent.referral_sharing,
-        admin1=profile.location.admin1,
-        admin2=profile.location.admin2,
-        preferred_language=profile.preferred_language,
-        household_size=profile.household_size,
-        updated_at=now,
-    )
+    actions = _actions(profile, previous)
+    if not actions:
+        return withdrawn
     for action in actions:
         if isinstance(action, Refer):
-            if not first_seen and await referrals.open_referral(
+            if await referrals.open_referral(
                 session, household_id=profile.household_id, service_type=action.service_type
             ):
                 continue
             referral = await referrals.create(
                 session=session,
-                household=view,
+                household=_routing_view(profile, now),
                 service_type=action.service_type,
                 urgency=action.urgency,
                 origin=Origin.AUTOMATIC,
                 actor=actor,
                 now=now,
                 settings=settings,
-                no_open_consent_task=first_seen,
             )
             await record_audit(
                 session,
@@ -289,9 +282,87 @@ async def _act_on_profile(
                 service_type=action.service_type,
                 actor=actor,
                 now=now,
-                none_open=first_seen,
             )
     return True
+
+
+def _actions(
+    profile: HouseholdProfile, previous: HouseholdProfile | None
+) -> list[Refer | AskConsent]:
+    """The automatic referrals and consent tasks a newer profile calls for."""
+    if profile.status not in ACTS_ON or not required_services(profile):
+        return []  # most households: nothing to refer, no previous profile to read
+    return list(automatic_actions(previous, profile))
+
+
+def _routing_view(profile: HouseholdProfile, now: datetime) -> HouseholdView:
+    """The household as routing reads it (the row just written)."""
+    return HouseholdView(
+        household_id=profile.household_id,
+        site_id=profile.site_id,
+        status=profile.status.value,
+        version=profile.version,
+        referral_sharing=profile.consent.referral_sharing,
+        admin1=profile.location.admin1,
+        admin2=profile.location.admin2,
+        preferred_language=profile.preferred_language,
+        household_size=profile.household_size,
+        updated_at=now,
+    )
+
+
+def _acting_on(event: ProfileEvent) -> AbstractContextManager[None]:
+    return acting_on(event.envelope) if event.envelope else nullcontext()
+
+
+async def _act_on_first_seen(
+    *,
+    session: AsyncSession,
+    events: Sequence[tuple[ProfileEvent, list[Refer | AskConsent]]],
+    settings: ReferralSettings,
+) -> None:
+    """The referrals and consent tasks of consecutive households first seen here, as their
+    events one by one would make them. Such a household has nothing open: referrals and
+    consent tasks are only made for, or moved by a merge to, a household this table holds
+    (the partial unique indexes would refuse a second open one anyway). Their referrals are
+    routed and written together; each event's events and audit records are staged in its
+    own turn."""
+    if not events:
+        return
+    wanted = [
+        referrals.NewAutomatic(
+            _routing_view(event.profile, event.now),
+            action.service_type,
+            action.urgency,
+            event.actor,
+            event.now,
+        )
+        for event, actions in events
+        for action in actions
+        if isinstance(action, Refer)
+    ]
+    created = iter(
+        await referrals.create_automatic_together(session=session, wanted=wanted, settings=settings)
+        if wanted
+        else []
+    )
+    for event, actions in events:
+        with _acting_on(event):
+            for action in actions:
+                if isinstance(action, Refer):
+                    await referrals.announce(session, next(created))
+                else:
+                    await consent.request_consent(
+                        session=session,
+                        household_id=event.profile.household_id,
+                        site_id=event.profile.site_id,
+                        service_type=action.service_type,
+                        actor=event.actor,
+                        now=event.now,
+                        none_open=True,
+                    )
+    await session.flush()
+    session.expunge_all()
 
 
 async def deactivate(

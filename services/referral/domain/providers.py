@@ -208,11 +208,11 @@ async def page(
 
 
 async def routing_candidates(
-    session: AsyncSession, *, service_type: str, regions: Sequence[str]
+    session: AsyncSession, *, service_types: Sequence[str], regions: Sequence[str]
 ) -> list[tuple[Provider, Candidate]]:
-    """Active providers offering ``service_type`` in any of ``regions``, locked (in id order,
-    so concurrent routings cannot deadlock) until the transaction ends: two referrals routed
-    at once cannot both take a provider's last slot. The slots are counted by a second
+    """Active providers offering any of ``service_types`` in any of ``regions``, locked (in id
+    order, so concurrent routings cannot deadlock) until the transaction ends: two referrals
+    routed at once cannot both take a provider's last slot. The slots are counted by a second
     statement of the database function, after the locks are held, so it sees what their
     holders committed."""
     if not regions:
@@ -220,7 +220,7 @@ async def routing_candidates(
     rows = await session.exec(  # type: ignore[call-overload]
         _ROUTING_CANDIDATES,
         params={
-            "service_types": [str(service_type)],
+            "service_types": sorted({str(service_type) for service_type in service_types}),
             "regions": list(regions),
             "slot_statuses": _SLOT_STATUSES,
         },

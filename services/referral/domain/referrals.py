@@ -7,6 +7,7 @@ stages its events and audit record — all in the caller's one transaction.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -262,10 +263,8 @@ def _insert_created() -> sa.Insert:
 _INSERT_CREATED = _insert_created()
 
 
-async def _write_created(
-    session: AsyncSession, referral: Referral, routed: dict[str, Any], *, actor: Actor
-) -> None:
-    """Insert a new referral as routed, with its creation step and ``routed`` step."""
+def _created_params(referral: Referral, routed: dict[str, Any], *, actor: Actor) -> dict[str, Any]:
+    """What :data:`_INSERT_CREATED` binds for a new referral and its ``routed`` step."""
     created = _history_step(
         referral,
         action="create",
@@ -277,7 +276,14 @@ async def _write_created(
     params = {name: getattr(referral, name) for name in _REFERRAL_COLUMNS}
     params.update({f"{name}_created": value for name, value in created.items()})
     params.update({f"{name}_routed": value for name, value in routed.items()})
-    await session.exec(_INSERT_CREATED, params=params)
+    return params
+
+
+async def _write_created(
+    session: AsyncSession, referral: Referral, routed: dict[str, Any], *, actor: Actor
+) -> None:
+    """Insert a new referral as routed, with its creation step and ``routed`` step."""
+    await session.exec(_INSERT_CREATED, params=_created_params(referral, routed, actor=actor))
     # Held by the session as if loaded: a later change in this transaction updates the row.
     make_transient_to_detached(referral)
     session.add(referral)
@@ -328,25 +334,14 @@ async def _route(
     routed, with its creation step before the routing's, and ``creation`` is staged before
     the routing's events."""
     previous_provider = referral.provider_id
-    regions = [r for r in (household.admin2, household.admin1) if r] if household else []
     found = await providers.routing_candidates(
-        session, service_type=referral.service_type, regions=regions
+        session, service_types=[referral.service_type], regions=_regions(household)
     )
-    request = routing.RoutingRequest(
-        service_type=referral.service_type,
-        admin1=household.admin1 if household else None,
-        admin2=household.admin2 if household else None,
-        language=household.preferred_language if household else None,
-        tried=frozenset(referral.tried_provider_ids),
-    )
-    chosen = routing.choose(request, [candidate for _, candidate in found])
     from_status = Status(referral.status)
     first = from_status == Status.CREATED
+    provider = _move(referral, household, found, now=now, settings=settings)
 
-    if chosen is not None:
-        provider = next(p for p, _ in found if p.id == chosen.provider_id)
-        apply_action(referral, Action.SEND if first else Action.REROUTE, now)
-        _assign(referral, provider, now, settings)
+    if provider is not None:
         await save(
             session,
             referral,
@@ -378,11 +373,6 @@ async def _route(
         )
         return provider
 
-    apply_action(referral, Action.QUEUE, now)
-    referral.provider_id = None
-    referral.due_at = None
-    referral.overdue_at = None
-    referral.escalation_tier = 0
     await save(
         session,
         referral,
@@ -405,19 +395,55 @@ async def _route(
             household_id=referral.household_id,
             actor=actor,
         )
-    await emit(
-        session,
-        ReferralEscalated(
-            **event_fields(referral),
-            tier=MANAGERS_TIER,
-            audience="manager",
-            reason_code="no_provider",
-            caseworker_sub=referral.caseworker_sub,
-        ),
-        household_id=referral.household_id,
-        actor=actor,
-    )
+    await emit(session, _queued_event(referral), household_id=referral.household_id, actor=actor)
     return None
+
+
+def _regions(household: HouseholdView | None) -> list[str]:
+    """Where routing looks for providers: the household's admin2, then its admin1."""
+    return [r for r in (household.admin2, household.admin1) if r] if household else []
+
+
+def _move(
+    referral: Referral,
+    household: HouseholdView | None,
+    found: Sequence[tuple[Provider, routing.Candidate]],
+    *,
+    now: datetime,
+    settings: ReferralSettings,
+) -> Provider | None:
+    """Give the referral to the best of ``found`` not tried yet, or (None) to the managers'
+    queue."""
+    request = routing.RoutingRequest(
+        service_type=referral.service_type,
+        admin1=household.admin1 if household else None,
+        admin2=household.admin2 if household else None,
+        language=household.preferred_language if household else None,
+        tried=frozenset(referral.tried_provider_ids),
+    )
+    chosen = routing.choose(request, [candidate for _, candidate in found])
+    if chosen is not None:
+        provider = next(p for p, _ in found if p.id == chosen.provider_id)
+        first = referral.status == Status.CREATED
+        apply_action(referral, Action.SEND if first else Action.REROUTE, now)
+        _assign(referral, provider, now, settings)
+        return provider
+    apply_action(referral, Action.QUEUE, now)
+    referral.provider_id = None
+    referral.due_at = None
+    referral.overdue_at = None
+    referral.escalation_tier = 0
+    return None
+
+
+def _queued_event(referral: Referral) -> ReferralEscalated:
+    return ReferralEscalated(
+        **event_fields(referral),
+        tier=MANAGERS_TIER,
+        audience="manager",
+        reason_code="no_provider",
+        caseworker_sub=referral.caseworker_sub,
+    )
 
 
 async def _emit_creation(
@@ -481,7 +507,7 @@ async def create(
         created_at=now,
         updated_at=now,
     )
-    # Written once, as routed: its row, creation step and routing step in one flush.
+    # Written once, as routed: its row, creation step and routing step in one statement.
     creation = ReferralCreated(
         **event_fields(referral), origin=origin.value, consent_override=consent_override
     )
@@ -500,6 +526,101 @@ async def create(
         service_types=[service_type],
     )
     return referral
+
+
+@dataclass(frozen=True)
+class NewAutomatic:
+    """An automatic referral to make for a household that has none open of its service type
+    and no consent task: what :func:`create` would be given."""
+
+    household: HouseholdView
+    service_type: ServiceType
+    urgency: Urgency
+    actor: Actor
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Created:
+    """A new referral, written; its events and audit record are staged by :func:`announce`."""
+
+    referral: Referral
+    actor: Actor
+    creation: ReferralCreated
+    routed: ReferralSent | ReferralEscalated
+
+
+async def create_automatic_together(
+    *, session: AsyncSession, wanted: Sequence[NewAutomatic], settings: ReferralSettings
+) -> list[Created]:
+    """Create and route these referrals in order, as :func:`create` one after another would:
+    the candidates of them all locked (in id order) and their slots counted in one
+    statement, each choice counting the slots the ones before it took, and every row and
+    history step written in one more. The locks are held until the transaction ends, as
+    each :func:`create` would hold its own."""
+    regions = sorted({region for new in wanted for region in _regions(new.household)})
+    found = await providers.routing_candidates(
+        session, service_types=[new.service_type for new in wanted], regions=regions
+    )
+    created: list[Created] = []
+    params: list[dict[str, Any]] = []
+    for new in wanted:
+        referral = Referral(
+            id=new_id(),
+            household_id=new.household.household_id,
+            site_id=new.household.site_id,
+            service_type=new.service_type,
+            urgency=new.urgency,
+            sensitive=new.service_type.sensitive,
+            status=Status.CREATED,
+            origin=Origin.AUTOMATIC,
+            tried_provider_ids=[],
+            created_at=new.now,
+            updated_at=new.now,
+        )
+        creation = ReferralCreated(
+            **event_fields(referral), origin=Origin.AUTOMATIC.value, consent_override=False
+        )
+        provider = _move(referral, new.household, found, now=new.now, settings=settings)
+        if provider is not None:
+            found = [  # the slot it took, for the next ones
+                (p, replace(c, open_referrals=c.open_referrals + 1) if p is provider else c)
+                for p, c in found
+            ]
+            routed: ReferralSent | ReferralEscalated = _sent_event(referral, provider)
+        else:
+            routed = _queued_event(referral)
+        step = _history_step(
+            referral,
+            action=Action.SEND if provider else Action.QUEUE,
+            from_status=Status.CREATED,
+            to_status=referral.status,
+            actor=new.actor,
+            now=new.now,
+            provider_id=provider.id if provider else None,
+            reason_code=None if provider else "no_provider",
+        )
+        params.append(_created_params(referral, step, actor=new.actor))
+        created.append(Created(referral, new.actor, creation, routed))
+    if params:
+        await session.exec(_INSERT_CREATED, params=params)
+    return created
+
+
+async def announce(session: AsyncSession, created: Created) -> None:
+    """Stage a referral's creation and routing events and its audit record, as
+    :func:`create` and its caller would."""
+    household_id = created.referral.household_id
+    await emit(session, created.creation, household_id=household_id, actor=created.actor)
+    await emit(session, created.routed, household_id=household_id, actor=created.actor)
+    await record_audit(
+        session,
+        created.actor,
+        action="referral.create",
+        resource_type="referral",
+        resource_id=created.referral.id,
+        reason="automatic",
+    )
 
 
 async def create_manual(
