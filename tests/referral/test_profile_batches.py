@@ -120,14 +120,19 @@ async def state(consumer: Consumer) -> dict[str, list[tuple[Any, ...]]]:
         ),
         "referrals": await consumer.rows(
             "SELECT r.household_id, r.service_type, r.status, r.urgency, r.origin, p.name,"
-            " r.due_at, r.consent_override, r.created_at, r.updated_at"
+            " r.due_at, r.consent_override, r.created_at, r.updated_at, r.site_id,"
+            " r.sensitive, r.reason, r.override_reason, r.caseworker_sub, r.sent_at,"
+            " r.overdue_at, r.escalation_tier, r.next_escalation_at, r.closed_at,"
+            " (SELECT array_agg(t.name ORDER BY o.n) FROM unnest(r.tried_provider_ids)"
+            "   WITH ORDINALITY AS o(id, n) JOIN provider t ON t.id = o.id)"
             " FROM referral r LEFT JOIN provider p ON p.id = r.provider_id"
             " ORDER BY r.household_id, r.service_type, r.status"
         ),
         "history": await consumer.rows(
             "SELECT r.household_id, h.action, h.from_status, h.to_status, h.reason_code,"
-            " h.actor FROM referral_history h JOIN referral r ON r.id = h.referral_id"
-            " ORDER BY h.id"
+            " h.actor, h.at, p.name, h.note, h.tier"
+            " FROM referral_history h JOIN referral r ON r.id = h.referral_id"
+            " LEFT JOIN provider p ON p.id = h.provider_id ORDER BY h.id"
         ),
         "consent_tasks": await consumer.rows(
             "SELECT household_id, service_type, status, closed_reason, created_at, closed_at"
