@@ -249,8 +249,8 @@ async def test_a_batch_takes_its_households_in_one_statement(make_consumer: Make
     """Households with nothing to refer: the batch's inbox claim and one statement for the
     read model. New households' referrals: their candidate providers locked and counted in
     one statement, and the referrals with their history in one more; their second versions,
-    referring nothing new, one more statement for the read model; the outbox is written
-    once."""
+    referring nothing new, one more statement for the read model; new households' consent
+    tasks, one statement; the outbox is written once."""
     consumer = await make_consumer()
     quiet = [wrap(profile()) for _ in range(HOUSEHOLDS_IN_BATCH)]
     with statements(consumer.engine) as sent:
@@ -270,6 +270,18 @@ async def test_a_batch_takes_its_households_in_one_statement(make_consumer: Make
     referrals = await consumer.rows("SELECT status, count(*) FROM referral GROUP BY status")
     assert referrals == [("sent", len(households))]
     # the inbox claim, two runs of the read model, routing, the referrals, the outbox
+    assert len(sent) == 6, sent
+
+    mixed = [
+        wrap(profile(needs=[NeedType.LEGAL_AID], referral_sharing=i % 2 == 0))
+        for i in range(HOUSEHOLDS_IN_BATCH)
+    ]
+    with statements(consumer.engine) as sent:
+        outcomes = await consumer.events.process_batch(HOUSEHOLDS, records(mixed))
+    assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
+    tasks = await consumer.rows("SELECT status, count(*) FROM consent_task GROUP BY status")
+    assert tasks == [("open", HOUSEHOLDS_IN_BATCH // 2)]
+    # the inbox claim, the read model, routing, the referrals, the consent tasks, the outbox
     assert len(sent) == 6, sent
 
 

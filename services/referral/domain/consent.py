@@ -38,14 +38,27 @@ async def request_consent(
     service_type: str,
     actor: Actor,
     now: datetime,
-    none_open: bool = False,
 ) -> ConsentTask | None:
-    """Open a task (and tell caseworkers) unless one is already open; None when it was.
-    ``none_open``: the caller knows the household has no open task (not looked up)."""
-    if not none_open and await open_task(
-        session, household_id=household_id, service_type=service_type
-    ):
+    """Open a task (and tell caseworkers) unless one is already open; None when it was."""
+    if await open_task(session, household_id=household_id, service_type=service_type):
         return None
+    task = open_new(
+        session=session,
+        household_id=household_id,
+        site_id=site_id,
+        service_type=service_type,
+        now=now,
+    )
+    await session.flush()
+    await announce(session, task, actor=actor)
+    return task
+
+
+def open_new(
+    *, session: AsyncSession, household_id: UUID, site_id: str, service_type: str, now: datetime
+) -> ConsentTask:
+    """A new open task of a household known to have none open for ``service_type``, added to
+    the session (written at its next flush, with any others added meanwhile)."""
     task = ConsentTask(
         id=new_id(),
         household_id=household_id,
@@ -55,13 +68,20 @@ async def request_consent(
         created_at=now,
     )
     session.add(task)
-    await session.flush()
+    return task
+
+
+async def announce(session: AsyncSession, task: ConsentTask, *, actor: Actor) -> None:
+    """Tell caseworkers of a new task, and audit its creation."""
     await emit(
         session,
         ConsentFollowUpRequested(
-            task_id=task.id, household_id=household_id, service_type=service_type, site_id=site_id
+            task_id=task.id,
+            household_id=task.household_id,
+            service_type=task.service_type,
+            site_id=task.site_id,
         ),
-        household_id=household_id,
+        household_id=task.household_id,
         actor=actor,
     )
     await record_audit(
@@ -71,7 +91,6 @@ async def request_consent(
         resource_type="consent_task",
         resource_id=task.id,
     )
-    return task
 
 
 async def close_tasks(

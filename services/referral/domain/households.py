@@ -325,8 +325,8 @@ async def _act_on_first_seen(
     events one by one would make them. Such a household has nothing open: referrals and
     consent tasks are only made for, or moved by a merge to, a household this table holds
     (the partial unique indexes would refuse a second open one anyway). Their referrals are
-    routed and written together; each event's events and audit records are staged in its
-    own turn."""
+    routed and written together, their consent tasks written together at the end; each
+    event's events and audit records are staged in its own turn."""
     if not events:
         return
     wanted = [
@@ -352,15 +352,14 @@ async def _act_on_first_seen(
                 if isinstance(action, Refer):
                     await referrals.announce(session, next(created))
                 else:
-                    await consent.request_consent(
+                    task = consent.open_new(
                         session=session,
                         household_id=event.profile.household_id,
                         site_id=event.profile.site_id,
                         service_type=action.service_type,
-                        actor=event.actor,
                         now=event.now,
-                        none_open=True,
                     )
+                    await consent.announce(session, task, actor=event.actor)
     await session.flush()
     session.expunge_all()
 
