@@ -225,3 +225,32 @@ async def test_a_contact_waits_for_a_registration_batch_and_wakes_its_sms(
         h=household,
     )
     assert (sms.status, sms.next_attempt_at) == ("queued", clock.now)
+
+
+async def test_an_erasure_waits_for_a_message_being_queued_and_deletes_it(
+    consumer: EventConsumer,
+    engine: AsyncEngine,
+    sessions: SessionFactory,
+    settings: NotificationsSettings,
+    clock: FakeClock,
+) -> None:
+    """A message queued for the household in a transaction still open holds its lock; the
+    erasure waits for it and then deletes that message too (without the lock its DELETE
+    would not see the uncommitted row, which would survive the erasure)."""
+    household = uuid4()
+    await consumer.process(HOUSEHOLDS, _record(support.registered(household), household))
+    await consumer.process(CONTACTS, _record(support.contact(household), household))
+    async with sessions() as message_session, message_session.begin():
+        await intake.notify_all(
+            session=message_session,
+            envelopes=[Envelope.wrap(support.distribution(household), source="haven/test")],
+            settings=settings,
+            now=clock(),
+        )
+        erasure = asyncio.create_task(
+            consumer.process(HOUSEHOLDS, _record(support.erased(household), household))
+        )
+        assert await _blocked(erasure)
+    assert await erasure == "applied"
+    left = await rows(engine, "SELECT id FROM notification WHERE household_id = :h", h=household)
+    assert left == []

@@ -77,10 +77,11 @@ def _held(session: AsyncSession, household_id: UUID) -> None:
 
 
 async def lock_household(session: AsyncSession, household_id: UUID) -> None:
-    """Serialise this transaction with others about the same household's contact (until it
-    ends). The contacts topic and the households topic are consumed concurrently: without it,
-    a contact and a registration handled at the same moment each miss the other's
-    uncommitted row, and the confirmation waits for its contact deadline (15 minutes).
+    """Serialise this transaction with others about the same household (until it ends). The
+    contacts topic and the households topic are consumed concurrently: without it, a contact
+    and a registration handled at the same moment each miss the other's uncommitted row, and
+    the confirmation waits for its contact deadline (15 minutes); an erasure, a withdrawn
+    contact or a merge would miss a message being queued.
     Taken once per transaction: the events of a consumer batch share it."""
     if _already_locked(session, household_id):
         return
@@ -171,6 +172,7 @@ async def save_contact(*, session: AsyncSession, contact: HouseholdContact, now:
 
 async def forget_contact(*, session: AsyncSession, household_id: UUID, now: datetime) -> None:
     """A tombstone: delete the contact and skip the household's messages not yet sent."""
+    await lock_household(session, household_id)  # so a message being queued is seen
     await execute(session, sa.delete(Contact).where(col(Contact.household_id) == household_id))
     await execute(
         session,
@@ -265,6 +267,7 @@ async def site_of(*, session: AsyncSession, household_id: UUID) -> HouseholdSite
 
 async def erase(*, session: AsyncSession, household_id: UUID, now: datetime) -> None:
     """Delete everything about the household here; remember only that it was erased."""
+    await lock_household(session, household_id)  # so a message being queued is deleted too
     await execute(
         session,
         insert(table_of(Erasure))
@@ -287,6 +290,7 @@ async def merge(
 ) -> None:
     """Fold ``merged_id`` into ``surviving_id``: its history moves, its pending messages are
     skipped (they were about a case number that no longer exists)."""
+    await lock_households(session, (surviving_id, merged_id))  # messages being queued too
     await execute(
         session,
         notifications.update()
