@@ -36,7 +36,7 @@ from services.notifications.models import (
     table_of,
 )
 from services.notifications.settings import NotificationsSettings, StaffRole
-from shared.consumer import distinct_runs
+from shared.consumer import acting_on, distinct_runs
 from shared.events.distribution import StockLow
 from shared.events.envelope import Envelope, EventPayload, new_event_id
 from shared.events.referral import ReferralEscalated, ReferralOverdue
@@ -332,16 +332,17 @@ async def notify_all(
         if MESSAGES[envelope.type].audience is Audience.BENEFICIARY:
             continue
         route = staff_route(envelope.data, settings)
-        await for_staff(
-            session=session,
-            envelope=envelope,
-            role=route.role,
-            site_id=route.site_id,
-            now=now,
-            household_id=route.household_id,
-            provider_id=route.provider_id,
-            staff_sub=route.staff_sub,
-        )
+        with acting_on(envelope):  # its correlation id and trace, as a handler of one event
+            await for_staff(
+                session=session,
+                envelope=envelope,
+                role=route.role,
+                site_id=route.site_id,
+                now=now,
+                household_id=route.household_id,
+                provider_id=route.provider_id,
+                staff_sub=route.staff_sub,
+            )
 
 
 async def take_profiles(
