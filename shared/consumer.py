@@ -232,8 +232,9 @@ class EventConsumer:
         self.batch_size = batch_size
         self.batch_wait_ms = batch_wait_ms
         self.batch_linger_ms = batch_linger_ms
-        # One batch transaction at a time in this process: batches of two topics about the
-        # same households would otherwise take their locks in different orders (deadlocks).
+        # One batch transaction at a time in this process. The single subscriber already runs
+        # batches one after another; this keeps concurrent callers of process_batch from
+        # taking the same households' locks in different orders (deadlocks).
         self._batch_lock = asyncio.Lock()
         self._handlers: dict[str, _Handler] = {}
         self._tombstones: dict[str, TombstoneHandler] = {}
@@ -519,8 +520,9 @@ class EventConsumer:
             for group in _same_handler_runs(applied):
                 handler = group[0].handler
                 if handler.batched:
-                    with self._batch_span(topic, group):
+                    with self._batch_span(topic, group) as span:
                         await handler(session, [item.envelope for item in group])
+                        span.set_attribute("haven.outcome", "applied")
                 else:
                     (item,) = group
                     with self._event_span(topic, item.record, item.headers) as span:
@@ -534,7 +536,8 @@ class EventConsumer:
     @contextmanager
     def _batch_span(self, topic: Topic, group: Sequence[_Decoded]) -> Iterator[Span]:
         """One span for the events a batch handler takes together, linked to each event's
-        trace; :func:`acting_on` opens the per-event spans under it."""
+        trace. The per-event spans :func:`acting_on` opens belong to those traces (children
+        of each producer's span), not to this one."""
         links = [
             Link(trace.get_current_span(extract_trace_context(item.headers)).get_span_context())
             for item in group
@@ -552,7 +555,6 @@ class EventConsumer:
                     "messaging.destination.name": topic.name,
                     "messaging.batch.message_count": len(group),
                     "messaging.consumer.group.name": self.group_id,
-                    "haven.outcome": "applied",
                 },
             ) as span:
                 yield span
