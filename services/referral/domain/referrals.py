@@ -472,24 +472,19 @@ async def reroute(
 # --- creating ------------------------------------------------------------------------------
 
 
-async def create(
-    *,
-    session: AsyncSession,
+def _new_referral(
     household: HouseholdView,
     service_type: ServiceType,
     urgency: Urgency,
     origin: Origin,
-    actor: Actor,
     now: datetime,
-    settings: ReferralSettings,
+    *,
     reason: str | None = None,
     consent_override: bool = False,
     override_reason: str | None = None,
     caseworker_sub: str | None = None,
-    no_open_consent_task: bool = False,
-) -> Referral:
-    """Create and route a referral; the caller checked consent and that none is open.
-    ``no_open_consent_task``: the caller knows the household has none to resolve."""
+) -> tuple[Referral, ReferralCreated]:
+    """A referral not written or routed yet, and the event announcing its creation."""
     referral = Referral(
         id=new_id(),
         household_id=household.household_id,
@@ -507,15 +502,43 @@ async def create(
         created_at=now,
         updated_at=now,
     )
-    # Written once, as routed: its row, creation step and routing step in one statement.
     creation = ReferralCreated(
         **event_fields(referral), origin=origin.value, consent_override=consent_override
     )
+    return referral, creation
+
+
+async def create(
+    *,
+    session: AsyncSession,
+    household: HouseholdView,
+    service_type: ServiceType,
+    urgency: Urgency,
+    origin: Origin,
+    actor: Actor,
+    now: datetime,
+    settings: ReferralSettings,
+    reason: str | None = None,
+    consent_override: bool = False,
+    override_reason: str | None = None,
+    caseworker_sub: str | None = None,
+) -> Referral:
+    """Create and route a referral; the caller checked consent and that none is open."""
+    referral, creation = _new_referral(
+        household,
+        service_type,
+        urgency,
+        origin,
+        now,
+        reason=reason,
+        consent_override=consent_override,
+        override_reason=override_reason,
+        caseworker_sub=caseworker_sub,
+    )
+    # Written once, as routed: its row, creation step and routing step in one statement.
     await _route(
         session, referral, household, actor=actor, now=now, settings=settings, creation=creation
     )
-    if no_open_consent_task:
-        return referral
     await consent.close_tasks(
         session=session,
         household_id=household.household_id,
@@ -565,21 +588,8 @@ async def create_automatic_together(
     created: list[Created] = []
     params: list[dict[str, Any]] = []
     for new in wanted:
-        referral = Referral(
-            id=new_id(),
-            household_id=new.household.household_id,
-            site_id=new.household.site_id,
-            service_type=new.service_type,
-            urgency=new.urgency,
-            sensitive=new.service_type.sensitive,
-            status=Status.CREATED,
-            origin=Origin.AUTOMATIC,
-            tried_provider_ids=[],
-            created_at=new.now,
-            updated_at=new.now,
-        )
-        creation = ReferralCreated(
-            **event_fields(referral), origin=Origin.AUTOMATIC.value, consent_override=False
+        referral, creation = _new_referral(
+            new.household, new.service_type, new.urgency, Origin.AUTOMATIC, new.now
         )
         provider = _move(referral, new.household, found, now=new.now, settings=settings)
         if provider is not None:
