@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -245,6 +246,12 @@ def run(definition: ServiceDefinition, settings: ServiceSettings) -> None:
 def serve(app: FastAPI) -> None:
     """Serve a service's app (from :func:`build_app`) on its configured host and port."""
     settings = runtime_of_app(app).settings
+    # What exists now (modules, models, schemas, the app) lives as long as the process. Out of
+    # the collector's generations, a full collection no longer walks it: the consumers'
+    # allocation-heavy batches triggered full collections often enough to cost 15-30 % of
+    # their CPU (benchmark recovery scenario, docs/performance.md).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=settings.http_host,
