@@ -159,12 +159,11 @@ class _Decoded:
 
 @dataclass(frozen=True)
 class _Delivery:
-    """Where an event handed to a batch handler came from: its span's parent and attributes."""
+    """An event handed to a batch handler: its span (in the producer's trace) and its
+    correlation id."""
 
-    consumer: EventConsumer
-    topic: Topic
-    record: ConsumerRecord[bytes, bytes]
-    headers: dict[str, str]
+    span: Span
+    correlation_id: str | None
 
 
 _deliveries: ContextVar[dict[UUID, _Delivery] | None] = ContextVar(
@@ -175,18 +174,19 @@ _deliveries: ContextVar[dict[UUID, _Delivery] | None] = ContextVar(
 @contextmanager
 def acting_on(envelope: Envelope[Any]) -> Iterator[None]:
     """Inside a batch handler: work done for this one event (audit records, the events it
-    causes) carries its correlation id and runs in its own span of the producer's trace, as
-    it would in a handler of one event. Outside a batch only the correlation id is set."""
+    causes) carries its correlation id and runs in its span of the producer's trace, as it
+    would in a handler of one event. Outside a batch only the correlation id is set."""
     delivery = (_deliveries.get() or {}).get(envelope.id)
-    if delivery is None:
-        token = correlation_id_var.set(envelope.correlation_id)
-        try:
+    correlation_id = delivery.correlation_id if delivery else envelope.correlation_id
+    token = correlation_id_var.set(correlation_id)
+    try:
+        if delivery is None:
             yield
-        finally:
-            correlation_id_var.reset(token)
-        return
-    with delivery.consumer._event_span(delivery.topic, delivery.record, delivery.headers):
-        yield
+        else:
+            with trace.use_span(delivery.span, end_on_exit=False):
+                yield
+    finally:
+        correlation_id_var.reset(token)
 
 
 def distinct_runs(items: Sequence[T], key: Callable[[T], Hashable]) -> list[list[T]]:
@@ -398,22 +398,34 @@ class EventConsumer:
     ) -> Iterator[Span]:
         token = correlation_id_var.set(headers.get("ce_correlationid"))
         try:
-            with tracer.start_as_current_span(
-                f"{topic.name} process",
-                context=extract_trace_context(headers),
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": topic.name,
-                    "messaging.kafka.destination.partition": record.partition,
-                    "messaging.kafka.message.offset": record.offset,
-                    "messaging.consumer.group.name": self.group_id,
-                    "haven.event_type": headers.get("ce_type", ""),
-                },
-            ) as span:
-                yield span
+            with trace.use_span(self._start_event_span(topic, record, headers), end_on_exit=True):
+                yield trace.get_current_span()
         finally:
             correlation_id_var.reset(token)
+
+    def _start_event_span(
+        self,
+        topic: Topic,
+        record: ConsumerRecord[bytes, bytes],
+        headers: dict[str, str],
+        links: Sequence[Link] = (),
+    ) -> Span:
+        """The span of handling one event: a child of its producer's span, so the request
+        that caused the event and everything it caused downstream are one trace."""
+        return tracer.start_span(
+            f"{topic.name} process",
+            context=extract_trace_context(headers),
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic.name,
+                "messaging.kafka.destination.partition": record.partition,
+                "messaging.kafka.message.offset": record.offset,
+                "messaging.consumer.group.name": self.group_id,
+                "haven.event_type": headers.get("ce_type", ""),
+            },
+        )
 
     async def process_batch(
         self, topic: Topic, records: Sequence[ConsumerRecord[bytes, bytes]]
@@ -520,9 +532,8 @@ class EventConsumer:
             for group in _same_handler_runs(applied):
                 handler = group[0].handler
                 if handler.batched:
-                    with self._batch_span(topic, group) as span:
+                    with self._batch_span(topic, group):
                         await handler(session, [item.envelope for item in group])
-                        span.set_attribute("haven.outcome", "applied")
                 else:
                     (item,) = group
                     with self._event_span(topic, item.record, item.headers) as span:
@@ -534,32 +545,45 @@ class EventConsumer:
         return outcomes
 
     @contextmanager
-    def _batch_span(self, topic: Topic, group: Sequence[_Decoded]) -> Iterator[Span]:
+    def _batch_span(self, topic: Topic, group: Sequence[_Decoded]) -> Iterator[None]:
         """One span for the events a batch handler takes together, linked to each event's
-        trace. The per-event spans :func:`acting_on` opens belong to those traces (children
-        of each producer's span), not to this one."""
+        trace, and each event's own span in its producer's trace (linked to the batch's), so
+        a request's trace still shows every consumer its events reached. :func:`acting_on`
+        makes an event's span current for the work done for it alone."""
         links = [
             Link(trace.get_current_span(extract_trace_context(item.headers)).get_span_context())
             for item in group
         ]
-        token = _deliveries.set(
-            {item.envelope.id: _Delivery(self, topic, item.record, item.headers) for item in group}
-        )
-        try:
-            with tracer.start_as_current_span(
-                f"{topic.name} process",
-                kind=SpanKind.CONSUMER,
-                links=[link for link in links if link.context.is_valid],
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": topic.name,
-                    "messaging.batch.message_count": len(group),
-                    "messaging.consumer.group.name": self.group_id,
-                },
-            ) as span:
-                yield span
-        finally:
-            _deliveries.reset(token)
+        with tracer.start_as_current_span(
+            f"{topic.name} process",
+            kind=SpanKind.CONSUMER,
+            links=[link for link in links if link.context.is_valid],
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic.name,
+                "messaging.batch.message_count": len(group),
+                "messaging.consumer.group.name": self.group_id,
+            },
+        ) as batch:
+            to_batch = [Link(batch.get_span_context())]
+            deliveries = {
+                item.envelope.id: _Delivery(
+                    self._start_event_span(topic, item.record, item.headers, to_batch),
+                    item.headers.get("ce_correlationid"),
+                )
+                for item in group
+            }
+            token = _deliveries.set(deliveries)
+            outcome = "failed"
+            try:
+                yield
+                outcome = "applied"
+            finally:
+                _deliveries.reset(token)
+                batch.set_attribute("haven.outcome", outcome)
+                for delivery in deliveries.values():
+                    delivery.span.set_attribute("haven.outcome", outcome)
+                    delivery.span.end()
 
     async def _apply_one(self, topic: Topic, decoded: _Decoded) -> str:
         envelope, handler = decoded.envelope, decoded.handler
