@@ -340,48 +340,20 @@ async def _route(
     from_status = Status(referral.status)
     first = from_status == Status.CREATED
     provider = _move(referral, household, found, now=now, settings=settings)
-
     if provider is not None:
-        await save(
-            session,
-            referral,
-            new=creation is not None,
-            action=Action.SEND if first else Action.REROUTE,
-            from_status=from_status,
-            actor=actor,
-            now=now,
-            provider_id=provider.id,
-            reason_code=reroute_reason,
-        )
-        await _emit_creation(session, creation, actor)
-        if not first:
-            await emit(
-                session,
-                ReferralRerouted(
-                    **event_fields(referral),
-                    previous_provider_id=previous_provider,
-                    reason_code=reroute_reason,
-                ),
-                household_id=referral.household_id,
-                actor=actor,
-            )
-        await emit(
-            session,
-            _sent_event(referral, provider),
-            household_id=referral.household_id,
-            actor=actor,
-        )
-        return provider
-
+        action, reason_code = (Action.SEND if first else Action.REROUTE), reroute_reason
+    else:
+        action, reason_code = Action.QUEUE, reroute_reason or "no_provider"
     await save(
         session,
         referral,
         new=creation is not None,
-        action=Action.QUEUE,
+        action=action,
         from_status=from_status,
         actor=actor,
         now=now,
-        reason_code=reroute_reason or "no_provider",
+        provider_id=provider.id if provider else None,
+        reason_code=reason_code,
     )
     await _emit_creation(session, creation, actor)
     if not first:
@@ -395,8 +367,13 @@ async def _route(
             household_id=referral.household_id,
             actor=actor,
         )
-    await emit(session, _queued_event(referral), household_id=referral.household_id, actor=actor)
-    return None
+    await emit(
+        session,
+        _routed_event(referral, provider),
+        household_id=referral.household_id,
+        actor=actor,
+    )
+    return provider
 
 
 def _regions(household: HouseholdView | None) -> list[str]:
@@ -434,6 +411,13 @@ def _move(
     referral.overdue_at = None
     referral.escalation_tier = 0
     return None
+
+
+def _routed_event(
+    referral: Referral, provider: Provider | None
+) -> ReferralSent | ReferralEscalated:
+    """What routing announces: sent to ``provider``, or queued for the managers."""
+    return _sent_event(referral, provider) if provider else _queued_event(referral)
 
 
 def _queued_event(referral: Referral) -> ReferralEscalated:
@@ -597,9 +581,6 @@ async def create_automatic_together(
                 (p, replace(c, open_referrals=c.open_referrals + 1) if p is provider else c)
                 for p, c in found
             ]
-            routed: ReferralSent | ReferralEscalated = _sent_event(referral, provider)
-        else:
-            routed = _queued_event(referral)
         step = _history_step(
             referral,
             action=Action.SEND if provider else Action.QUEUE,
@@ -611,7 +592,7 @@ async def create_automatic_together(
             reason_code=None if provider else "no_provider",
         )
         params.append(_created_params(referral, step, actor=new.actor))
-        created.append(Created(referral, new.actor, creation, routed))
+        created.append(Created(referral, new.actor, creation, _routed_event(referral, provider)))
     if params:
         await session.exec(_INSERT_CREATED, params=params)
     return created
