@@ -65,8 +65,14 @@ async def read_topic(
     return records
 
 
-def erasures_topic(prefix: str, *, partitions: int = 1, consumer: str = "distribution") -> Topic:
-    """A throw-away topic of HouseholdErased events for a consumer test."""
+def throwaway_topic(
+    prefix: str,
+    events: tuple[type[Any], ...],
+    *,
+    partitions: int = 1,
+    consumer: str = "distribution",
+) -> Topic:
+    """A throw-away topic of these household events for a consumer test."""
     return Topic(
         name=unique(prefix),
         description="test",
@@ -74,8 +80,13 @@ def erasures_topic(prefix: str, *, partitions: int = 1, consumer: str = "distrib
         partitions=partitions,
         producers=("registration",),
         consumers=(consumer,),
-        events=(HouseholdErased,),
+        events=events,
     )
+
+
+def erasures_topic(prefix: str, *, partitions: int = 1, consumer: str = "distribution") -> Topic:
+    """A throw-away topic of HouseholdErased events for a consumer test."""
+    return throwaway_topic(prefix, (HouseholdErased,), partitions=partitions, consumer=consumer)
 
 
 def consumer_record(

@@ -12,12 +12,19 @@ from aiokafka import ConsumerRecord
 
 from shared.consumer import EventConsumer, RetryPolicy, acting_on, distinct_runs
 from shared.db import create_engine, session_factory
-from shared.events.catalog import Catalog, Topic
+from shared.events.catalog import Catalog
 from shared.events.envelope import Envelope
 from shared.events.registration import HouseholdDeactivated, HouseholdErased
 from shared.kafka import LazyProducer, ensure_topics
 from shared.telemetry import correlation_id_var
-from tests.support import consumer_record, erasures_topic, migrated_database, read_topic, unique
+from tests.support import (
+    consumer_record,
+    erasures_topic,
+    migrated_database,
+    read_topic,
+    throwaway_topic,
+    unique,
+)
 
 
 def record(envelope: Envelope[Any], offset: int, topic: str) -> ConsumerRecord:
@@ -82,15 +89,7 @@ async def test_a_batch_applies_together_and_falls_back_one_by_one_on_failure(inf
 
 
 async def test_events_nobody_here_handles_do_not_split_a_batch(infra) -> None:
-    topic = Topic(
-        name=unique("haven.test.ignored"),
-        description="test",
-        key="household_id",
-        partitions=1,
-        producers=("registration",),
-        consumers=("distribution",),
-        events=(HouseholdErased, HouseholdDeactivated),
-    )
+    topic = throwaway_topic("haven.test.ignored", (HouseholdErased, HouseholdDeactivated))
     engine = create_engine(await migrated_database(infra, "distribution"))
     consumer = EventConsumer(
         service=unique("ignoring"),
@@ -129,15 +128,7 @@ async def test_a_batch_handler_takes_consecutive_events_together(infra) -> None:
     """Consecutive events of a batch handler arrive in one call, in order, without the
     duplicates; an event of another handler in between starts a new call; when the batch
     fails, each event is handed over alone; ``acting_on`` gives each its correlation id."""
-    topic = Topic(
-        name=unique("haven.test.batched"),
-        description="test",
-        key="household_id",
-        partitions=1,
-        producers=("registration",),
-        consumers=("distribution",),
-        events=(HouseholdErased, HouseholdDeactivated),
-    )
+    topic = throwaway_topic("haven.test.batched", (HouseholdErased, HouseholdDeactivated))
     await ensure_topics(infra.kafka_bootstrap, Catalog([topic]))  # for the dead letter
     engine = create_engine(await migrated_database(infra, "distribution"))
     consumer = EventConsumer(

@@ -13,29 +13,19 @@ from faststream.kafka import KafkaBroker
 
 from shared.consumer import EventConsumer
 from shared.db import create_engine, session_factory
-from shared.events.catalog import Catalog, Topic
+from shared.events.catalog import Catalog
 from shared.events.envelope import Envelope
 from shared.events.registration import HouseholdDeactivated, HouseholdErased
 from shared.kafka import LazyProducer, ensure_topics
-from tests.support import eventually, migrated_database, unique
-
-
-def _topic(prefix: str, event: type) -> Topic:
-    return Topic(
-        name=unique(prefix),
-        description="test",
-        key="household_id",
-        partitions=2,
-        producers=("registration",),
-        consumers=("distribution",),
-        events=(event,),
-    )
+from tests.support import eventually, migrated_database, throwaway_topic, unique
 
 
 async def test_one_consumer_group_member_handles_every_topic(infra) -> None:
     bootstrap = infra.kafka_bootstrap
-    erasures = _topic("haven.test.erasures", HouseholdErased)
-    deactivations = _topic("haven.test.deactivations", HouseholdDeactivated)
+    erasures = throwaway_topic("haven.test.erasures", (HouseholdErased,), partitions=2)
+    deactivations = throwaway_topic(
+        "haven.test.deactivations", (HouseholdDeactivated,), partitions=2
+    )
     catalog = Catalog([erasures, deactivations])
     await ensure_topics(bootstrap, catalog)
     engine = create_engine(await migrated_database(infra, "distribution"))
