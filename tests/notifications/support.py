@@ -65,21 +65,20 @@ async def clone(template_database: str) -> str:
     """A new database copied from the migrated template; the caller drops it."""
     name = unique("t_notif")
     template = make_url(template_database)
-    admin = asyncpg_dsn(template.set(database="postgres").render_as_string(hide_password=False))
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
-    finally:
-        await conn.close()
+    await _as_admin(template_database, f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
     return template.set(database=name).render_as_string(hide_password=False)
 
 
 async def drop(url: str) -> None:
-    parsed = make_url(url)
-    admin = asyncpg_dsn(parsed.set(database="postgres").render_as_string(hide_password=False))
-    conn = await asyncpg.connect(admin)
+    await _as_admin(url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
+async def _as_admin(url: str, statement: str) -> None:
+    """Run ``statement`` on the server of ``url``, connected to its postgres database."""
+    admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(asyncpg_dsn(admin))
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        await conn.execute(statement)
     finally:
         await conn.close()
 
