@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import migrate
 from shared.events.catalog import CATALOG, Topic
@@ -214,3 +217,18 @@ async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -
             await consumer.commit(dict(ends))
     finally:
         await consumer.stop()
+
+
+@contextmanager
+def sent_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements the engine sends while the block runs."""
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from aiokafka import ConsumerRecord
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.distribution import handlers
@@ -33,7 +32,7 @@ from shared.events.registration import (
 from shared.kafka import LazyProducer
 from shared.vocabulary import HouseholdStatus, NeedType, Vulnerability
 from tests.distribution.support import Service, new_site, profile
-from tests.support import consumer_record, unique
+from tests.support import consumer_record, sent_statements, unique
 
 EVENT_TIME = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 BATCH_SIZE = 100
@@ -294,16 +293,8 @@ async def test_a_batch_of_new_households_costs_two_statements(
         for i in range(BATCH_SIZE - 1)
     ]
     records.append(world.record(world.profile("h0", version=2, event=HouseholdUpdated), "h0"))
-    statements: list[str] = []
-
-    def seen(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    with sent_statements(engine) as statements:
         outcomes = await consumer.process_batch(HOUSEHOLDS, records)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
     assert outcomes == ["applied"] * BATCH_SIZE
     no_fallback()
     assert len(statements) == 3, statements

@@ -8,15 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
 from aiokafka import ConsumerRecord
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,7 +28,13 @@ from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer
 from shared.migrations import OUTBOX_CHANNEL
 from shared.outbox import add_event, add_tombstone, write_staged
-from tests.support import consumer_record, erasures_topic, migrated_database, unique
+from tests.support import (
+    consumer_record,
+    erasures_topic,
+    migrated_database,
+    sent_statements,
+    unique,
+)
 
 
 class _Base(DeclarativeBase):
@@ -79,21 +83,6 @@ async def outbox_rows(engine: AsyncEngine, keys: list[str]) -> list[tuple[uuid.U
         return [(r[0], r[1]) for r in rows]
 
 
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements the engine sends while the block runs."""
-    sent: list[str] = []
-
-    def record(*args: Any) -> None:
-        sent.append(args[2])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 def outbox_inserts(sent: list[str]) -> int:
     return sum(1 for statement in sent if statement.lstrip().startswith("INSERT INTO outbox"))
 
@@ -103,7 +92,7 @@ async def test_rows_are_written_in_one_statement_in_the_order_they_were_added(
 ) -> None:
     keys = [str(uuid.uuid4()) for _ in range(3)]
     expected: list[tuple[uuid.UUID, str]] = []
-    with statements(engine) as sent:
+    with sent_statements(engine) as sent:
         async with sessions() as session, session.begin():
             for i in range(30):
                 key = keys[i % 3]
@@ -124,7 +113,7 @@ async def test_the_aggregates_pending_changes_are_flushed_before_the_rows_get_th
     key = str(uuid.uuid4())
     async with sessions() as session, session.begin():
         session.add(Aggregate(key=key, version=1))
-    with statements(engine) as sent:
+    with sent_statements(engine) as sent:
         async with sessions() as session, session.begin():
             aggregate = await session.get(Aggregate, key)
             assert aggregate is not None
@@ -255,7 +244,7 @@ async def test_write_staged_makes_the_rows_visible_to_the_same_transaction(
     engine: AsyncEngine, sessions: SessionFactory
 ) -> None:
     key = str(uuid.uuid4())
-    with statements(engine) as sent:
+    with sent_statements(engine) as sent:
         async with sessions() as session, session.begin():
             first = await stage(session, key)
             await write_staged(session)

@@ -8,7 +8,6 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.domain.masking import mask
@@ -20,6 +19,7 @@ from shared.events.catalog import CONTACTS, HOUSEHOLDS, REFERRALS
 from shared.events.envelope import Envelope
 from tests.notifications import support
 from tests.notifications.support import FakeClock, rows
+from tests.support import sent_statements
 
 HOUSEHOLDS_IN_BATCH = 20
 
@@ -37,23 +37,15 @@ async def test_a_registered_household_costs_few_statements_per_topic(
     batch. The batch's inbox claim (and for contacts the wake-up) is shared."""
     ids = [uuid4() for _ in range(HOUSEHOLDS_IN_BATCH)]
     statements: Counter[str] = Counter()
-    topic = ["none"]
-
-    def count(*_: Any) -> None:
-        statements[topic[0]] += 1
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
-        for name, records in (
-            (HOUSEHOLDS, [_record(support.registered(h), h) for h in ids]),
-            (CONTACTS, [_record(support.contact(h), h) for h in ids]),
-            (REFERRALS, [_record(support.referral_sent(h), h) for h in ids]),
-        ):
-            topic[0] = name.name
+    for name, records in (
+        (HOUSEHOLDS, [_record(support.registered(h), h) for h in ids]),
+        (CONTACTS, [_record(support.contact(h), h) for h in ids]),
+        (REFERRALS, [_record(support.referral_sent(h), h) for h in ids]),
+    ):
+        with sent_statements(engine) as sent:
             outcomes = await consumer.process_batch(name, records)
-            assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
+        assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
+        statements[name.name] = len(sent)
     shared_per_batch = 2  # the inbox claim, one wake-up
     assert statements[HOUSEHOLDS.name] == 1 + 2  # the inbox claim, sites + locks, SMS
     assert statements[CONTACTS.name] <= 2 * HOUSEHOLDS_IN_BATCH + shared_per_batch

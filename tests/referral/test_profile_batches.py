@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.referral import handlers
@@ -35,7 +33,7 @@ from shared.kafka import LazyProducer
 from shared.settings import load_settings
 from shared.vocabulary import HouseholdStatus, NeedType, Priority
 from tests.referral.factories import FakeClock, add_provider, profile
-from tests.support import consumer_record, eventually, migrated_database, unique
+from tests.support import consumer_record, eventually, migrated_database, sent_statements, unique
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -227,21 +225,6 @@ async def test_a_batch_leaves_what_its_events_one_by_one_leave(
     assert versions[before[1].data.household_id] == 5  # e: likewise
 
 
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements the engine sends while the block runs."""
-    sent: list[str] = []
-
-    def record(*args: Any) -> None:
-        sent.append(args[2])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 HOUSEHOLDS_IN_BATCH = 20
 
 
@@ -253,7 +236,7 @@ async def test_a_batch_takes_its_households_in_one_statement(make_consumer: Make
     tasks, one statement; the outbox is written once."""
     consumer = await make_consumer()
     quiet = [wrap(profile()) for _ in range(HOUSEHOLDS_IN_BATCH)]
-    with statements(consumer.engine) as sent:
+    with sent_statements(consumer.engine) as sent:
         outcomes = await consumer.events.process_batch(HOUSEHOLDS, records(quiet))
     assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
     assert len(sent) == 2, sent
@@ -264,7 +247,7 @@ async def test_a_batch_takes_its_households_in_one_statement(make_consumer: Make
         for v, event in ((1, HouseholdRegistered), (2, HouseholdUpdated))
         for h in households
     ]
-    with statements(consumer.engine) as sent:
+    with sent_statements(consumer.engine) as sent:
         outcomes = await consumer.events.process_batch(HOUSEHOLDS, records(referred))
     assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
     referrals = await consumer.rows("SELECT status, count(*) FROM referral GROUP BY status")
@@ -276,7 +259,7 @@ async def test_a_batch_takes_its_households_in_one_statement(make_consumer: Make
         wrap(profile(needs=[NeedType.LEGAL_AID], referral_sharing=i % 2 == 0))
         for i in range(HOUSEHOLDS_IN_BATCH)
     ]
-    with statements(consumer.engine) as sent:
+    with sent_statements(consumer.engine) as sent:
         outcomes = await consumer.events.process_batch(HOUSEHOLDS, records(mixed))
     assert outcomes == ["applied"] * HOUSEHOLDS_IN_BATCH
     tasks = await consumer.rows("SELECT status, count(*) FROM consent_task GROUP BY status")
