@@ -16,12 +16,14 @@ import sqlalchemy as sa
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.referral import handlers
 from services.referral.context import ReferralContext
 from services.referral.domain.common import SYSTEM_ACTOR
 from services.referral.models import ProviderCreate
 from services.referral.service import build_definition
 from services.referral.settings import ReferralSettings
 from shared.auth import AuthSettings, Role, issue_dev_token
+from shared.consumer import EventConsumer
 from shared.db import SessionFactory
 from shared.events.catalog import HOUSEHOLDS
 from shared.events.envelope import Envelope, EventPayload
@@ -33,6 +35,7 @@ from shared.events.registration import (
     MemberProfile,
     Need,
 )
+from shared.kafka import LazyProducer
 from shared.service import build_app
 from shared.settings import load_settings
 from shared.vocabulary import (
@@ -172,6 +175,23 @@ def provider_body(
         "opening_hours": "Mon-Fri 09:00-17:00",
         **extra,
     }
+
+
+def referral_consumer(
+    bootstrap: str, url: str, sessions: SessionFactory, clock: FakeClock, *, client_id: str
+) -> EventConsumer:
+    """An event consumer with referral's handlers, its settings read for the database at
+    ``url``; the caller stops its dead-letter producer."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HAVEN_REFERRAL_DATABASE_URL", url)
+        settings = load_settings("referral", ReferralSettings)
+    events = EventConsumer(
+        service=unique("referral"),
+        sessions=sessions,
+        dead_letters=LazyProducer(bootstrap, client_id=client_id),
+    )
+    handlers.register(events, ReferralContext(settings, clock))
+    return events
 
 
 async def add_provider(sessions: SessionFactory, now: datetime = START, **fields: Any) -> uuid.UUID:

@@ -15,9 +15,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.referral import handlers
-from services.referral.context import ReferralContext
-from services.referral.settings import ReferralSettings
 from shared.consumer import EventConsumer
 from shared.db import SessionFactory, create_engine, session_factory
 from shared.events.catalog import HOUSEHOLDS
@@ -27,8 +24,6 @@ from shared.events.registration import (
     HouseholdsMerged,
     HouseholdUpdated,
 )
-from shared.kafka import LazyProducer
-from shared.settings import load_settings
 from shared.vocabulary import NeedType, Priority, Vulnerability
 from tests.referral.factories import (
     FakeClock,
@@ -36,9 +31,10 @@ from tests.referral.factories import (
     envelope,
     profile,
     record,
+    referral_consumer,
     referral_events,
 )
-from tests.support import migrated_database, unique
+from tests.support import migrated_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -71,15 +67,9 @@ async def consumer(infra) -> AsyncIterator[Consumer]:
     engine = create_engine(url)
     sessions = session_factory(engine)
     clock = FakeClock()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HAVEN_REFERRAL_DATABASE_URL", url)
-        settings = load_settings("referral", ReferralSettings)
-    events = EventConsumer(
-        service=unique("referral"),
-        sessions=sessions,
-        dead_letters=LazyProducer(infra.kafka_bootstrap, client_id="referral-handler-tests"),
+    events = referral_consumer(
+        infra.kafka_bootstrap, url, sessions, clock, client_id="referral-handler-tests"
     )
-    handlers.register(events, ReferralContext(settings, clock))
     # one provider for everything, everywhere the tests' households live
     await add_provider(
         sessions,

@@ -29,10 +29,9 @@ from shared.events.registration import (
     HouseholdsMerged,
     HouseholdUpdated,
 )
-from shared.kafka import LazyProducer
 from shared.settings import load_settings
 from shared.vocabulary import HouseholdStatus, NeedType, Priority
-from tests.referral.factories import FakeClock, add_provider, profile
+from tests.referral.factories import FakeClock, add_provider, profile, referral_consumer
 from tests.support import consumer_record, eventually, migrated_database, sent_statements, unique
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -62,15 +61,9 @@ async def make_consumer(infra: Any) -> AsyncIterator[Make]:
         url = await migrated_database(infra, "referral", unique("refbatch"))
         engine = create_engine(url, pool_size=3)
         sessions = session_factory(engine)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("HAVEN_REFERRAL_DATABASE_URL", url)
-            settings = load_settings("referral", ReferralSettings)
-        events = EventConsumer(
-            service=unique("referral"),
-            sessions=sessions,
-            dead_letters=LazyProducer(infra.kafka_bootstrap, client_id="referral-batch-tests"),
+        events = referral_consumer(
+            infra.kafka_bootstrap, url, sessions, FakeClock(), client_id="referral-batch-tests"
         )
-        handlers.register(events, ReferralContext(settings, FakeClock()))
         await add_provider(
             sessions,
             name="Everywhere",
