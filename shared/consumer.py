@@ -49,6 +49,7 @@ from faststream import AckPolicy, ContextRepo
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind
 from prometheus_client import Counter, Gauge
 from sqlalchemy import exc as sa_exc
@@ -409,12 +410,13 @@ class EventConsumer:
         record: ConsumerRecord[bytes, bytes],
         headers: dict[str, str],
         links: Sequence[Link] = (),
+        parent: Context | None = None,
     ) -> Span:
         """The span of handling one event: a child of its producer's span, so the request
         that caused the event and everything it caused downstream are one trace."""
         return tracer.start_span(
             f"{topic.name} process",
-            context=extract_trace_context(headers),
+            context=parent if parent is not None else extract_trace_context(headers),
             kind=SpanKind.CONSUMER,
             links=links,
             attributes={
@@ -550,10 +552,8 @@ class EventConsumer:
         trace, and each event's own span in its producer's trace (linked to the batch's), so
         a request's trace still shows every consumer its events reached. :func:`acting_on`
         makes an event's span current for the work done for it alone."""
-        links = [
-            Link(trace.get_current_span(extract_trace_context(item.headers)).get_span_context())
-            for item in group
-        ]
+        parents = [extract_trace_context(item.headers) for item in group]
+        links = [Link(trace.get_current_span(parent).get_span_context()) for parent in parents]
         with tracer.start_as_current_span(
             f"{topic.name} process",
             kind=SpanKind.CONSUMER,
@@ -568,10 +568,10 @@ class EventConsumer:
             to_batch = [Link(batch.get_span_context())]
             deliveries = {
                 item.envelope.id: _Delivery(
-                    self._start_event_span(topic, item.record, item.headers, to_batch),
+                    self._start_event_span(topic, item.record, item.headers, to_batch, parent),
                     item.headers.get("ce_correlationid"),
                 )
-                for item in group
+                for item, parent in zip(group, parents, strict=True)
             }
             token = _deliveries.set(deliveries)
             outcome = "failed"
