@@ -6,22 +6,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.problems import ServiceUnavailable
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -72,6 +77,63 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session inside one transaction: committed on success, rolled back on any error."""
     async with factory() as session, session.begin():
         yield session
+
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+MAX_TRANSACTION_ATTEMPTS = 3
+
+
+class Busy(ServiceUnavailable):
+    type_slug, title = "busy", "Busy, try again"
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """PostgreSQL aborted the transaction for a serialization failure or a deadlock: it had
+    no effect and the same work may simply run again."""
+    return isinstance(exc, sa_exc.DBAPIError) and (
+        getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    )
+
+
+async def in_transaction(
+    session: AsyncSession,
+    work: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = MAX_TRANSACTION_ATTEMPTS,
+) -> T:
+    """Run ``work`` in one transaction of ``session``; run it again (up to ``attempts`` times)
+    when PostgreSQL aborts it for a serialization failure or a deadlock, then answer
+    :class:`Busy` (503 with Retry-After)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with session.begin():
+                return await work()
+        except sa_exc.DBAPIError as exc:
+            if not is_retryable(exc):
+                raise
+            log.warning("transaction aborted by PostgreSQL", extra={"attempt": attempt})
+    raise Busy("Too many concurrent changes; try again.", headers={"Retry-After": "1"})
+
+
+class Query:
+    """One hand-tuned SQL statement with named parameters (``:name``), kept in a service's
+    ``queries.py`` so that every hand-written statement is found in one file."""
+
+    __slots__ = ("name", "statement")
+
+    def __init__(self, name: str, sql: str) -> None:
+        self.name = name
+        self.statement = sa.text(sql)
+
+    def __repr__(self) -> str:
+        return f"Query({self.name!r})"
+
+
+async def run(
+    session: AsyncSession, query: Query, params: Mapping[str, Any] | None = None
+) -> Result[Any]:
+    """Run one of a service's :class:`Query` statements inside the session's transaction."""
+    return await session.execute(query.statement, dict(params or {}))
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -18,7 +18,6 @@ shared/consumer.py; docs/observability.md lists them all.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -29,13 +28,14 @@ import sqlalchemy as sa
 from prometheus_client import Counter, Gauge, Histogram
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.jobs import BackgroundJob, periodic
+
 if TYPE_CHECKING:
     from shared.service import ServiceRuntime
     from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REFRESH_SECONDS = 15.0
 
 # --- registration -------------------------------------------------------------------------
 
@@ -196,7 +196,7 @@ def with_zeros(values: Mapping[Labels, float], expected: Iterable[Labels]) -> di
     return {**{labels: 0.0 for labels in expected}, **values}
 
 
-async def refresh(runtime: ServiceRuntime, gauges: Iterable[DatabaseGauge]) -> None:
+async def refresh(runtime: ServiceRuntime[Any], gauges: Iterable[DatabaseGauge]) -> None:
     """Read every gauge's values in one read-only transaction, then show them."""
     results: list[tuple[DatabaseGauge, Mapping[Labels, float]]] = []
     async with runtime.sessions() as session, session.begin():
@@ -206,19 +206,12 @@ async def refresh(runtime: ServiceRuntime, gauges: Iterable[DatabaseGauge]) -> N
         gauge.show(values)
 
 
-def refresh_job(
-    *gauges: DatabaseGauge,
-) -> Callable[[ServiceRuntime, asyncio.Event], Awaitable[None]]:
-    """A ``ServiceDefinition.background`` job refreshing ``gauges`` until the service stops."""
+def refresh_job(*gauges: DatabaseGauge) -> BackgroundJob:
+    """A background job refreshing ``gauges`` every ``metrics_refresh_seconds``."""
 
-    async def refresh_database_gauges(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
-        interval = getattr(runtime.settings, "metrics_refresh_seconds", DEFAULT_REFRESH_SECONDS)
-        while not stop.is_set():
-            try:
-                await refresh(runtime, gauges)
-            except Exception as exc:  # the database may be away; try again next round
-                log.warning("refreshing metrics failed", extra={"error": repr(exc)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+    async def refresh_gauges(runtime: ServiceRuntime[Any]) -> None:
+        await refresh(runtime, gauges)
 
-    return refresh_database_gauges
+    return periodic(
+        lambda settings: settings.metrics_refresh_seconds, refresh_gauges, name="metrics-refresh"
+    )

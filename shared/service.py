@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
 import uvicorn
@@ -21,14 +21,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import audit, inbox
 from shared.auth import Authenticator, AuthSettings
+from shared.clock import Clock, system_clock
 from shared.consumer import EventConsumer, LagWatcher, RetryPolicy
 from shared.db import create_engine, migrate, session_factory
 from shared.events.asyncapi import asyncapi_document
 from shared.http import create_app
+from shared.jobs import BackgroundJob, periodic
 from shared.kafka import LazyProducer, broker_security
 from shared.outbox import OutboxRelay
 from shared.problems import NotInYourSites, Problem
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, load_settings
 from shared.telemetry import TelemetrySettings, configure_logging, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -38,24 +40,38 @@ NOT_FOUND = 404
 KAFKA_RETRY_SECONDS = 2.0
 
 
+S = TypeVar("S", bound=ServiceSettings)
+
+
 @dataclass
-class ServiceDefinition:
-    """What makes one service: its routers, its event handlers and its migrations."""
+class ServiceDefinition(Generic[S]):
+    """What makes one service: its typed settings, routers, event handlers, background jobs
+    and migrations. Every service's ``service.py`` builds one of these and nothing else."""
 
     name: str
     title: str
+    settings_class: type[S]
     migrations: Path
     routers: Sequence[APIRouter] = ()
-    register_handlers: Callable[[EventConsumer], None] | None = None
-    background: Sequence[Callable[[ServiceRuntime, asyncio.Event], Any]] = field(default=())
+    # Subscribes the service's handlers; they read settings and clock from the runtime.
+    handlers: Callable[[EventConsumer, ServiceRuntime[S]], None] | None = None
+    jobs: Sequence[BackgroundJob] = field(default=())
+
+    def load_settings(self) -> S:
+        """This service's settings from the environment (``HAVEN_<NAME>_*``)."""
+        return load_settings(self.name, self.settings_class)
 
 
-class ServiceRuntime:
-    """The long-lived resources of a running service and their start/stop order."""
+class ServiceRuntime(Generic[S]):
+    """The long-lived resources of a running service and their start/stop order; it carries
+    the service's typed settings and the clock every part of the service reads."""
 
-    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+    def __init__(
+        self, definition: ServiceDefinition[S], settings: S, clock: Clock = system_clock
+    ) -> None:
         self.definition = definition
         self.settings = settings
+        self.clock = clock
         self.database_url = settings.resolved_database_url()
         self.engine = create_engine(self.database_url, pool_size=settings.db_pool_size)
         self.sessions = session_factory(self.engine)
@@ -75,8 +91,8 @@ class ServiceRuntime:
             group_id=settings.consumer_group,
             batch_linger_ms=settings.consumer_batch_linger_ms,
         )
-        if definition.register_handlers:
-            definition.register_handlers(self.consumer)
+        if definition.handlers:
+            definition.handlers(self.consumer, self)
         self.broker = KafkaBroker(
             bootstrap,
             client_id=f"haven-{definition.name}",
@@ -115,15 +131,21 @@ class ServiceRuntime:
         if self.settings.consumers_enabled and self.consumer.topics():
             self._tasks.append(asyncio.create_task(self._start_broker(), name="broker"))
         if self.consumer.topics():
-            self._tasks.append(asyncio.create_task(self._prune_inbox(), name="inbox-pruner"))
+            prune = periodic(
+                lambda settings: settings.inbox_prune_interval_seconds,
+                _prune_inbox,
+                name="inbox-pruner",
+            )
+            self._tasks.append(asyncio.create_task(prune(self, self._stop), name="inbox-pruner"))
             self._tasks.append(
                 asyncio.create_task(
                     self.lag_watcher.run(self._stop, self.settings.consumer_lag_refresh_seconds),
                     name="lag-watcher",
                 )
             )
-        for job in self.definition.background:
-            self._tasks.append(asyncio.create_task(job(self, self._stop)))
+        for job in self.definition.jobs:
+            name = getattr(job, "__name__", type(job).__name__)
+            self._tasks.append(asyncio.create_task(job(self, self._stop), name=name))
 
     async def _start_broker(self) -> None:
         """Start consuming; while Kafka is unreachable keep trying (HTTP writes go on)."""
@@ -139,23 +161,6 @@ class ServiceRuntime:
                 with contextlib.suppress(Exception):
                     await self.broker.stop()
                 await asyncio.sleep(KAFKA_RETRY_SECONDS)
-
-    async def _prune_inbox(self) -> None:
-        """Forget processed event ids older than any event that can still be redelivered."""
-        while not self._stop.is_set():
-            try:
-                async with self.sessions() as session, session.begin():
-                    forgotten = await inbox.prune(
-                        session, older_than_days=self.settings.inbox_retention_days
-                    )
-                if forgotten:
-                    log.info("pruned the inbox", extra={"forgotten": forgotten})
-            except Exception as exc:  # the database may be away; try again next round
-                log.warning("inbox pruning failed", extra={"error": repr(exc)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._stop.wait(), timeout=self.settings.inbox_prune_interval_seconds
-                )
 
     async def stop(self) -> None:
         self._stop.set()
@@ -195,12 +200,25 @@ class ServiceRuntime:
         await producer.client.fetch_all_metadata()
 
 
-def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
-    """The service's FastAPI app; its lifespan runs the whole runtime."""
+async def _prune_inbox(runtime: ServiceRuntime[Any]) -> None:
+    """Forget processed event ids older than any event that can still be redelivered."""
+    async with runtime.sessions() as session, session.begin():
+        forgotten = await inbox.prune(
+            session, older_than_days=runtime.settings.inbox_retention_days
+        )
+    if forgotten:
+        log.info("pruned the inbox", extra={"forgotten": forgotten})
+
+
+def build_app(
+    definition: ServiceDefinition[S], settings: S | None = None, *, clock: Clock = system_clock
+) -> FastAPI:
+    """The service's FastAPI app; its lifespan runs the whole runtime. Settings come from the
+    environment unless given; tests pass their own settings and clock."""
     telemetry = TelemetrySettings()
     configure_logging(definition.name, telemetry)
     setup_tracing(definition.name, telemetry)
-    runtime = ServiceRuntime(definition, settings)
+    runtime = ServiceRuntime(definition, settings or definition.load_settings(), clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -238,9 +256,9 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
     return app
 
 
-def run(definition: ServiceDefinition, settings: ServiceSettings) -> None:
-    """Process entry point: serve the app until SIGINT/SIGTERM."""
-    serve(build_app(definition, settings))
+def run(definition: ServiceDefinition[Any]) -> None:
+    """Process entry point (every service's ``__main__``): serve until SIGINT/SIGTERM."""
+    serve(build_app(definition))
 
 
 def serve(app: FastAPI) -> None:
@@ -262,17 +280,17 @@ def serve(app: FastAPI) -> None:
     )
 
 
-def runtime_of_app(app: FastAPI) -> ServiceRuntime:
-    runtime: ServiceRuntime = app.state.runtime
+def runtime_of_app(app: FastAPI) -> ServiceRuntime[Any]:
+    runtime: ServiceRuntime[Any] = app.state.runtime
     return runtime
 
 
-def runtime_of(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
+def runtime_of(request: Request) -> ServiceRuntime[Any]:
+    runtime: ServiceRuntime[Any] = request.app.state.runtime
     return runtime
 
 
-async def current_runtime(request: Request) -> ServiceRuntime:
+async def current_runtime(request: Request) -> ServiceRuntime[Any]:
     """``runtime_of`` as a dependency (an ``async def``: FastAPI runs a plain ``def``
     dependency in a worker thread, a thread hop on every request)."""
     return runtime_of(request)
@@ -284,5 +302,17 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def current_settings(request: Request) -> Any:
+    """The service's typed settings; a service's ``settings.py`` names its own ``SettingsDep``
+    over this function, and tests replace it with ``app.dependency_overrides``."""
+    return runtime_of(request).settings
+
+
+async def current_clock(request: Request) -> Clock:
+    """The runtime's clock; tests replace it with ``app.dependency_overrides``."""
+    return runtime_of(request).clock
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-RuntimeDep = Annotated[ServiceRuntime, Depends(current_runtime)]
+RuntimeDep = Annotated[ServiceRuntime[Any], Depends(current_runtime)]
+ClockDep = Annotated[Clock, Depends(current_clock)]

@@ -234,3 +234,13 @@ def extract_trace_context(headers: Mapping[str, str | bytes]) -> Context:
         for key, value in headers.items()
     }
     return _PROPAGATOR.extract(carrier)
+
+
+def scrubbed(exc: BaseException) -> str:
+    """An exception named for logs and spans without its data: a database error's text
+    carries the statement's parameters (names, phones), so only its class and SQLSTATE."""
+    original = getattr(exc, "orig", None)
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if original is not None:
+        return f"{type(exc).__name__}({type(original).__name__}, sqlstate={sqlstate})"
+    return type(exc).__name__

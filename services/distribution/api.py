@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
@@ -81,7 +81,7 @@ CSV_MEDIA_TYPE = "text/csv"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and validate the entitlement policy at start-up: a bad file stops the service."""
-    runtime: ServiceRuntime = app.state.runtime
+    runtime: ServiceRuntime[Any] = app.state.runtime
     settings = distribution_settings(runtime.settings)
     app.state.policies = load_policies(settings.policy_dir)
     log.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from services.distribution.clock import Clock, local_date, system_clock
 from services.distribution.domain import expiry
@@ -34,7 +35,7 @@ class ExpiryWriteOffJob:
                 window_days=settings.days_of_cover_window_days,
             )
 
-    async def __call__(self, runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+    async def __call__(self, runtime: ServiceRuntime[Any], stop: asyncio.Event) -> None:
         settings = distribution_settings(runtime.settings)
         while not stop.is_set():
             try:

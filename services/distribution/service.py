@@ -10,18 +10,18 @@ from services.distribution.jobs import ExpiryWriteOffJob
 from services.distribution.settings import DistributionSettings
 from shared import metrics
 from shared.service import ServiceDefinition, build_app
-from shared.settings import load_settings
 
 DEFINITION = ServiceDefinition(
     name="distribution",
     title="Haven distribution",
+    settings_class=DistributionSettings,
     migrations=Path(__file__).parent / "migrations",
     routers=[api.router],
-    register_handlers=handlers.register,
-    background=[ExpiryWriteOffJob(), metrics.refresh_job(*distribution_metrics.GAUGES)],
+    handlers=lambda consumer, runtime: handlers.register(consumer),
+    jobs=[ExpiryWriteOffJob(), metrics.refresh_job(*distribution_metrics.GAUGES)],
 )
 
 
 def create_app(settings: DistributionSettings | None = None) -> FastAPI:
     """The service's app; settings from the environment (``HAVEN_DISTRIBUTION_*``) unless given."""
-    return build_app(DEFINITION, settings or load_settings("distribution", DistributionSettings))
+    return build_app(DEFINITION, settings)

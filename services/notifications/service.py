@@ -31,22 +31,26 @@ def build_definition(
     transports: dict[Channel, ChannelTransport] | None = None,
     rng: random.Random | None = None,
     name: str = NAME,
-) -> ServiceDefinition:
+) -> ServiceDefinition[NotificationsSettings]:
     """The service with its handlers and sender loop. Without ``settings`` they are read from
     the environment (``HAVEN_NOTIFICATIONS_*``) when the runtime starts; tests pass their own
     settings, clock, transports and a distinct ``name`` (its consumer group)."""
 
-    def resolved(runtime: ServiceRuntime | None = None) -> NotificationsSettings:
+    def resolved(
+        runtime: ServiceRuntime[NotificationsSettings] | None = None,
+    ) -> NotificationsSettings:
         if settings is not None:
             return settings
         if runtime is not None and isinstance(runtime.settings, NotificationsSettings):
             return runtime.settings
         return load_settings(NAME, NotificationsSettings)
 
-    def register(consumer: EventConsumer) -> None:
+    def register(consumer: EventConsumer, runtime: ServiceRuntime[NotificationsSettings]) -> None:
         handlers.register(consumer, settings=resolved(), clock=clock)
 
-    async def send_notifications(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+    async def send_notifications(
+        runtime: ServiceRuntime[NotificationsSettings], stop: asyncio.Event
+    ) -> None:
         own = resolved(runtime)
         for warning in own.production_warnings():
             log.error("notifications misconfigured for production", extra={"problem": warning})
@@ -65,10 +69,11 @@ def build_definition(
     return ServiceDefinition(
         name=name,
         title="Haven notifications",
+        settings_class=NotificationsSettings,
         migrations=Path(__file__).parent / "migrations",
         routers=[api.router],
-        register_handlers=register,
-        background=[send_notifications],
+        handlers=register,
+        jobs=[send_notifications],
     )
 
 

@@ -6,22 +6,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 from services.referral.context import ReferralContext
 from services.referral.domain import deadlines
 from shared import metrics
+from shared.jobs import BackgroundJob
 from shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[ServiceRuntime, asyncio.Event], Awaitable[None]]
+Job = BackgroundJob
 
 
 def scheduler_job(context: ReferralContext) -> Job:
     """``async def job(runtime, stop)``: tick, then wait for the interval or the stop."""
 
-    async def job(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+    async def job(runtime: ServiceRuntime[Any], stop: asyncio.Event) -> None:
         settings = context.settings
         if not settings.scheduler_enabled:
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 @dataclass
-class ReferralDefinition(ServiceDefinition):
+class ReferralDefinition(ServiceDefinition[ReferralSettings]):
     """The referral service's definition, carrying the settings and clock its parts share."""
 
     context: ReferralContext = field(default_factory=ReferralContext)
@@ -36,10 +35,11 @@ def build_definition(
     return ReferralDefinition(
         name=name,
         title="Haven referral",
+        settings_class=ReferralSettings,
         migrations=MIGRATIONS,
         routers=[api.router],
-        register_handlers=functools.partial(handlers.register, context=context),
-        background=[scheduler_job(context), metrics.refresh_job(*referral_metrics.GAUGES)],
+        handlers=lambda consumer, runtime: handlers.register(consumer, context=context),
+        jobs=[scheduler_job(context), metrics.refresh_job(*referral_metrics.GAUGES)],
         context=context,
     )
 

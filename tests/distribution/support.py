@@ -258,7 +258,7 @@ async def running_service(
 
     ``name`` names the consumer group (``haven-<name>``): tests that consume use their own.
     """
-    definition = dataclasses.replace(DEFINITION, name=name, background=tuple(background))
+    definition = dataclasses.replace(DEFINITION, name=name, jobs=tuple(background))
     app = build_app(definition, settings)
     app.state.clock = clock
     async with app.router.lifespan_context(app):
