@@ -36,6 +36,7 @@ __all__ = [
     "DEVELOPMENT_SECRET",
     "AuthSettings",
     "Authenticator",
+    "InsecureConfiguration",
     "Principal",
     "PrincipalDep",
     "RefusalHook",
@@ -43,6 +44,7 @@ __all__ = [
     "current_principal",
     "decode_token",
     "issue_dev_token",
+    "refuse_development_secret",
     "require_roles",
 ]
 
@@ -88,6 +90,12 @@ class AuthSettings(BaseSettings):
     )
     jwks_url: str | None = Field(None, description="Identity provider's JWKS URL (jwks mode).")
     jwks_timeout_seconds: float = Field(5.0, description="Timeout for fetching the JWKS.")
+    jwks_cache_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long the identity provider's key set is trusted before it is fetched "
+        "again: a key removed there stops verifying tokens within this time.",
+    )
     issuer: str = Field("haven-dev", description="Required `iss` claim.")
     audience: str = Field("haven", description="Required `aud` claim.")
     leeway_seconds: int = Field(30, description="Clock skew tolerated on `exp`/`nbf`/`iat`.")
@@ -182,7 +190,7 @@ def _verify(
     except jwt.PyJWKClientConnectionError as exc:
         logger.warning("Cannot fetch the JWKS to verify a token: %s", exc)
         raise ServiceUnavailable("Sign-in cannot be checked right now; try again shortly.") from exc
-    except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
+    except (jwt.PyJWKClientError, jwt.PyJWKSetError, jwt.InvalidTokenError) as exc:
         raise _invalid_token("The token is malformed or signed with an unknown key.") from exc
 
     roles = frozenset(Role(r) for r in _string_list(claims, "roles") if r in _ROLE_VALUES)
@@ -196,13 +204,31 @@ def _verify(
     return principal, float(claims["exp"]) + settings.leeway_seconds
 
 
+class InsecureConfiguration(RuntimeError):
+    """A setting fit only for development, found in production: the service refuses to start."""
+
+
+def refuse_development_secret(settings: AuthSettings, environment: str) -> None:
+    """In production, tokens signed with the built-in development secret (anyone can make
+    one, admin included) must not be accepted: refuse to start instead."""
+    if environment == "production" and settings.uses_development_secret:
+        raise InsecureConfiguration(
+            "HAVEN_ENVIRONMENT=production with HAVEN_AUTH_MODE=hs256 and the built-in "
+            "development secret: set HAVEN_AUTH_SECRET to a secret of your own, or use "
+            "HAVEN_AUTH_MODE=jwks with your identity provider."
+        )
+
+
 class _VerifiedTokens:
     """Tokens already verified, until they expire: a field device sends the same token with
     every request, and a signature check (in jwks mode also a hop to a worker thread) per
-    request is wasted work. Bounded; the least recently used token is forgotten first."""
+    request is wasted work. Bounded; the least recently used token is forgotten first.
+    ``max_age`` caps how long one stays verified: in jwks mode the key-set lifetime, so a
+    token whose key the identity provider removed is checked again within it."""
 
-    def __init__(self, size: int = VERIFIED_TOKEN_CACHE_SIZE) -> None:
+    def __init__(self, size: int = VERIFIED_TOKEN_CACHE_SIZE, max_age: float | None = None) -> None:
         self.size = size
+        self.max_age = max_age
         self._tokens: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def get(self, token: str) -> Principal | None:
@@ -217,6 +243,8 @@ class _VerifiedTokens:
         return principal
 
     def put(self, token: str, principal: Principal, expires: float) -> None:
+        if self.max_age is not None:
+            expires = min(expires, time.time() + self.max_age)
         self._tokens[token] = (principal, expires)
         self._tokens.move_to_end(token)
         while len(self._tokens) > self.size:
@@ -269,13 +297,18 @@ class Authenticator:
         self.settings = settings or AuthSettings()
         self.on_refused = on_refused
         self.jwks_client = jwks_client
-        self._verified = _VerifiedTokens()
-        if self.settings.mode == "jwks" and jwks_client is None:
+        jwks = self.settings.mode == "jwks"
+        self._verified = _VerifiedTokens(max_age=self.settings.jwks_cache_seconds if jwks else None)
+        if jwks and jwks_client is None:
             if not self.settings.jwks_url:
                 raise ValueError("HAVEN_AUTH_JWKS_URL is required in jwks mode")
+            # No per-key cache: PyJWKClient's keeps a key forever once seen, even after the
+            # identity provider removed it; the key set itself is cached for its lifetime.
             self.jwks_client = jwt.PyJWKClient(
                 self.settings.jwks_url,
-                cache_keys=True,
+                cache_keys=False,
+                cache_jwk_set=True,
+                lifespan=self.settings.jwks_cache_seconds,
                 timeout=self.settings.jwks_timeout_seconds,
             )
         if self.settings.uses_development_secret:

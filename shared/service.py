@@ -20,7 +20,12 @@ from prometheus_client import REGISTRY
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import audit, inbox
-from shared.auth import Authenticator, AuthSettings
+from shared.auth import (
+    Authenticator,
+    AuthSettings,
+    InsecureConfiguration,
+    refuse_development_secret,
+)
 from shared.clock import Clock, system_clock
 from shared.consumer import EventConsumer, LagWatcher, RetryPolicy
 from shared.db import create_engine, migrate, session_factory
@@ -218,7 +223,10 @@ def build_app(
     telemetry = TelemetrySettings()
     configure_logging(definition.name, telemetry)
     setup_tracing(definition.name, telemetry)
-    runtime = ServiceRuntime(definition, settings or definition.load_settings(), clock)
+    settings = settings or definition.load_settings()
+    auth_settings = AuthSettings()
+    refuse_development_secret(auth_settings, settings.common.environment)
+    runtime = ServiceRuntime(definition, settings, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -240,7 +248,7 @@ def build_app(
             "kafka": runtime.check_kafka,
         },
         asyncapi_document=lambda: asyncapi_document(definition.name, version=VERSION),
-        authenticator=Authenticator(AuthSettings(), on_refused=runtime.audit_refusal),
+        authenticator=Authenticator(auth_settings, on_refused=runtime.audit_refusal),
     )
     app.state.runtime = runtime
 
@@ -257,8 +265,14 @@ def build_app(
 
 
 def run(definition: ServiceDefinition[Any]) -> None:
-    """Process entry point (every service's ``__main__``): serve until SIGINT/SIGTERM."""
-    serve(build_app(definition))
+    """Process entry point (every service's ``__main__``): serve until SIGINT/SIGTERM.
+    A configuration unfit for production stops the process with its reason (exit code 2)."""
+    try:
+        app = build_app(definition)
+    except InsecureConfiguration as refused:
+        log.critical("refusing to start: %s", refused)
+        raise SystemExit(2) from refused
+    serve(app)
 
 
 def serve(app: FastAPI) -> None:

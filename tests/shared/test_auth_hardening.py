@@ -1,0 +1,135 @@
+"""Authentication hardening: no development secret in production, removed keys stop working."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import APIRouter
+from jwt.algorithms import RSAAlgorithm
+
+from shared.auth import Authenticator, AuthSettings, InsecureConfiguration, PrincipalDep
+from shared.http import create_app
+from shared.service import ServiceDefinition, build_app, run
+from shared.settings import ServiceSettings
+
+DEFINITION = ServiceDefinition(
+    name="hardening",
+    title="Hardening",
+    settings_class=ServiceSettings,
+    migrations=Path(__file__).parent,
+)
+
+
+def test_production_refuses_to_start_with_the_development_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HAVEN_ENVIRONMENT", "production")
+    monkeypatch.delenv("HAVEN_AUTH_SECRET", raising=False)
+    monkeypatch.setenv("HAVEN_AUTH_MODE", "hs256")
+    with pytest.raises(InsecureConfiguration, match="HAVEN_AUTH_SECRET"):
+        build_app(DEFINITION)
+    with pytest.raises(SystemExit) as exited:
+        run(DEFINITION)
+    assert exited.value.code == 2
+
+
+def test_production_starts_with_a_secret_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAVEN_ENVIRONMENT", "production")
+    monkeypatch.setenv("HAVEN_AUTH_SECRET", "a-real-secret-from-the-cluster-0123456789")
+    assert build_app(DEFINITION) is not None
+
+
+def test_development_still_starts_with_the_development_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HAVEN_ENVIRONMENT", raising=False)
+    monkeypatch.delenv("HAVEN_AUTH_SECRET", raising=False)
+    assert build_app(DEFINITION) is not None
+
+
+class RotatingJwks:
+    """An identity provider on loopback whose published keys can be removed."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.keys = [{**RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True), "kid": "k1"}]
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps({"keys": provider.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def sign(self) -> str:
+        claims = {
+            "sub": "caseworker-1",
+            "iss": "https://idp.example",
+            "aud": "haven",
+            "exp": datetime.now(UTC) + timedelta(minutes=10),
+            "roles": ["caseworker"],
+            "sites": ["s1"],
+        }
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "k1"})
+
+
+@pytest.fixture
+def provider() -> Iterator[RotatingJwks]:
+    served = RotatingJwks()
+    yield served
+    served.server.shutdown()
+
+
+async def test_a_key_removed_by_the_identity_provider_stops_verifying_within_the_cache_lifetime(
+    provider: RotatingJwks,
+) -> None:
+    router = APIRouter()
+
+    @router.get("/me")
+    async def me(principal: PrincipalDep) -> dict[str, str]:
+        return {"sub": principal.sub}
+
+    settings = AuthSettings(
+        mode="jwks", jwks_url=provider.url, issuer="https://idp.example", jwks_cache_seconds=1
+    )
+    app = create_app(
+        service="jwks-rotation",
+        title="t",
+        version="1",
+        routers=[router],
+        authenticator=Authenticator(settings),
+    )
+    token = {"Authorization": f"Bearer {provider.sign()}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/me", headers=token)).status_code == 200
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        # The identity provider rotates: k1 is removed, k2 published.
+        provider.keys = [{**RSAAlgorithm.to_jwk(other.public_key(), as_dict=True), "kid": "k2"}]
+        time.sleep(1.2)
+        refused = await client.get("/me", headers=token)
+        provider.keys = []  # no key at all: still a refusal, not a server error
+        time.sleep(1.2)
+        empty = await client.get("/me", headers=token)
+    assert refused.status_code == 401
+    assert empty.status_code == 401
