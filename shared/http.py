@@ -88,6 +88,19 @@ class HttpSettings(BaseSettings):
     readiness_timeout_seconds: float = Field(
         2.0, gt=0, description="Time each readiness check gets before it counts as failed."
     )
+    public_docs: bool = Field(
+        True,
+        description="Serve /docs, /openapi.json and /asyncapi.json on the API port; turn off "
+        "in production (the documents are in the repository and the developer stack).",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this internal port only (for Prometheus), not on the "
+        "API port; unset: /metrics on the API port.",
+    )
+    metrics_host: str = Field("0.0.0.0", description="Address of the internal metrics port.")  # noqa: S104
 
 
 # --- OpenAPI -------------------------------------------------------------------------------
@@ -274,9 +287,10 @@ async def _run_check(name: str, check: ReadinessCheck, seconds: float) -> str:
 
 def _operations_router(
     checks: Mapping[str, ReadinessCheck],
-    timeout: float,
+    settings: HttpSettings,
     asyncapi_document: Callable[[], dict[str, Any]] | None,
 ) -> APIRouter:
+    timeout = settings.readiness_timeout_seconds
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
@@ -301,11 +315,13 @@ def _operations_router(
             return problem.to_response(request.url.path)
         return JSONResponse({"status": "ready", "checks": results})
 
-    @router.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics_port is None:
 
-    if asyncapi_document is not None:
+        @router.get("/metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    if asyncapi_document is not None and settings.public_docs:
         document = asyncapi_document
 
         @router.get("/asyncapi.json")
@@ -332,10 +348,14 @@ def create_app(
 ) -> FastAPI:
     """A service's FastAPI app, with Haven's errors, auth, limits and observability."""
     settings = settings or HttpSettings()
+    docs = settings.public_docs
     app = FastAPI(
         title=title,
         version=version,
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
         # FastAPI's built-in OpenTelemetry would add a second server span and records the raw
         # query string (`url.query`), which can hold personal data; ours records neither.
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
@@ -348,9 +368,7 @@ def create_app(
     app.state.authenticator = authenticator or Authenticator()
     install_problem_handlers(app)
     app.include_router(
-        _operations_router(
-            readiness_checks or {}, settings.readiness_timeout_seconds, asyncapi_document
-        )
+        _operations_router(readiness_checks or {}, settings, asyncapi_document)
     )
     for router in routers:
         app.include_router(router, responses=PROBLEM_RESPONSES)

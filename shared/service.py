@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, start_http_server
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import audit, inbox
@@ -30,7 +30,7 @@ from shared.clock import Clock, system_clock
 from shared.consumer import EventConsumer, LagWatcher, RetryPolicy
 from shared.db import create_engine, migrate, session_factory
 from shared.events.asyncapi import asyncapi_document
-from shared.http import create_app
+from shared.http import HttpSettings, create_app
 from shared.jobs import BackgroundJob, periodic
 from shared.kafka import LazyProducer, broker_security
 from shared.outbox import OutboxRelay
@@ -278,6 +278,9 @@ def run(definition: ServiceDefinition[Any]) -> None:
 def serve(app: FastAPI) -> None:
     """Serve a service's app (from :func:`build_app`) on its configured host and port."""
     settings = runtime_of_app(app).settings
+    http = HttpSettings()
+    if http.metrics_port is not None:  # /metrics only on the internal port (shared/http.py)
+        start_http_server(http.metrics_port, addr=http.metrics_host, registry=REGISTRY)
     # What exists now (modules, models, schemas, the app) lives as long as the process. Out of
     # the collector's generations, a full collection no longer walks it: the consumers'
     # allocation-heavy batches triggered full collections often enough to cost 15-30 % of

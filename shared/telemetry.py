@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SimpleSpanProcessor,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,7 +82,11 @@ class TelemetrySettings(BaseSettings):
         "None lets the exporter read the standard OTEL_EXPORTER_OTLP_* variables.",
     )
     sampling_ratio: float = Field(
-        1.0, ge=0.0, le=1.0, description="Share of new traces sampled; parents are honoured."
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of traces sampled, decided on the trace id: a caller's `traceparent` "
+        "cannot force sampling, and every service decides the same for one trace.",
     )
     log_level: str = Field("INFO", description="Root log level.")
     log_format: Literal["json", "text"] = Field(
@@ -183,6 +187,19 @@ def configure_logging(service: str, settings: TelemetrySettings | None = None) -
 # --- tracing -------------------------------------------------------------------------------
 
 
+def sampler(ratio: float) -> Sampler:
+    """Follow a parent span of this process; decide by trace id for a remote parent, so a
+    caller's ``traceparent`` with the sampled flag cannot make us record (and export) its
+    requests. The ratio on the trace id gives every service the same answer for one trace,
+    so traces crossing Kafka stay whole."""
+    by_trace_id = TraceIdRatioBased(ratio)
+    return ParentBased(
+        root=by_trace_id,
+        remote_parent_sampled=by_trace_id,
+        remote_parent_not_sampled=by_trace_id,
+    )
+
+
 def setup_tracing(
     service: str,
     settings: TelemetrySettings | None = None,
@@ -196,7 +213,7 @@ def setup_tracing(
     settings = settings or TelemetrySettings()
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: service}),
-        sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
+        sampler=sampler(settings.sampling_ratio),
     )
     if settings.exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
