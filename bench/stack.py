@@ -32,6 +32,9 @@ SERVICE_ENVIRONMENT = {
     # Beneficiary SMS wait out quiet hours in the site's time zone; a run at night would
     # measure the clock, not the system.
     "HAVEN_NOTIFICATIONS_QUIET_HOURS_ENABLED": "false",
+    # The load generator's desks share one subject each; a per-subject limit would measure
+    # the limit, not the system.
+    "HAVEN_RATE_LIMIT_PER_SUBJECT": "off",
 }
 """Set for the whole run (and so inherited by the services); restored afterwards."""
 

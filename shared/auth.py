@@ -27,10 +27,12 @@ from typing import Annotated, Any, Literal, NoReturn
 import anyio.to_thread
 import jwt
 from fastapi import Depends, Request
+from prometheus_client import Counter
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.problems import Forbidden, Problem, ServiceUnavailable, Unauthorized
+from shared.rate_limits import RateLimiter, RateLimitSettings
 
 __all__ = [
     "DEVELOPMENT_SECRET",
@@ -52,6 +54,13 @@ logger = logging.getLogger(__name__)
 
 DEVELOPMENT_SECRET = "haven-DEVELOPMENT-ONLY-secret-never-use-in-production"  # noqa: S105
 ALL_SITES = "*"
+
+UNAUTHENTICATED = Counter(
+    "http_unauthenticated_requests_total",
+    "Requests refused before anyone was identified (not audited: they cost nothing), by "
+    "route template and reason (missing_token, invalid_token, rate_limited).",
+    ["service", "route", "reason"],
+)
 VERIFIED_TOKEN_CACHE_SIZE = 10_000  # distinct tokens kept verified (a few MB at most)
 
 
@@ -293,9 +302,13 @@ class Authenticator:
         *,
         on_refused: RefusalHook | None = None,
         jwks_client: jwt.PyJWKClient | None = None,
+        rate_limits: RateLimitSettings | None = None,
     ) -> None:
         self.settings = settings or AuthSettings()
         self.on_refused = on_refused
+        limits = rate_limits or RateLimitSettings()
+        self._per_address = RateLimiter(limits.per_address)
+        self._per_subject = RateLimiter(limits.per_subject)
         self.jwks_client = jwks_client
         jwks = self.settings.mode == "jwks"
         self._verified = _VerifiedTokens(max_age=self.settings.jwks_cache_seconds if jwks else None)
@@ -318,21 +331,26 @@ class Authenticator:
             )
 
     async def authenticate(self, request: Request) -> Principal:
-        """The principal of the request's bearer token, or a refused 401."""
+        """The principal of the request's bearer token, or a refused 401 (429 when the
+        caller's address failed too often, or its subject sent too many requests)."""
+        address = request.client.host if request.client else "unknown"
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            await self.refuse(
-                request,
-                Unauthorized(
-                    "Sign in first: send 'Authorization: Bearer <token>'.",
-                    headers={"WWW-Authenticate": 'Bearer realm="haven"'},
-                ),
+            self._count_failure(request, address, "missing_token")
+            raise Unauthorized(
+                "Sign in first: send 'Authorization: Bearer <token>'.",
+                headers={"WWW-Authenticate": 'Bearer realm="haven"'},
             )
         token = token.strip()
-        cached = self._verified.get(token)
-        if cached is not None:
-            request.state.principal = cached
-            return cached
+        principal = self._verified.get(token)
+        if principal is None:
+            principal = await self._verify_new(request, address, token)
+        self._limit_subject(request, principal)  # also kept for audit records of refusals
+        return principal
+
+    async def _verify_new(self, request: Request, address: str, token: str) -> Principal:
+        # A valid token is honoured even from an address past its limit (a field office
+        # behind one NAT address must not be locked out by one misbehaving device).
         try:
             if self.settings.mode == "jwks":  # may fetch keys over the network
                 principal, expires = await anyio.to_thread.run_sync(
@@ -340,20 +358,45 @@ class Authenticator:
                 )
             else:
                 principal, expires = _verify(token, self.settings)
-        except Unauthorized as problem:
-            await self.refuse(request, problem)
+        except Unauthorized:
+            self._count_failure(request, address, "invalid_token")
+            raise
         self._verified.put(token, principal, expires)
-        request.state.principal = principal  # for audit records of later refusals
         return principal
 
+    def _count_failure(self, request: Request, address: str, reason: str) -> None:
+        """An unauthenticated request: counted, never audited (a loop of them must not
+        fill the permanent audit trail); too many from one address is a 429."""
+        try:
+            self._per_address.hit(address)
+        except Problem:
+            reason = "rate_limited"
+            raise
+        finally:
+            UNAUTHENTICATED.labels(_service(request), _route(request), reason).inc()
+
+    def _limit_subject(self, request: Request, principal: Principal) -> None:
+        request.state.principal = principal  # an over-limit subject's 429 names who it was
+        self._per_subject.hit(principal.sub)
+
     async def refuse(self, request: Request, problem: Problem) -> NoReturn:
-        """Tell the hook, then raise `problem`. Hook failures are logged, never surfaced."""
+        """Tell the hook (an authenticated caller's refusal is audited), then raise
+        ``problem``. Hook failures are logged, never surfaced."""
         if self.on_refused is not None:
             try:
                 await self.on_refused(request, problem)
             except Exception:
                 logger.exception("on_refused hook failed")
         raise problem
+
+
+def _service(request: Request) -> str:
+    return str(getattr(request.app.state, "service", "unknown"))
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 def _authenticator(request: Request) -> Authenticator:
