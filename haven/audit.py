@@ -1,4 +1,7 @@
-"""Reading the audit trail back from Kafka and checking its hash chains."""
+"""Reading the audit trail back from Kafka and checking its keyed hash chains.
+
+Reading needs no consumer group and commits nothing: a user with Describe and Read on the
+audit topic (and nothing else) can verify, over TLS and SASL like the services."""
 
 from __future__ import annotations
 
@@ -9,22 +12,30 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from shared.audit_chain import ChainBreak, verify_chain
+from shared.audit_chain import ChainBreak, ChainKeys, verify_chain
 from shared.events.catalog import AUDIT
+from shared.kafka import connection_options
+from shared.settings import CommonSettings
 
 POLL_MS = 500
 ASSIGNMENT_TIMEOUT_SECONDS = 10.0
 
 
-async def read_audit_records(bootstrap: str, topic: str = AUDIT.name) -> list[dict[str, Any]]:
+def reader_options(settings: CommonSettings | None) -> dict[str, Any]:
+    """The audit reader's client settings: no group, no commits, the cluster's security."""
+    return {
+        "group_id": None,
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+        **connection_options(settings),
+    }
+
+
+async def read_audit_records(
+    bootstrap: str, topic: str = AUDIT.name, *, settings: CommonSettings | None = None
+) -> list[dict[str, Any]]:
     """Every record on the audit topic, from the beginning up to the current end."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, **reader_options(settings))
     await consumer.start()
     try:
         deadline = time.monotonic() + ASSIGNMENT_TIMEOUT_SECONDS
@@ -44,7 +55,24 @@ async def read_audit_records(bootstrap: str, topic: str = AUDIT.name) -> list[di
         await consumer.stop()
 
 
-async def verify_topic(bootstrap: str, topic: str = AUDIT.name) -> tuple[int, list[ChainBreak]]:
-    """How many records were read, and the first break of each broken chain."""
-    records = await read_audit_records(bootstrap, topic)
-    return len(records), verify_chain(records)
+async def verify_topic(
+    bootstrap: str,
+    topic: str = AUDIT.name,
+    *,
+    keys: ChainKeys | None = None,
+    settings: CommonSettings | None = None,
+) -> tuple[int, list[ChainBreak]]:
+    """How many records were read, and the first break of each broken chain (``keys``: the
+    services' chain keys; the development keys when not given)."""
+    records = await read_audit_records(bootstrap, topic, settings=settings)
+    return len(records), verify_chain(records, keys)
+
+
+class KeysFile:
+    """Chain keys from a JSON file ``{"registration": "<key>", ...}`` (mounted from a secret)."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self.keys = {service: key.encode() for service, key in keys.items()}
+
+    def get(self, service: str, /) -> bytes | None:
+        return self.keys.get(service)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -95,11 +96,25 @@ def topics_list() -> None:
 @audit_app.command("verify")
 def audit_verify(
     topic: Annotated[str, typer.Option(help="The audit topic.")] = "haven.audit.v1",
+    keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSON {"<service>": "<chain key>"}: each service\'s '
+            "HAVEN_<SERVICE>_AUDIT_CHAIN_KEY. Without it, the development keys (local stack)."
+        ),
+    ] = None,
 ) -> None:
-    """Check every service's audit hash chain on the topic; report the first break."""
-    from haven.audit import verify_topic
+    """Check every service's keyed audit chain on the topic; report the first break.
 
-    count, breaks = asyncio.run(verify_topic(CommonSettings().kafka_bootstrap, topic))
+    Kafka security comes from HAVEN_KAFKA_* like the services' (TLS, SASL); a read-only user
+    with Describe and Read on the topic is enough."""
+    from haven.audit import KeysFile, verify_topic
+
+    settings = CommonSettings()
+    keys = KeysFile(json.loads(keys_file.read_text())) if keys_file else None
+    count, breaks = asyncio.run(
+        verify_topic(settings.kafka_bootstrap, topic, keys=keys, settings=settings)
+    )
     if breaks:
         for item in breaks:
             console.print(

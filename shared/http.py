@@ -367,9 +367,7 @@ def create_app(
     app.state.service = service
     app.state.authenticator = authenticator or Authenticator()
     install_problem_handlers(app)
-    app.include_router(
-        _operations_router(readiness_checks or {}, settings, asyncapi_document)
-    )
+    app.include_router(_operations_router(readiness_checks or {}, settings, asyncapi_document))
     for router in routers:
         app.include_router(router, responses=PROBLEM_RESPONSES)
     _document_problems(app)

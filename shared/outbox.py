@@ -61,7 +61,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.audit_chain import GENESIS_HASH, link
+from shared.audit_chain import GENESIS_HASH, development_key, link
 from shared.db import Wakeup
 from shared.events.catalog import AUDIT, CATALOG, Catalog
 from shared.events.envelope import Envelope, P
@@ -290,6 +290,7 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 10.0,
         audit_topic: str = AUDIT.name,
+        audit_key: bytes | None = None,
     ) -> None:
         self.engine = engine
         self.producer = producer
@@ -298,6 +299,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.audit_topic = audit_topic
+        self.audit_key = audit_key or development_key(service)
         self._wakeup = Wakeup(engine, OUTBOX_CHANNEL)
         self._last_metrics = 0.0
 
@@ -356,6 +358,7 @@ class OutboxRelay:
                     chain_id=str(chain_id),
                     sequence=sequence,
                     previous_hash=previous,
+                    key=self.audit_key,
                 )
                 previous = record["hash"]
                 row = replace(row, value=json.dumps(record, ensure_ascii=False).encode())

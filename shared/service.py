@@ -122,6 +122,7 @@ class ServiceRuntime(Generic[S]):
             service=definition.name,
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
+            audit_key=settings.chain_key(definition.name),
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -226,6 +227,11 @@ def build_app(
     settings = settings or definition.load_settings()
     auth_settings = AuthSettings()
     refuse_development_secret(auth_settings, settings.common.environment)
+    if settings.common.environment == "production" and settings.audit_chain_key is None:
+        raise InsecureConfiguration(
+            f"HAVEN_ENVIRONMENT=production without HAVEN_{definition.name.upper()}_AUDIT_CHAIN_KEY:"
+            " the audit chain would be keyed with the development key, which anyone can forge."
+        )
     runtime = ServiceRuntime(definition, settings, clock)
 
     @contextlib.asynccontextmanager

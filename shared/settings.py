@@ -12,6 +12,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from shared.audit_chain import development_key
+
 DEFAULT_PORTS: dict[str, int] = {
     "registration": 8001,
     "distribution": 8002,
@@ -83,7 +85,17 @@ class ServiceSettings(BaseSettings):
     # How often the consumer group's lag is measured from the broker (besides after each batch).
     consumer_lag_refresh_seconds: float = 15.0
 
+    # This service's audit chain key (HMAC): from a secret in production, where the
+    # development key derived from the service name is refused.
+    audit_chain_key: SecretStr | None = None
+
     common: CommonSettings = Field(default_factory=CommonSettings, exclude=True)
+
+    def chain_key(self, service: str) -> bytes:
+        """The key of ``service``'s audit chain (its development key when none is set)."""
+        if self.audit_chain_key is None:
+            return development_key(service)
+        return self.audit_chain_key.get_secret_value().encode()
 
     def resolved_database_url(self) -> str:
         """This service's own database: the override, or ``haven_<service>`` on the server."""

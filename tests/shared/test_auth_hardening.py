@@ -44,10 +44,21 @@ def test_production_refuses_to_start_with_the_development_secret(
     assert exited.value.code == 2
 
 
-def test_production_starts_with_a_secret_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_starts_with_secrets_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HAVEN_ENVIRONMENT", "production")
     monkeypatch.setenv("HAVEN_AUTH_SECRET", "a-real-secret-from-the-cluster-0123456789")
+    monkeypatch.setenv("HAVEN_HARDENING_AUDIT_CHAIN_KEY", "a-chain-key-from-the-cluster")
     assert build_app(DEFINITION) is not None
+
+
+def test_production_refuses_to_start_without_its_own_audit_chain_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HAVEN_ENVIRONMENT", "production")
+    monkeypatch.setenv("HAVEN_AUTH_SECRET", "a-real-secret-from-the-cluster-0123456789")
+    monkeypatch.delenv("HAVEN_HARDENING_AUDIT_CHAIN_KEY", raising=False)
+    with pytest.raises(InsecureConfiguration, match="HAVEN_HARDENING_AUDIT_CHAIN_KEY"):
+        build_app(DEFINITION)
 
 
 def test_development_still_starts_with_the_development_secret(
