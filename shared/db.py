@@ -47,7 +47,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     drops every connection of that generation.
     """
     engine = create_async_engine(
-        url, pool_size=2 * pool_size, max_overflow=0, pool_pre_ping=False, pool_recycle=1800
+        url,
+        pool_size=2 * pool_size,
+        max_overflow=0,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        hide_parameters=True,  # statement parameters are personal data: never in error texts
     )
     event.listen(engine.sync_engine, "checkin", _stamp_checkin)
     event.listen(engine.sync_engine, "checkout", _ping_if_idle)

@@ -41,7 +41,7 @@ from shared.problems import (
     handle_unexpected_error,
     install_problem_handlers,
 )
-from shared.telemetry import correlation_id_var, extract_trace_context
+from shared.telemetry import correlation_id_var, extract_trace_context, record_exception
 from shared.validation import CleanText, StrictModel
 
 __all__ = [
@@ -194,7 +194,7 @@ class _ObservabilityMiddleware:
                 try:
                     await self.app(scope, receive, send_with_context)
                 except Exception as exc:
-                    span.record_exception(exc)
+                    record_exception(span, exc)
                     if response_started:
                         raise
                     response = await handle_unexpected_error(Request(scope, receive), exc)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -107,7 +108,21 @@ def _context_fields() -> dict[str, str | None]:
     }
 
 
-class _JsonFormatter(logging.Formatter):
+class _ScrubbingFormatter(logging.Formatter):
+    """Tracebacks without the data exceptions carry (see :func:`scrubbed_traceback`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.exc_text = None  # another handler may have cached the unscrubbed text
+        return super().format(record)
+
+    def formatException(self, ei: Any) -> str:
+        _, exc, _ = ei
+        if exc is None:
+            return super().formatException(ei)
+        return scrubbed_traceback(exc).rstrip("\n")
+
+
+class _JsonFormatter(_ScrubbingFormatter):
     """One JSON object per line: time, level, logger, message, service, ids, extras."""
 
     def __init__(self, service: str) -> None:
@@ -133,7 +148,7 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class _TextFormatter(logging.Formatter):
+class _TextFormatter(_ScrubbingFormatter):
     """Human-readable lines for local development, with the same context ids."""
 
     def __init__(self, service: str) -> None:
@@ -253,11 +268,57 @@ def extract_trace_context(headers: Mapping[str, str | bytes]) -> Context:
     return _PROPAGATOR.extract(carrier)
 
 
+# Exceptions whose text carries the data they were given: a database error's message holds
+# the statement's parameters and PostgreSQL's DETAIL (a unique key's value: a phone, a
+# document number); a validation error holds the input.
+_DATA_CARRYING_MODULES = ("sqlalchemy", "asyncpg", "pydantic", "pydantic_core", "psycopg")
+
+
+def _carries_data(exc: BaseException) -> bool:
+    module = type(exc).__module__.split(".", 1)[0]
+    return module in _DATA_CARRYING_MODULES or isinstance(exc, UnicodeError)
+
+
 def scrubbed(exc: BaseException) -> str:
-    """An exception named for logs and spans without its data: a database error's text
-    carries the statement's parameters (names, phones), so only its class and SQLSTATE."""
+    """An exception named for logs, spans and dead-letter headers without its data: a
+    database error as its class and SQLSTATE, another data-carrying one as its class."""
     original = getattr(exc, "orig", None)
     sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
     if original is not None:
         return f"{type(exc).__name__}({type(original).__name__}, sqlstate={sqlstate})"
-    return type(exc).__name__
+    if _carries_data(exc):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def scrubbed_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` and its causes, each exception's text as :func:`scrubbed`
+    gives it: where it failed, not what it was given."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    chain: list[BaseException] = []
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for position, item in enumerate(reversed(chain)):
+        if position:
+            parts.append("\nDuring or because of the above, another exception occurred:\n\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(item.__traceback__))
+        parts.append(scrubbed(item) + "\n")
+    return "".join(parts)
+
+
+def record_exception(span: trace.Span, exc: BaseException) -> None:
+    """``span.record_exception`` without the exception's data (OpenTelemetry's own records
+    ``str(exc)`` and the full traceback text)."""
+    span.add_event(
+        "exception",
+        {
+            "exception.type": type(exc).__qualname__,
+            "exception.message": scrubbed(exc),
+            "exception.stacktrace": scrubbed_traceback(exc),
+        },
+    )

@@ -73,6 +73,14 @@ _UNIX_SOCKET_PATH_MAX = 107
 _SOCKET_FILE = ".s.PGSQL.{port}"
 _DIR_MODE = 0o700
 
+# The server log must not hold personal data: no statement parameters, no DETAIL lines (a
+# unique violation's DETAIL prints the key's value), no failing statement's text.
+PRIVATE_LOG_SETTINGS = {
+    "log_parameter_max_length": "0",
+    "log_parameter_max_length_on_error": "0",
+    "log_error_verbosity": "terse",
+    "log_min_error_statement": "panic",
+}
 FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 """Durability traded for speed in tests: a machine crash may corrupt the data dir."""
 # builtin C.UTF-8 (PostgreSQL 17+): Unicode-aware ctype (upper/lower, pg_trgm word characters)
@@ -274,6 +282,7 @@ class LocalPostgres:
             "max_connections": str(MAX_CONNECTIONS),
             "logging_collector": "off",
             "log_destination": "stderr",
+            **PRIVATE_LOG_SETTINGS,
         }
         if self.fast:
             settings.update(FAST_SETTINGS)

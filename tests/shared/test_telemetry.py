@@ -210,7 +210,13 @@ def test_setup_tracing_samples_by_ratio_and_keeps_an_existing_global(
     assert "ParentBased" in fresh.sampler.get_description()
     assert "0.25" in fresh.sampler.get_description()
     assert fresh.resource.attributes["service.name"] == "distribution"
-    with fresh.get_tracer("t").start_as_current_span("sampled-child", context=_sampled_parent()):
+    # A remote parent's sampled flag does not decide; the ratio on the trace id does.
+    with fresh.get_tracer("t").start_as_current_span("forced-child", context=_sampled_parent()):
+        pass
+    low_trace_id = extract_trace_context(
+        {"traceparent": "00-0af7651916cd43dd0000000000000001-b7ad6b7169203331-01"}
+    )
+    with fresh.get_tracer("t").start_as_current_span("sampled-child", context=low_trace_id):
         pass
     assert [s.name for s in exporter.get_finished_spans()] == ["sampled-child"]
 
