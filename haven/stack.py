@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ from haven.demo import load_demo_data
 from haven.devstack.infra import InfraHandle, start_infra
 from haven.devstack.processes import ManagedProcess, install_sigterm_handler, start_process
 from haven.devstack.prometheus import LocalPrometheus, prometheus_available
+from haven.devstack.supervisor import Supervisor
 from shared.auth import AuthSettings, Role, issue_dev_token
 from shared.events.catalog import CATALOG, SERVICES
 from shared.kafka import ensure_topics
@@ -43,9 +45,14 @@ class StackOptions:
 @dataclass
 class RunningStack:
     infra: InfraHandle
-    services: dict[str, ManagedProcess]
+    supervisor: Supervisor
     urls: dict[str, str]
     prometheus: LocalPrometheus | None
+
+    @property
+    def services(self) -> dict[str, ManagedProcess]:
+        """Each service's current process (a new one after a restart)."""
+        return {name: s.process for name, s in self.supervisor.services.items()}
 
 
 def service_ports(defaults: Mapping[str, int]) -> dict[str, int]:
@@ -84,21 +91,25 @@ def running_stack(options: StackOptions, console: Console) -> Iterator[RunningSt
                 "HAVEN_NOTIFICATIONS_DEFAULT_TIMEZONE", DEMO_TIMEZONE
             ),
         }
-        services: dict[str, ManagedProcess] = {}
+        supervisor = Supervisor(lambda line: console.print(f"[yellow]supervisor:[/] {line}"))
+        stack.callback(supervisor.stop_all)
         for name in SERVICES:
             env[f"HAVEN_{name.upper()}_HTTP_PORT"] = str(ports[name])
             infra.postgres_url(f"haven_{name}")
-            services[name] = start_process(
+            supervisor.add(
                 name,
-                [sys.executable, "-m", f"services.{name}"],
-                log_path=state / "logs" / f"{name}.log",
-                env=env,
-                cwd=ROOT,
+                functools.partial(
+                    start_process,
+                    name,
+                    [sys.executable, "-m", f"services.{name}"],
+                    log_path=state / "logs" / f"{name}.log",
+                    env=dict(env),
+                    cwd=ROOT,
+                ),
             )
-            stack.callback(services[name].stop)
         urls: dict[str, str] = {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
         console.print("starting the services and applying migrations …")
-        wait_until_ready(urls, services)
+        wait_until_ready(urls, {name: s.process for name, s in supervisor.services.items()})
         prometheus = None
         if prometheus_available():
             prometheus = LocalPrometheus(
@@ -114,7 +125,7 @@ def running_stack(options: StackOptions, console: Console) -> Iterator[RunningSt
         if options.load_demo:
             created = load_demo_data(urls, demo_loader_token())
             console.print(f"demo reference data: {created}")
-        yield RunningStack(infra=infra, services=services, urls=urls, prometheus=prometheus)
+        yield RunningStack(infra=infra, supervisor=supervisor, urls=urls, prometheus=prometheus)
 
 
 def wait_until_ready(urls: Mapping[str, str], processes: Mapping[str, ManagedProcess]) -> None:
@@ -179,11 +190,9 @@ def run_until_interrupted(options: StackOptions) -> None:
     try:
         with running_stack(options, console) as running:
             print_urls(running, console)
-            while all(p.is_running() for p in running.services.values()):
+            while True:  # a crashed service is restarted; the rest keeps serving
+                running.supervisor.check()
                 time.sleep(1)
-            dead = [n for n, p in running.services.items() if not p.is_running()]
-            console.print(f"[red]stopped unexpectedly:[/] {', '.join(dead)}; see .haven/logs/")
-            raise SystemExit(1)
     except KeyboardInterrupt:
         console.print("\nstopping …")
     console.print("stopped; data kept in .haven/ (make clean removes it)")

@@ -1,8 +1,10 @@
 """`make run` brings everything up, every /readyz answers 200 with Kafka and PostgreSQL really
-up, and Ctrl-C leaves no process behind."""
+up, a crashed service is restarted while the rest keeps serving, and Ctrl-C leaves no process
+behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,7 +33,9 @@ def descendants(pid: int) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_make_run_starts_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_make_run_starts_everything_survives_a_crash_and_ctrl_c_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
     ports = {name: free_port() for name in SERVICES}
     kafka_port, pg_port, prometheus_port = free_port(), free_port(), free_port()
     env = {
@@ -75,6 +79,29 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: P
         assert "MDA-CHI" in {site["id"] for site in sites.json()}
         children = descendants(process.pid)
         assert len(children) >= 6  # four services, Kafka, PostgreSQL (and Prometheus)
+
+        # One service crashes: it is restarted, the others keep serving, the console says so.
+        referral = f"http://127.0.0.1:{ports['referral']}"
+        [crashed] = [
+            p
+            for p in children
+            if "services.referral" in " ".join(p.cmdline()) and p.ppid() == process.pid
+        ]
+        crashed.kill()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            registration = httpx.get(f"http://127.0.0.1:{ports['registration']}/readyz", timeout=5)
+            assert registration.status_code == 200  # the rest of the stack keeps serving
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{referral}/readyz", timeout=2).status_code == 200 and (
+                    "referral restarted" in output.read_text(errors="replace")
+                ):
+                    break
+            assert process.poll() is None, output.read_text(errors="replace")[-5000:]
+            assert time.monotonic() < deadline, output.read_text(errors="replace")[-5000:]
+            time.sleep(0.5)
+        assert "referral stopped unexpectedly" in output.read_text(errors="replace")
+        children = descendants(process.pid)
 
         process.send_signal(signal.SIGINT)  # Ctrl-C
         process.wait(timeout=STOP_TIMEOUT_SECONDS)
