@@ -13,6 +13,7 @@ from shared.events.catalog import CATALOG
 from shared.events.envelope import Envelope, EventPayload
 from shared.events.registration import (
     ConsentFlags,
+    HouseholdProfile,
     HouseholdRegistered,
     Location,
     MemberProfile,
@@ -20,7 +21,7 @@ from shared.events.registration import (
 )
 from shared.vocabulary import AgeBand, DisplacementStatus, HouseholdStatus, NeedType, Priority, Sex
 
-P = TypeVar("P", bound=HouseholdRegistered)
+P = TypeVar("P", bound=HouseholdProfile)
 
 
 def members_of(count: int) -> tuple[MemberProfile, ...]:
@@ -75,12 +76,10 @@ def household_profile(
 
 
 def envelope(
-    payload: EventPayload, *, source: str = "haven/test", actor: str | None = None, **extra: Any
+    payload: EventPayload, *, source: str = "haven/test", actor: str | None = None
 ) -> Envelope[Any]:
     """``payload`` in the envelope a producing service would send."""
-    if actor is not None:
-        extra["actor"] = actor
-    return Envelope.wrap(payload, source=source, **extra)
+    return Envelope.wrap(payload, source=source, actor=actor)
 
 
 def consumer_record(
