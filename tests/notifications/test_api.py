@@ -23,6 +23,7 @@ from shared.settings import load_settings
 from tests.notifications import support
 from tests.notifications.support import rows
 from tests.support import unique
+from tests.support.apps import serving
 from tests.support.clock import FakeClock
 from tests.support.tokens import auth_headers
 
@@ -43,10 +44,8 @@ async def api(
     settings = load_settings("notifications", NotificationsSettings)
     app = build_app(build_definition(settings, clock=clock, name=unique("notif_api")), settings)
     app.state.notifications_clock = clock
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as c:
-            yield c
+    async with serving(app, base_url="http://notifications") as client:
+        yield client
 
 
 async def deliver(consumer: EventConsumer, payload: EventPayload, key: UUID) -> None:

@@ -47,6 +47,7 @@ from shared.vocabulary import (
     Vulnerability,
 )
 from tests.support import consumer_record, events, migrated_database, unique
+from tests.support.apps import serving
 from tests.support.clock import FakeClock
 from tests.support.events import household_profile
 from tests.support.tokens import auth_headers
@@ -274,12 +275,7 @@ async def running_app(
     context = ReferralContext(settings, clock)
     name = name or unique("referral")  # its own consumer group on the shared broker
     app = build_app(build_definition(context, name=name), settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://referral.test"
-        ) as client,
-    ):
+    async with serving(app, base_url="http://referral.test") as client:
         runtime = app.state.runtime
         yield RunningApp(
             client=client,
