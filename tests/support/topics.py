@@ -15,7 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.events.catalog import CATALOG, HOUSEHOLDS, Topic
+from shared.events.catalog import CATALOG, HOUSEHOLDS, Service, Topic
 from shared.events.envelope import headers_to_dict
 from shared.events.registration import HouseholdErased
 from shared.kafka import ensure_topics
@@ -30,7 +30,7 @@ def throwaway_topic(
     events: tuple[type[Any], ...],
     *,
     partitions: int = 1,
-    consumer: str = "distribution",
+    consumer: Service = "distribution",
 ) -> Topic:
     """A throw-away topic of these household events for a consumer test."""
     return Topic(
@@ -44,7 +44,9 @@ def throwaway_topic(
     )
 
 
-def erasures_topic(prefix: str, *, partitions: int = 1, consumer: str = "distribution") -> Topic:
+def erasures_topic(
+    prefix: str, *, partitions: int = 1, consumer: Service = "distribution"
+) -> Topic:
     """A throw-away topic of HouseholdErased events for a consumer test."""
     return throwaway_topic(prefix, (HouseholdErased,), partitions=partitions, consumer=consumer)
 
