@@ -1,71 +1,39 @@
-"""Helpers of the distribution tests: a running service, tokens, households, topic readers."""
+"""Helpers of the distribution tests: a running service, a site with its staff, households."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
+from services.distribution.models import ItemCategory
 from services.distribution.service import DEFINITION
 from services.distribution.settings import DistributionSettings
-from shared.auth import AuthSettings, Role, issue_dev_token
-from shared.events.catalog import CATALOG, HOUSEHOLDS
-from shared.events.envelope import Envelope, EventPayload, headers_to_dict
-from shared.events.registration import (
-    ConsentFlags,
-    HouseholdRegistered,
-    Location,
-    MemberProfile,
-    Need,
-)
+from shared.auth import Role
+from shared.events.catalog import CATALOG
+from shared.events.envelope import Envelope, EventPayload
+from shared.events.registration import HouseholdRegistered
 from shared.service import ServiceRuntime, build_app
 from shared.settings import CommonSettings
-from shared.vocabulary import AgeBand, DisplacementStatus, HouseholdStatus, NeedType, Sex
+from shared.vocabulary import HouseholdStatus, NeedType
+from tests.support.apps import serving
+from tests.support.clock import FakeClock
+from tests.support.events import envelope, household_profile
+from tests.support.tokens import auth_headers
 
 START = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 """The tests' default 'now' (a Monday morning in the programme)."""
-
-
-class FakeClock:
-    """A clock the tests move by hand; never sleeps."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, now: datetime) -> None:
-        self.now = now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-    @property
-    def today(self) -> date:
-        return self.now.date()
-
-
-def token(roles: Sequence[Role | str], sites: Sequence[str] = (), sub: str | None = None) -> str:
-    return issue_dev_token(
-        AuthSettings(), sub=sub or f"user-{uuid.uuid4().hex[:6]}", roles=roles, sites=sites
-    )
-
-
-def bearer(roles: Sequence[Role | str], sites: Sequence[str] = ()) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(roles, sites)}"}
 
 
 def new_site() -> str:
@@ -82,34 +50,21 @@ def profile(
     household_id: uuid.UUID | None = None,
     event: type[HouseholdRegistered] = HouseholdRegistered,
 ) -> HouseholdRegistered:
-    """A household profile as registration publishes it."""
-    members = tuple(
-        MemberProfile(
-            member_id=uuid.uuid4(),
-            sex=Sex.FEMALE if i % 2 == 0 else Sex.MALE,
-            age_band=AgeBand.AGE_18_59 if i < 2 else AgeBand.AGE_5_17,
-            is_head=i == 0,
-        )
-        for i in range(size)
-    )
-    return event(
-        household_id=household_id or uuid.uuid4(),
-        case_number="MDA-TST-000001",
+    """A household profile as registration publishes it, one member per person."""
+    return household_profile(
+        household_id,
+        event=event,
         site_id=site_id,
-        location=Location(admin1="MD01"),
-        displacement_status=DisplacementStatus.REFUGEE,
+        size=size,
+        members=size,
+        needs=needs,
         status=status,
-        household_size=size,
-        members=members,
-        needs=tuple(Need(type=n) for n in needs),
-        preferred_language="uk",
-        consent=ConsentFlags(data_processing=True, referral_sharing=False, contact=False),
         version=version,
     )
 
 
 def envelope_of(payload: EventPayload) -> Envelope[Any]:
-    return Envelope.wrap(payload, source="haven/registration", actor="test")
+    return envelope(payload, source="haven/registration", actor="test")
 
 
 async def publish(bootstrap: str, *payloads: EventPayload, key: str) -> None:
@@ -127,91 +82,6 @@ async def publish(bootstrap: str, *payloads: EventPayload, key: str) -> None:
             )
     finally:
         await producer.stop()
-
-
-async def start_group_at_end(bootstrap: str, group_id: str, topic: str) -> None:
-    """Commit the group's offsets at the topic's end, so a fresh test consumer skips the
-    history other tests left on the shared broker."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(CATALOG.topic(topic).partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
-    finally:
-        await consumer.stop()
-
-
-@dataclass
-class Received:
-    type: str
-    key: str | None
-    data: dict[str, Any]
-    headers: dict[str, str]
-
-
-@dataclass
-class TopicReader:
-    """Reads a topic from the moment it was opened; records are kept for every later wait."""
-
-    bootstrap: str
-    topic: str
-    records: list[Received] = field(default_factory=list)
-    _consumer: AIOKafkaConsumer | None = None
-
-    async def open(self) -> TopicReader:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
-        )
-        await consumer.start()
-        count = CATALOG.topic(self.topic).partitions
-        partitions = [TopicPartition(self.topic, p) for p in range(count)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        for tp in partitions:  # resolve the end offsets now, before the test produces
-            await consumer.position(tp)
-        self._consumer = consumer
-        return self
-
-    async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-
-    async def wait_for(
-        self, match: Callable[[Received], bool], *, count: int = 1, timeout: float = 30.0
-    ) -> list[Received]:
-        """The matching records once ``count`` arrived; fails after ``timeout`` seconds."""
-        assert self._consumer is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [r for r in self.records if match(r)]
-            if len(found) >= count or time.monotonic() > deadline:
-                break
-            batch = await self._consumer.getmany(timeout_ms=200)
-            for part in batch.values():
-                for record in part:
-                    headers = headers_to_dict(record.headers or ())
-                    self.records.append(
-                        Received(
-                            type=headers.get("ce_type", ""),
-                            key=record.key.decode() if record.key else None,
-                            data=json.loads(record.value) if record.value else {},
-                            headers=headers,
-                        )
-                    )
-        assert len(found) >= count, f"{len(found)} of {count} records on {self.topic}"
-        return found
-
-    async def settle(self, seconds: float = 1.5) -> None:
-        """Read whatever arrives during ``seconds`` (to check that something did NOT come)."""
-        assert self._consumer is not None
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            await self.wait_for(lambda r: True, count=0, timeout=0)
-            await asyncio.sleep(0.1)
 
 
 def settings_for(
@@ -259,12 +129,10 @@ async def running_service(
     ``name`` names the consumer group (``haven-<name>``): tests that consume use their own.
     """
     definition = dataclasses.replace(DEFINITION, name=name, jobs=tuple(background))
-    app = build_app(definition, settings)
+    app = build_app(definition, settings, clock=clock)
     app.state.clock = clock
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://distribution") as client:
-            yield Service(app=app, client=client, clock=clock, settings=settings)
+    async with serving(app, base_url="http://distribution") as client:
+        yield Service(app=app, client=client, clock=clock, settings=settings)
 
 
 async def insert_household(service: Service, payload: HouseholdRegistered) -> None:
@@ -273,26 +141,6 @@ async def insert_household(service: Service, payload: HouseholdRegistered) -> No
 
     async with service.runtime.sessions() as session, session.begin():
         await households.apply_profile(session=session, profile=payload, at=service.clock())
-
-
-__all__ = [
-    "HOUSEHOLDS",
-    "START",
-    "FakeClock",
-    "Received",
-    "Service",
-    "TopicReader",
-    "bearer",
-    "envelope_of",
-    "insert_household",
-    "new_site",
-    "profile",
-    "publish",
-    "running_service",
-    "settings_for",
-    "start_group_at_end",
-    "token",
-]
 
 
 async def ledger_mismatches(service: Service) -> list[Any]:
@@ -327,3 +175,121 @@ async def eventually_true(
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Site:
+    """One site of the programme with a warehouse, and its staff's tokens."""
+
+    service: Service
+    site_id: str
+    warehouse_id: str
+    admin: dict[str, str]
+    operator: dict[str, str]
+    manager: dict[str, str]
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self.service.client
+
+    async def item(self, category: ItemCategory, *, unit: str = "kit") -> str:
+        sku = f"{category.value[:4].upper()}-{uuid.uuid4().hex[:8]}"
+        response = await self.client.post(
+            "/v1/items",
+            json={"sku": sku, "name": f"Test {category.value}", "category": category, "unit": unit},
+            headers=self.admin,
+        )
+        assert response.status_code == 201, response.text
+        return sku
+
+    async def warehouse(self, name: str | None = None) -> str:
+        response = await self.client.post(
+            "/v1/warehouses",
+            json={
+                "name": name or f"Warehouse {uuid.uuid4().hex[:6]}",
+                "site_id": self.site_id,
+                "location": {"admin1": "MD01"},
+            },
+            headers=self.admin,
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def receive(
+        self,
+        sku: str,
+        quantity: int,
+        *,
+        batch: str | None = None,
+        expires_on: str | None = None,
+        warehouse_id: str | None = None,
+        reference: str | None = None,
+    ) -> httpx.Response:
+        line: dict[str, Any] = {"sku": sku, "quantity": quantity}
+        if batch is not None:
+            line["batch"] = batch
+        if expires_on is not None:
+            line["expires_on"] = expires_on
+        return await self.client.post(
+            f"/v1/warehouses/{warehouse_id or self.warehouse_id}/receipts",
+            json={"lines": [line], "reference": reference or f"GRN-{uuid.uuid4().hex[:10]}"},
+            headers=self.operator,
+        )
+
+    async def stocked(self, category: ItemCategory, quantity: int = 100, **receipt: Any) -> str:
+        sku = await self.item(category)
+        response = await self.receive(sku, quantity, **receipt)
+        assert response.status_code == 201, response.text
+        return sku
+
+    async def household(
+        self,
+        *,
+        size: int = 3,
+        needs: Sequence[NeedType] = (NeedType.FOOD, NeedType.HYGIENE),
+        **kwargs: Any,
+    ) -> str:
+        payload = profile(site_id=self.site_id, size=size, needs=needs, **kwargs)
+        await insert_household(self.service, payload)
+        return str(payload.household_id)
+
+    async def distribute(
+        self,
+        household_id: str,
+        lines: list[dict[str, Any]],
+        *,
+        client_ref: str | None = None,
+        headers: dict[str, str] | None = None,
+        warehouse_id: str | None = None,
+    ) -> httpx.Response:
+        return await self.client.post(
+            "/v1/distributions",
+            json={
+                "household_id": household_id,
+                "warehouse_id": warehouse_id or self.warehouse_id,
+                "lines": lines,
+                "client_ref": client_ref or f"desk-{uuid.uuid4().hex}",
+            },
+            headers=headers or self.operator,
+        )
+
+    async def stock(self, warehouse_id: str | None = None) -> dict[str, Any]:
+        response = await self.client.get(
+            f"/v1/warehouses/{warehouse_id or self.warehouse_id}/stock", headers=self.operator
+        )
+        assert response.status_code == 200, response.text
+        return {item["sku"]: item for item in response.json()["items"]}
+
+
+async def make_site(service: Service) -> Site:
+    site_id = new_site()
+    site = Site(
+        service=service,
+        site_id=site_id,
+        warehouse_id="",
+        admin=auth_headers(Role.ADMIN),
+        operator=auth_headers(Role.WAREHOUSE_OPERATOR, sites=[site_id]),
+        manager=auth_headers(Role.MANAGER, sites=[site_id]),
+    )
+    site.warehouse_id = await site.warehouse()
+    return site

@@ -6,8 +6,8 @@ import uuid
 
 from services.distribution.models import ItemCategory
 from shared.auth import Role
-from tests.distribution.conftest import Site
-from tests.distribution.support import bearer
+from tests.distribution.support import Site
+from tests.support.tokens import auth_headers
 
 PROBLEM = "application/problem+json"
 
@@ -56,7 +56,7 @@ async def test_item_input_is_validated_field_by_field(site: Site) -> None:
 
 
 async def test_warehouses_are_seen_only_at_their_sites(site: Site) -> None:
-    other = bearer([Role.WAREHOUSE_OPERATOR], ["ELSEWHERE"])
+    other = auth_headers(Role.WAREHOUSE_OPERATOR, sites=["ELSEWHERE"])
     mine = await site.client.get(f"/v1/warehouses/{site.warehouse_id}", headers=site.operator)
     assert mine.status_code == 200 and mine.json()["site_id"] == site.site_id
     theirs = await site.client.get(f"/v1/warehouses/{site.warehouse_id}", headers=other)

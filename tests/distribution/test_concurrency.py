@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from services.distribution.models import ItemCategory
 from shared.auth import Role
-from tests.distribution.conftest import Site
-from tests.distribution.support import bearer, ledger_mismatches
+from tests.distribution.support import Site, ledger_mismatches
+from tests.support.tokens import auth_headers
 
 REQUESTS = 60
 
@@ -28,7 +28,9 @@ async def test_many_operators_on_one_sku_never_oversell(site: Site) -> None:
     stock = 40
     sku = await site.stocked(ItemCategory.FOOD, stock)
     households = [await site.household() for _ in range(REQUESTS)]
-    operators = [bearer([Role.WAREHOUSE_OPERATOR], [site.site_id]) for _ in range(REQUESTS)]
+    operators = [
+        auth_headers(Role.WAREHOUSE_OPERATOR, sites=[site.site_id]) for _ in range(REQUESTS)
+    ]
 
     responses = await asyncio.gather(
         *(
@@ -60,7 +62,7 @@ async def test_several_desks_serving_the_same_households_at_once_never_exceed_en
     food = await site.stocked(ItemCategory.FOOD, 500)
     kits = await site.stocked(ItemCategory.HYGIENE, 500)
     households = [await site.household(size=4) for _ in range(6)]  # 1 parcel, 4 kits each
-    desks = [bearer([Role.WAREHOUSE_OPERATOR], [site.site_id]) for _ in range(5)]
+    desks = [auth_headers(Role.WAREHOUSE_OPERATOR, sites=[site.site_id]) for _ in range(5)]
     requests = [
         (household, desk, line)
         for household in households

@@ -8,8 +8,10 @@ import yaml
 
 from haven.stack import demo_loader_token
 from shared.auth import Role
-from tests.distribution.support import FakeClock, bearer, running_service, settings_for
+from tests.distribution.support import START, running_service, settings_for
 from tests.support import ROOT, migrated_database
+from tests.support.clock import FakeClock
+from tests.support.tokens import auth_headers
 
 DEMO = ROOT / "deploy" / "local" / "demo" / "distribution.yaml"
 CHISINAU = "5b0f6c1e-2f57-4a4e-9c53-6a1d2f0c0001"
@@ -18,9 +20,9 @@ CHISINAU = "5b0f6c1e-2f57-4a4e-9c53-6a1d2f0c0001"
 async def test_the_demo_data_loads_and_reloads(infra: Any) -> None:
     requests = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     url = await migrated_database(infra, "distribution")
-    admin = bearer([Role.ADMIN])
+    admin = auth_headers(Role.ADMIN)
     loader = {"Authorization": f"Bearer {demo_loader_token()}"}  # what `make run` sends
-    async with running_service(settings_for(infra, url), clock=FakeClock()) as service:
+    async with running_service(settings_for(infra, url), clock=FakeClock(START)) as service:
         for attempt in (1, 2):
             for request in requests:
                 response = await service.client.request(

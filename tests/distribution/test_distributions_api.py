@@ -9,8 +9,9 @@ from typing import Any
 from services.distribution.models import ItemCategory
 from shared.auth import Role
 from shared.vocabulary import HouseholdStatus, NeedType
-from tests.distribution.conftest import Site
-from tests.distribution.support import TopicReader, bearer, ledger_mismatches
+from tests.distribution.support import Site, ledger_mismatches
+from tests.support.tokens import auth_headers
+from tests.support.topics import TopicReader
 
 
 async def entitlement(site: Site, household: str, category: str) -> dict[str, Any]:
@@ -253,7 +254,7 @@ async def test_void_reverses_stock_and_entitlement_and_is_published(
         url, json={"reason": "wrong_household"}, headers=site.operator
     )
     assert operator_cannot.status_code == 403
-    other_manager = bearer([Role.MANAGER], ["ELSEWHERE"])
+    other_manager = auth_headers(Role.MANAGER, sites=["ELSEWHERE"])
     assert (
         await site.client.post(url, json={"reason": "wrong_household"}, headers=other_manager)
     ).status_code == 404
@@ -313,7 +314,7 @@ async def test_distributions_are_listed_by_household_warehouse_and_dates(site: S
             "/v1/distributions", params={"from": "11.03.2025"}, headers=site.manager
         )
     ).status_code == 422
-    outsider = bearer([Role.MANAGER], ["ELSEWHERE"])
+    outsider = auth_headers(Role.MANAGER, sites=["ELSEWHERE"])
     theirs = await site.client.get(
         "/v1/distributions", params={"household_id": household}, headers=outsider
     )

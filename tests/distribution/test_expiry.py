@@ -11,16 +11,16 @@ import sqlalchemy as sa
 
 from services.distribution.jobs import ExpiryWriteOffJob
 from services.distribution.models import ItemCategory
-from tests.distribution.conftest import make_site
 from tests.distribution.support import (
-    FakeClock,
-    TopicReader,
     eventually_true,
     ledger_mismatches,
+    make_site,
     running_service,
     settings_for,
 )
 from tests.support import migrated_database
+from tests.support.clock import FakeClock
+from tests.support.topics import TopicReader
 
 
 async def test_the_job_writes_off_expired_batches_once_a_day(

@@ -26,20 +26,21 @@ from shared.events.registration import (
 )
 from shared.kafka import LazyProducer
 from shared.vocabulary import NeedType
-from tests.distribution.conftest import Site, make_site
 from tests.distribution.support import (
-    FakeClock,
+    START,
     Service,
-    TopicReader,
+    Site,
     envelope_of,
     ledger_mismatches,
+    make_site,
     profile,
     publish,
     running_service,
     settings_for,
-    start_group_at_end,
 )
-from tests.support import consumer_record, eventually, migrated_database, unique
+from tests.support import consumer_record, eventually, migrated_database, start_group_at_end, unique
+from tests.support.clock import FakeClock
+from tests.support.topics import TopicReader
 
 
 @pytest.fixture
@@ -258,7 +259,7 @@ async def test_registration_events_on_the_real_broker_reach_the_read_model(infra
     settings = settings_for(
         infra, url, consumers_enabled=True, consumer_backoff_initial_seconds=0.05
     )
-    async with running_service(settings, clock=FakeClock(), name=name) as service:
+    async with running_service(settings, clock=FakeClock(START), name=name) as service:
         site = await make_site(service)
         registered = profile(site_id=site.site_id, size=6)
         hid = registered.household_id

@@ -15,8 +15,7 @@ from services.distribution.domain import distributions
 from services.distribution.domain.errors import ClientRefReused
 from services.distribution.models import DistributionCreate, DistributionLineCreate, ItemCategory
 from shared.auth import Principal, Role
-from tests.distribution.conftest import Site
-from tests.distribution.support import eventually_true, ledger_mismatches
+from tests.distribution.support import Site, eventually_true, ledger_mismatches
 
 
 async def test_picks_from_one_batch_for_two_lines_each_record_the_running_balance(

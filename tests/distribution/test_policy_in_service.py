@@ -11,9 +11,9 @@ import pytest
 
 from services.distribution.domain.policy import PolicyError
 from services.distribution.models import ItemCategory
-from tests.distribution.conftest import make_site
-from tests.distribution.support import FakeClock, running_service, settings_for
+from tests.distribution.support import START, make_site, running_service, settings_for
 from tests.support import migrated_database
+from tests.support.clock import FakeClock
 
 V1 = """
 version: "v1"
@@ -76,5 +76,5 @@ async def test_a_bad_policy_file_stops_the_service_with_a_clear_error(
     url = await migrated_database(infra, "distribution")
     settings = settings_for(infra, url, policy_dir=tmp_path)
     with pytest.raises(PolicyError, match=r"2025-01-01.yaml is invalid: categories.food.quantity"):
-        async with running_service(settings, clock=FakeClock()):
+        async with running_service(settings, clock=FakeClock(START)):
             pass

@@ -7,8 +7,8 @@ import io
 
 from services.distribution.models import ItemCategory
 from shared.auth import Role
-from tests.distribution.conftest import Site, make_site
-from tests.distribution.support import bearer
+from tests.distribution.support import Site, make_site
+from tests.support.tokens import auth_headers
 
 
 async def test_the_report_aggregates_recorded_distributions_by_day_site_and_category(
@@ -71,7 +71,7 @@ async def test_the_report_aggregates_recorded_distributions_by_day_site_and_cate
     )
     assert by_param.text == as_csv.text
 
-    both = bearer([Role.MANAGER], [site.site_id, other.site_id])
+    both = auth_headers(Role.MANAGER, sites=[site.site_id, other.site_id])
     wide = (await site.client.get("/v1/reports/distributions", params=params, headers=both)).json()
     assert {r["site_id"] for r in wide["rows"]} == {site.site_id, other.site_id}
     only_other = await site.client.get(

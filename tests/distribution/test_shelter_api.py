@@ -10,8 +10,9 @@ from typing import Any
 
 from shared.auth import Role
 from shared.vocabulary import NeedType
-from tests.distribution.conftest import Site
-from tests.distribution.support import TopicReader, bearer
+from tests.distribution.support import Site
+from tests.support.tokens import auth_headers
+from tests.support.topics import TopicReader
 
 SHELTER_NEED = [NeedType.SHELTER, NeedType.FOOD]
 
@@ -62,7 +63,7 @@ async def test_shelters_are_created_by_admins_and_seen_at_their_site(site: Site)
             headers=site.admin,
         )
     ).status_code == 422
-    outsider = bearer([Role.WAREHOUSE_OPERATOR], ["ELSEWHERE"])
+    outsider = auth_headers(Role.WAREHOUSE_OPERATOR, sites=["ELSEWHERE"])
     assert (
         await site.client.get(f"/v1/shelters/{shelter['id']}", headers=outsider)
     ).status_code == 404

@@ -6,8 +6,9 @@ import uuid
 
 from services.distribution.models import ItemCategory
 from shared.auth import Role
-from tests.distribution.conftest import Site
-from tests.distribution.support import TopicReader, bearer, ledger_mismatches
+from tests.distribution.support import Site, ledger_mismatches
+from tests.support.tokens import auth_headers
+from tests.support.topics import TopicReader
 
 
 async def test_a_receipt_adds_ledger_entries_and_balances_per_batch(site: Site) -> None:
@@ -166,7 +167,7 @@ async def test_a_transfer_to_another_sites_warehouse_needs_that_site_too(site: S
     }
     refused = await site.client.post("/v1/transfers", json=body, headers=site.operator)
     assert refused.status_code == 404 and refused.json()["warehouse_id"] == target
-    both = bearer([Role.WAREHOUSE_OPERATOR], [site.site_id, elsewhere])
+    both = auth_headers(Role.WAREHOUSE_OPERATOR, sites=[site.site_id, elsewhere])
     assert (await site.client.post("/v1/transfers", json=body, headers=both)).status_code == 201
 
 

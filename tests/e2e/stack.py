@@ -8,25 +8,25 @@ import importlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
-from shared.auth import AuthSettings, Role, issue_dev_token
+from shared.auth import Role
 from shared.events.catalog import CATALOG
 from shared.settings import ServiceSettings
 from tests.support import create_catalog_topics, migrated_database, start_group_at_end, unique
+from tests.support.apps import serving
+from tests.support.tokens import auth_headers
 
 SERVICES = ("registration", "distribution", "referral", "notifications")
 
 
-def token(
-    *roles: Role, sites: tuple[str, ...] = ("*",), org: str | None = None, sub: str = "e2e"
-) -> dict[str, str]:
-    jwt = issue_dev_token(AuthSettings(), sub=sub, roles=list(roles), sites=list(sites), org=org)
-    return {"Authorization": f"Bearer {jwt}"}
+token = partial(auth_headers, sites=("*",), sub="e2e")
+"""Headers of an e2e user with these roles, at every site unless ``sites`` say otherwise."""
 
 
 @contextlib.contextmanager
@@ -92,10 +92,7 @@ async def running_stack(
     async with contextlib.AsyncExitStack() as stack:
         clients: dict[str, httpx.AsyncClient] = {}
         for name, app in apps.items():
-            await stack.enter_async_context(app.router.lifespan_context(app))
-            clients[name] = await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-            )
+            clients[name] = await stack.enter_async_context(serving(app, base_url=f"http://{name}"))
         yield Stack(
             clients=clients, apps=apps, databases=databases, bootstrap=bootstrap, state=state
         )

@@ -18,8 +18,9 @@ from services.notifications.settings import Channel, NotificationsSettings
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import SessionFactory, create_engine, session_factory
 from shared.kafka import LazyProducer
-from tests.notifications.support import MORNING, FakeClock, clone, drop, make_settings
+from tests.notifications.support import MORNING, clone, drop, make_settings
 from tests.support import migrated_database, unique
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,6 @@ import asyncpg
 import sqlalchemy as sa
 import uvicorn
 from aiokafka import ConsumerRecord
-from aiokafka.structs import TopicPartition
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
@@ -31,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.notifications.channels.base import ChannelError, OutgoingMessage
 from services.notifications.settings import Channel, NotificationsSettings, TokenBucket
 from shared.db import asyncpg_dsn
-from shared.events.catalog import CATALOG
 from shared.events.distribution import (
     DistributedLine,
     DistributionRecorded,
@@ -52,11 +50,10 @@ from shared.events.registration import (
     HouseholdErased,
     HouseholdRegistered,
     Location,
-    MemberProfile,
 )
 from shared.settings import CommonSettings
-from shared.vocabulary import AgeBand, DisplacementStatus, HouseholdStatus, Sex
 from tests.support import consumer_record, unique
+from tests.support.events import envelope, household_profile
 
 # --- databases ------------------------------------------------------------------------------
 
@@ -84,20 +81,6 @@ async def _as_admin(url: str, statement: str) -> None:
 
 
 # --- time -----------------------------------------------------------------------------------
-
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 # A Chișinău mid-morning (UTC+2 in winter): outside the default quiet hours.
@@ -134,21 +117,14 @@ def registered(
     language: str = "uk",
     contact_consent: bool = True,
 ) -> HouseholdRegistered:
-    member = MemberProfile(
-        member_id=uuid4(), sex=Sex.FEMALE, age_band=AgeBand.AGE_18_59, is_head=True
-    )
-    return HouseholdRegistered(
-        household_id=household_id or uuid4(),
-        case_number=case_number,
+    return household_profile(
+        household_id,
         site_id=site_id,
+        case_number=case_number,
+        members=1,
         location=Location(admin1="MD01", admin2="MD0101"),
-        displacement_status=DisplacementStatus.REFUGEE,
-        status=HouseholdStatus.ACTIVE,
-        household_size=3,
-        members=(member,),
-        preferred_language=language,
+        language=language,
         consent=ConsentFlags(data_processing=True, referral_sharing=True, contact=contact_consent),
-        version=1,
     )
 
 
@@ -290,7 +266,7 @@ def erased(household_id: UUID, site_id: str = "MDA-PAL") -> HouseholdErased:
 
 
 def wrap(payload: EventPayload, source: str = "haven/test") -> Envelope[Any]:
-    return Envelope.wrap(payload, source=source)
+    return envelope(payload, source=source)
 
 
 _offsets = iter(range(10**9))
@@ -298,8 +274,7 @@ _offsets = iter(range(10**9))
 
 def record_of(envelope: Envelope[Any], key: str) -> ConsumerRecord[bytes, bytes]:
     """The Kafka record the relay would publish for ``envelope``."""
-    topic = CATALOG.topic_for(envelope.data).name
-    return consumer_record(envelope, topic=topic, key=key, offset=next(_offsets))
+    return consumer_record(envelope, key=key, offset=next(_offsets))
 
 
 def tombstone_of(topic: str, key: str) -> ConsumerRecord[bytes, bytes]:
@@ -496,28 +471,6 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 
 # --- Kafka ----------------------------------------------------------------------------------
-
-
-async def skip_to_end(bootstrap: str, group_id: str, topics: Sequence[str]) -> None:
-    """Commit ``group_id`` at the end of ``topics``: a test's consumer then sees only the
-    events published after this point, not everything other tests left on the broker."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in range(CATALOG.topic(topic).partitions)
-        ]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
 
 
 def today() -> date:

@@ -14,26 +14,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.service import build_definition
 from services.notifications.settings import NotificationsSettings
-from shared.auth import AuthSettings, Role, issue_dev_token
+from shared.auth import Role
 from shared.consumer import EventConsumer
 from shared.events.catalog import CATALOG
 from shared.events.envelope import Envelope, EventPayload
 from shared.service import build_app
 from shared.settings import load_settings
 from tests.notifications import support
-from tests.notifications.support import FakeClock, rows
+from tests.notifications.support import rows
 from tests.support import unique
+from tests.support.apps import serving
+from tests.support.clock import FakeClock
+from tests.support.tokens import auth_headers
 
-
-def token(*roles: Role, sites: tuple[str, ...] = ()) -> dict[str, str]:
-    value = issue_dev_token(AuthSettings(), sub="user-" + roles[0], roles=roles, sites=sites)
-    return {"Authorization": f"Bearer {value}"}
-
-
-ADMIN = token(Role.ADMIN)
-MANAGER_PAL = token(Role.MANAGER, sites=("MDA-PAL",))
-MANAGER_CHI = token(Role.MANAGER, sites=("MDA-CHI",))
-FIELD = token(Role.FIELD_STAFF, sites=("MDA-PAL",))
+ADMIN = auth_headers(Role.ADMIN, sub="user-admin")
+MANAGER_PAL = auth_headers(Role.MANAGER, sites=("MDA-PAL",), sub="user-manager")
+MANAGER_CHI = auth_headers(Role.MANAGER, sites=("MDA-CHI",), sub="user-manager")
+FIELD = auth_headers(Role.FIELD_STAFF, sites=("MDA-PAL",), sub="user-field_staff")
 
 
 @pytest.fixture
@@ -47,10 +44,8 @@ async def api(
     settings = load_settings("notifications", NotificationsSettings)
     app = build_app(build_definition(settings, clock=clock, name=unique("notif_api")), settings)
     app.state.notifications_clock = clock
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as c:
-            yield c
+    async with serving(app, base_url="http://notifications") as client:
+        yield client
 
 
 async def deliver(consumer: EventConsumer, payload: EventPayload, key: UUID) -> None:

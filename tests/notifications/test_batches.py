@@ -32,8 +32,9 @@ from shared.events.registration import (
 )
 from shared.kafka import LazyProducer
 from tests.notifications import support
-from tests.notifications.support import FakeClock, rows
+from tests.notifications.support import rows
 from tests.support import unique
+from tests.support.clock import FakeClock
 
 
 def _profile(

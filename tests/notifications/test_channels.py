@@ -21,7 +21,8 @@ from services.notifications.channels.sms_gateway import SmsGatewayTransport
 from services.notifications.channels.smtp import SmtpTransport
 from services.notifications.channels.ssrf import AddressRefused, resolve_permitted
 from services.notifications.channels.webhook import WebhookTransport
-from tests.notifications.support import FakeClock, HttpReceiver, SmtpServer
+from tests.notifications.support import HttpReceiver, SmtpServer
+from tests.support.clock import FakeClock
 
 LOOPBACK = [__import__("ipaddress").ip_network("127.0.0.0/8")]
 SECRET = "test-webhook-secret"

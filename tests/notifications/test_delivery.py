@@ -23,8 +23,9 @@ from shared.db import SessionFactory
 from shared.events.catalog import CATALOG
 from shared.events.envelope import Envelope, EventPayload
 from tests.notifications import support
-from tests.notifications.support import FakeClock, HttpReceiver, RecordingTransport, rows
+from tests.notifications.support import HttpReceiver, RecordingTransport, rows
 from tests.support import eventually
+from tests.support.clock import FakeClock
 
 
 async def deliver(consumer: EventConsumer, payload: EventPayload, key: UUID | str) -> None:

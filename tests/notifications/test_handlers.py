@@ -18,7 +18,8 @@ from shared.db import SessionFactory
 from shared.events.catalog import CATALOG, CONTACTS
 from shared.events.envelope import Envelope, EventPayload
 from tests.notifications import support
-from tests.notifications.support import FakeClock, RecordingTransport, rows
+from tests.notifications.support import RecordingTransport, rows
+from tests.support.clock import FakeClock
 
 NOTIFICATION_COLUMNS = (
     "status, skip_reason, attempts, next_attempt_at, contact_deadline, recipient_masked, "

@@ -18,8 +18,9 @@ from shared.consumer import EventConsumer
 from shared.events.catalog import CONTACTS, HOUSEHOLDS, REFERRALS
 from shared.events.envelope import Envelope
 from tests.notifications import support
-from tests.notifications.support import FakeClock, rows
+from tests.notifications.support import rows
 from tests.support import sent_statements
+from tests.support.clock import FakeClock
 
 HOUSEHOLDS_IN_BATCH = 20
 

@@ -25,8 +25,9 @@ from shared.db import create_engine, session_factory
 from shared.events.catalog import CATALOG
 from shared.events.envelope import Envelope, EventPayload
 from tests.notifications import support
-from tests.notifications.support import FakeClock, HttpReceiver, rows
+from tests.notifications.support import HttpReceiver, rows
 from tests.support import eventually, kill_group, start_python
+from tests.support.clock import FakeClock
 
 
 async def deliver(consumer: EventConsumer, payload: EventPayload, key: str) -> None:

@@ -17,17 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.service import build_definition
 from services.notifications.settings import NotificationsSettings
-from shared.auth import AuthSettings, Role, issue_dev_token
+from shared.auth import Role
 from shared.events.catalog import CATALOG, CONTACTS, NOTIFICATIONS
 from shared.events.envelope import Envelope, EventPayload
 from shared.service import build_app
 from tests.notifications import support
-from tests.notifications.support import HttpReceiver, make_settings, rows, skip_to_end
-from tests.support import create_catalog_topics, eventually, read_topic_to_end, unique
+from tests.notifications.support import HttpReceiver, make_settings, rows
+from tests.support import (
+    create_catalog_topics,
+    eventually,
+    read_topic_to_end,
+    start_group_at_end,
+    unique,
+)
+from tests.support.tokens import auth_headers
 
-ADMIN = {
-    "Authorization": "Bearer " + issue_dev_token(AuthSettings(), sub="admin", roles=[Role.ADMIN])
-}
+ADMIN = auth_headers(Role.ADMIN, sub="admin")
 
 
 @pytest.fixture
@@ -72,7 +77,7 @@ async def test_events_on_the_broker_become_delivered_messages_once(
         relay_poll_seconds=0.2,
     )
     name = unique("notifications")
-    await skip_to_end(
+    await start_group_at_end(
         bootstrap,
         f"haven-{name}",
         [t.name for t in CATALOG.consumed_by("notifications")],

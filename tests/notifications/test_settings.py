@@ -14,7 +14,7 @@ from services.notifications.channels.registry import build_transports
 from services.notifications.channels.sms_gateway import SmsGatewayTransport
 from services.notifications.settings import Channel, NotificationsSettings, StaffRole
 from shared.settings import load_settings
-from tests.notifications.support import FakeClock
+from tests.support.clock import FakeClock
 
 
 def test_defaults_write_every_channel_to_a_file_under_the_state_dir(

@@ -7,7 +7,8 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ from services.referral.domain.common import SYSTEM_ACTOR
 from services.referral.models import ProviderCreate
 from services.referral.service import build_definition
 from services.referral.settings import ReferralSettings
-from shared.auth import AuthSettings, Role, issue_dev_token
+from shared.auth import Role
 from shared.consumer import EventConsumer
 from shared.db import SessionFactory
 from shared.events.catalog import HOUSEHOLDS
@@ -33,52 +34,34 @@ from shared.events.registration import (
     HouseholdUpdated,
     Location,
     MemberProfile,
-    Need,
 )
 from shared.kafka import LazyProducer
 from shared.service import build_app
 from shared.settings import load_settings
 from shared.vocabulary import (
     AgeBand,
-    DisplacementStatus,
     HouseholdStatus,
     NeedType,
     Priority,
     Sex,
     Vulnerability,
 )
-from tests.support import consumer_record, migrated_database, unique
+from tests.support import consumer_record, events, migrated_database, unique
+from tests.support.apps import serving
+from tests.support.clock import FakeClock
+from tests.support.events import household_profile
+from tests.support.tokens import auth_headers
 
 SITE = "MDA-CHI"
 OTHER_SITE = "MDA-OCN"
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
 
-class FakeClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
 # --- tokens --------------------------------------------------------------------------------
 
 
-def token(*roles: Role, sites: Sequence[str] = (SITE,), org: str | None = None) -> str:
-    return issue_dev_token(
-        AuthSettings(), sub=unique("user"), roles=list(roles), sites=list(sites), org=org
-    )
-
-
-def auth(*roles: Role, sites: Sequence[str] = (SITE,), org: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(*roles, sites=sites, org=org)}"}
+auth = partial(auth_headers, sites=(SITE,))
+"""Headers of a user with these roles at the test site unless ``sites`` say otherwise."""
 
 
 ADMIN = auth(Role.ADMIN, sites=())
@@ -115,26 +98,24 @@ def profile(
         is_head=True,
         vulnerabilities=tuple(vulnerabilities),
     )
-    return event(
-        household_id=household_id,
-        case_number=f"{site_id}-{household_id.hex[:6]}",
+    return household_profile(
+        household_id,
+        event=event,
         site_id=site_id,
-        location=Location(admin1=admin1, admin2=admin2),
-        displacement_status=DisplacementStatus.REFUGEE,
-        status=status,
-        household_size=3,
+        case_number=f"{site_id}-{household_id.hex[:6]}",
+        size=3,
         members=(head,),
-        needs=tuple(
-            Need(type=n[0], priority=n[1]) if isinstance(n, tuple) else Need(type=n) for n in needs
-        ),
-        preferred_language=language,
+        needs=needs,
+        status=status,
+        location=Location(admin1=admin1, admin2=admin2),
+        language=language,
         consent=ConsentFlags(data_processing=True, referral_sharing=referral_sharing, contact=True),
         version=version,
     )
 
 
 def envelope(payload: EventPayload) -> Envelope[Any]:
-    return Envelope.wrap(payload, source="haven/registration", actor="registrar-1")
+    return events.envelope(payload, source="haven/registration", actor="registrar-1")
 
 
 def record(env: Envelope[Any], key: str | None = None) -> ConsumerRecord[bytes, bytes]:
@@ -290,16 +271,11 @@ async def running_app(
         for name, value in (env or {}).items():
             patch.setenv(name, value)
         settings = load_settings("referral", ReferralSettings)
-    clock = FakeClock()
+    clock = FakeClock(START)
     context = ReferralContext(settings, clock)
     name = name or unique("referral")  # its own consumer group on the shared broker
     app = build_app(build_definition(context, name=name), settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://referral.test"
-        ) as client,
-    ):
+    async with serving(app, base_url="http://referral.test") as client:
         runtime = app.state.runtime
         yield RunningApp(
             client=client,

@@ -26,7 +26,7 @@ from shared.events.registration import (
 )
 from shared.vocabulary import NeedType, Priority, Vulnerability
 from tests.referral.factories import (
-    FakeClock,
+    START,
     add_provider,
     envelope,
     profile,
@@ -35,6 +35,7 @@ from tests.referral.factories import (
     referral_events,
 )
 from tests.support import migrated_database
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -66,7 +67,7 @@ async def consumer(infra) -> AsyncIterator[Consumer]:
     url = await migrated_database(infra, "referral")
     engine = create_engine(url)
     sessions = session_factory(engine)
-    clock = FakeClock()
+    clock = FakeClock(START)
     events = referral_consumer(
         infra.kafka_bootstrap, url, sessions, clock, client_id="referral-handler-tests"
     )

@@ -5,14 +5,11 @@ registration's events in, referrals created, sent, accepted and escalated, event
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from shared.events.catalog import AUDIT, HOUSEHOLDS, REFERRALS
 from shared.events.envelope import headers_to_dict
@@ -27,56 +24,9 @@ from tests.referral.factories import (
     running_app,
 )
 from tests.support import create_catalog_topics, eventually, start_group_at_end, unique
+from tests.support.topics import TopicReader
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-class TopicWatcher:
-    """Collects records appended to a topic after ``start`` (the shared broker's history is
-    left alone), grouped by key."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-        )
-        self.topic = topic
-        self.by_key: dict[str, list[Any]] = defaultdict(list)
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        partitions = await _partitions(self.consumer, self.topic)
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_end(*partitions)
-        for partition in partitions:  # resolve the end positions now, before anything is sent
-            await self.consumer.position(partition)
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-
-    async def wait_for(
-        self,
-        key: str,
-        count: int = 1,
-        *,
-        until: Callable[[list[Any]], bool] | None = None,
-        timeout: float = 60,
-    ) -> list[Any]:
-        def done() -> bool:
-            found = self.by_key[key]
-            return until(found) if until else len(found) >= count
-
-        deadline = time.monotonic() + timeout
-        while not done() and time.monotonic() < deadline:
-            batch = await self.consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                for record in records:
-                    self.by_key[(record.key or b"").decode()].append(record)
-        return self.by_key[key]
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    await consumer._client.force_metadata_update()
-    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
 def summary(records: list[Any]) -> list[str]:
@@ -89,10 +39,8 @@ async def test_from_registration_events_to_accepted_and_escalated_referrals_on_t
     bootstrap = infra.kafka_bootstrap
     await create_catalog_topics(bootstrap)
     region = f"MD{uuid.uuid4().int % 10**6:06d}"
-    referrals_topic = TopicWatcher(bootstrap, REFERRALS.name)
-    audit_topic = TopicWatcher(bootstrap, AUDIT.name)
-    await referrals_topic.start()
-    await audit_topic.start()
+    referrals_topic = await TopicReader(bootstrap, REFERRALS.name).open()
+    audit_topic = await TopicReader(bootstrap, AUDIT.name).open()
     name = unique("referral")
     await start_group_at_end(bootstrap, f"haven-{name}", [HOUSEHOLDS.name])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
@@ -139,9 +87,13 @@ async def test_from_registration_events_to_accepted_and_escalated_referrals_on_t
             assert accepted.status_code == 200, accepted.text
 
             app.clock.advance(hours=24)  # the scheduler, running every 0.2 s, sees the deadline
-            first = await referrals_topic.wait_for(str(accepted_later.household_id), 3)
-            waiting = await referrals_topic.wait_for(str(left_waiting.household_id), 4)
-            asked = await referrals_topic.wait_for(str(no_consent.household_id), 1)
+            first = await referrals_topic.for_key(
+                str(accepted_later.household_id), count=3, timeout=60
+            )
+            waiting = await referrals_topic.for_key(
+                str(left_waiting.household_id), count=4, timeout=60
+            )
+            asked = await referrals_topic.for_key(str(no_consent.household_id), timeout=60)
 
             def acceptance_audited(records: list[Any]) -> bool:
                 return any(
@@ -150,11 +102,13 @@ async def test_from_registration_events_to_accepted_and_escalated_referrals_on_t
                     for r in records
                 )
 
-            audited = await audit_topic.wait_for("referral", until=acceptance_audited)
+            audited = await audit_topic.wait_for(
+                lambda r: r.key == "referral" and acceptance_audited([r]), timeout=60
+            )
     finally:
         await producer.stop()
-        await referrals_topic.stop()
-        await audit_topic.stop()
+        await referrals_topic.close()
+        await audit_topic.close()
 
     assert summary(first) == ["ReferralCreated", "ReferralSent", "ReferralAccepted"]
     assert summary(waiting) == [

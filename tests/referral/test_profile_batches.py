@@ -31,8 +31,9 @@ from shared.events.registration import (
 )
 from shared.settings import load_settings
 from shared.vocabulary import HouseholdStatus, NeedType, Priority
-from tests.referral.factories import FakeClock, add_provider, profile, referral_consumer
+from tests.referral.factories import START, add_provider, profile, referral_consumer
 from tests.support import consumer_record, eventually, migrated_database, sent_statements, unique
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -62,7 +63,7 @@ async def make_consumer(infra: Any) -> AsyncIterator[Make]:
         engine = create_engine(url, pool_size=3)
         sessions = session_factory(engine)
         events = referral_consumer(
-            infra.kafka_bootstrap, url, sessions, FakeClock(), client_id="referral-batch-tests"
+            infra.kafka_bootstrap, url, sessions, FakeClock(START), client_id="referral-batch-tests"
         )
         await add_provider(
             sessions,
@@ -325,7 +326,7 @@ async def test_batches_routed_at_once_never_exceed_a_providers_capacity(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HAVEN_REFERRAL_DATABASE_URL", str(first.engine.url))
         settings = load_settings("referral", ReferralSettings)
-    handlers.register(second, ReferralContext(settings, FakeClock()))
+    handlers.register(second, ReferralContext(settings, FakeClock(START)))
     medical = [(NeedType.MEDICAL_CARE, Priority.URGENT)]
     batches = [
         [wrap(profile(needs=medical, admin1=SCARCE_REGION, admin2=None)) for _ in range(6)]

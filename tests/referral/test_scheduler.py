@@ -26,8 +26,9 @@ from shared.auth import Principal, Role
 from shared.db import SessionFactory, create_engine, session_factory
 from shared.settings import load_settings
 from shared.vocabulary import NeedType, Priority
-from tests.referral.factories import START, FakeClock, add_provider, profile, referral_events
+from tests.referral.factories import START, add_provider, profile, referral_events
 from tests.support import eventually, migrated_database
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

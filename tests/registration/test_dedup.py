@@ -10,8 +10,8 @@ import pytest
 
 from shared.auth import Role
 from shared.events.catalog import CONTACTS
-from tests.registration.conftest import Service
 from tests.registration.factories import household, member, passport, random_phone
+from tests.registration.support import Service
 
 
 async def first_then_second(

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from shared.auth import Role
 from shared.events.catalog import AUDIT, CONTACTS
-from tests.registration.conftest import Service
 from tests.registration.factories import household, member, passport, random_name, random_phone
+from tests.registration.support import Service
 
 
 async def tables_and_columns(service: Service) -> list[tuple[str, str, str]]:

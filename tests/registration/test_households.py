@@ -11,7 +11,6 @@ import pytest
 
 from shared.auth import Role
 from shared.events.catalog import AUDIT, CONTACTS, HOUSEHOLDS
-from tests.registration.conftest import Record, Service
 from tests.registration.factories import (
     household,
     member,
@@ -19,6 +18,8 @@ from tests.registration.factories import (
     random_name,
     random_phone,
 )
+from tests.registration.support import Service
+from tests.support.topics import Record
 
 READERS = (Role.FIELD_STAFF, Role.CASEWORKER, Role.MANAGER, Role.ADMIN)
 

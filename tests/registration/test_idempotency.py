@@ -9,8 +9,8 @@ from datetime import timedelta
 from services.registration.domain import idempotency
 from shared.auth import Role
 from shared.db import session_factory
-from tests.registration.conftest import Service
 from tests.registration.factories import household, member
+from tests.registration.support import Service
 
 
 def key() -> dict[str, str]:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.auth import Role
-from tests.registration.conftest import Service
 from tests.registration.factories import household, member
+from tests.registration.support import Service
 
 NOON = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 HEADER = [

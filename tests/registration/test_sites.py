@@ -1,8 +1,8 @@
 """Sites: reference data that admins add and everyone reads; the id prefixes case numbers."""
 
 from shared.auth import Role
-from tests.registration.conftest import Service
 from tests.registration.factories import household, member
+from tests.registration.support import Service
 
 OCNITA = {
     "id": "MDA-OCN",

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import APIRouter, Depends, Request
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pydantic import SecretStr
 
 import shared.auth as auth_module
@@ -31,6 +26,8 @@ from shared.auth import (
 )
 from shared.http import create_app
 from shared.problems import PROBLEM_MEDIA_TYPE, Problem, Unauthorized
+from tests.support.tokens import JwksServer as Jwks
+from tests.support.tokens import bearer, token
 
 SETTINGS = AuthSettings(secret=SecretStr("test-secret-long-enough-for-hs256-keys!"))
 
@@ -66,14 +63,11 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def token(**overrides: Any) -> str:
-    kwargs: dict[str, Any] = {"sub": "worker-1", "roles": [Role.FIELD_STAFF], "sites": ["s1"]}
-    kwargs.update(overrides)
-    return issue_dev_token(SETTINGS, **kwargs)
+def worker_token(*roles: Role | str, **claims: Any) -> str:
+    """A token of worker-1 at site s1 (a field worker unless ``roles`` say otherwise)."""
+    return token(
+        *(roles or [Role.FIELD_STAFF]), sites=["s1"], sub="worker-1", settings=SETTINGS, **claims
+    )
 
 
 def assert_unauthorized(response: httpx.Response, reason: str) -> None:
@@ -88,7 +82,7 @@ def assert_unauthorized(response: httpx.Response, reason: str) -> None:
 
 async def test_valid_token_gives_the_principal(client: httpx.AsyncClient) -> None:
     response = await client.get(
-        "/me", headers=bearer(token(roles=["caseworker", "astronaut"], org="ngo-a"))
+        "/me", headers=bearer(worker_token("caseworker", "astronaut", org="ngo-a"))
     )
     assert response.status_code == 200
     assert response.json() == {"sub": "worker-1", "roles": ["caseworker"], "org": "ngo-a"}
@@ -104,13 +98,13 @@ async def test_missing_or_non_bearer_header_is_401_with_challenge(
 
 
 async def test_expired_token_is_refused(client: httpx.AsyncClient) -> None:
-    response = await client.get("/me", headers=bearer(token(ttl=timedelta(minutes=-5))))
+    response = await client.get("/me", headers=bearer(worker_token(ttl=timedelta(minutes=-5))))
     assert_unauthorized(response, "expired")
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
 async def test_expiry_within_leeway_is_accepted(client: httpx.AsyncClient) -> None:
-    response = await client.get("/me", headers=bearer(token(ttl=timedelta(seconds=-10))))
+    response = await client.get("/me", headers=bearer(worker_token(ttl=timedelta(seconds=-10))))
     assert response.status_code == 200
 
 
@@ -127,7 +121,7 @@ async def test_a_verified_token_is_not_verified_again_until_it_expires(
     monkeypatch.setattr(auth_module, "_verify", counting_verify)
     clock = [datetime.now(UTC).timestamp()]
     monkeypatch.setattr(auth_module.time, "time", lambda: clock[0])
-    short = token(ttl=timedelta(seconds=60))
+    short = worker_token(ttl=timedelta(seconds=60))
     async with make_client(Authenticator(SETTINGS)) as c:
         for _ in range(3):
             assert (await c.get("/me", headers=bearer(short))).status_code == 200
@@ -180,18 +174,18 @@ async def test_garbage_and_malformed_claims_are_refused(client: httpx.AsyncClien
 
 
 async def test_wrong_role_is_403_naming_the_required_roles(client: httpx.AsyncClient) -> None:
-    response = await client.post("/stock", headers=bearer(token(roles=[Role.CASEWORKER])))
+    response = await client.post("/stock", headers=bearer(worker_token(Role.CASEWORKER)))
     assert response.status_code == 403
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     body = response.json()
     assert body["required_roles"] == ["warehouse_operator", "manager"]
     assert "warehouse_operator" in body["detail"]
-    allowed = await client.post("/stock", headers=bearer(token(roles=[Role.MANAGER])))
+    allowed = await client.post("/stock", headers=bearer(worker_token(Role.MANAGER)))
     assert allowed.status_code == 200
 
 
 async def test_admin_is_not_implicitly_granted_every_role(client: httpx.AsyncClient) -> None:
-    response = await client.post("/stock", headers=bearer(token(roles=[Role.ADMIN])))
+    response = await client.post("/stock", headers=bearer(worker_token(Role.ADMIN)))
     assert response.status_code == 403
 
 
@@ -203,8 +197,8 @@ async def test_refusals_of_identified_callers_are_reported_to_the_hook() -> None
 
     async with make_client(Authenticator(SETTINGS, on_refused=on_refused)) as c:
         await c.get("/me")
-        await c.post("/stock", headers=bearer(token()))
-        await c.get("/me", headers=bearer(token()))
+        await c.post("/stock", headers=bearer(worker_token()))
+        await c.get("/me", headers=bearer(worker_token()))
     assert refused == [("/stock", 403)]  # an unauthenticated 401 is counted, not audited
 
 
@@ -213,7 +207,7 @@ async def test_a_failing_hook_does_not_change_the_answer() -> None:
         raise RuntimeError("audit store down")
 
     async with make_client(Authenticator(SETTINGS, on_refused=on_refused)) as c:
-        assert (await c.post("/stock", headers=bearer(token()))).status_code == 403
+        assert (await c.post("/stock", headers=bearer(worker_token()))).status_code == 403
 
 
 def test_development_secret_is_announced(caplog: pytest.LogCaptureFixture) -> None:
@@ -255,56 +249,11 @@ def test_primary_role_is_the_most_privileged() -> None:
 # --- JWKS (RS256 / ES256) served on loopback -----------------------------------------------
 
 
-class Jwks:
-    """A private key per algorithm and a loopback HTTP server publishing the public halves."""
-
-    def __init__(self) -> None:
-        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.ec = ec.generate_private_key(ec.SECP256R1())
-        keys = [
-            {**RSAAlgorithm.to_jwk(self.rsa.public_key(), as_dict=True), "kid": "rsa-1"},
-            {**ECAlgorithm.to_jwk(self.ec.public_key(), as_dict=True), "kid": "ec-1"},
-        ]
-        body = json.dumps({"keys": keys}).encode()
-        self.fetches = 0
-        jwks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                jwks.fetches += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def sign(self, kid: str = "rsa-1", **claims: Any) -> str:
-        now = datetime.now(UTC)
-        payload: dict[str, Any] = {
-            "sub": "caseworker-9",
-            "iss": "https://idp.example",
-            "aud": "haven",
-            "exp": now + timedelta(minutes=5),
-            "roles": ["caseworker"],
-            "sites": ["s1"],
-            **claims,
-        }
-        if kid.startswith("ec"):
-            return jwt.encode(payload, self.ec, algorithm="ES256", headers={"kid": kid})
-        return jwt.encode(payload, self.rsa, algorithm="RS256", headers={"kid": kid})
-
-
 @pytest.fixture(scope="module")
 def jwks() -> Iterator[Jwks]:
     served = Jwks()
     yield served
-    served.server.shutdown()
+    served.shutdown()
 
 
 def jwks_settings(url: str) -> AuthSettings:

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter
-from jwt.algorithms import RSAAlgorithm
 
 from shared.auth import Authenticator, AuthSettings, InsecureConfiguration, PrincipalDep
 from shared.http import create_app
 from shared.service import ServiceDefinition, build_app, run
 from shared.settings import ServiceSettings
+from tests.support.tokens import JwksServer
 
 DEFINITION = ServiceDefinition(
     name="hardening",
@@ -69,50 +62,15 @@ def test_development_still_starts_with_the_development_secret(
     assert build_app(DEFINITION) is not None
 
 
-class RotatingJwks:
-    """An identity provider on loopback whose published keys can be removed."""
-
-    def __init__(self) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.keys = [{**RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True), "kid": "k1"}]
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps({"keys": provider.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def sign(self) -> str:
-        claims = {
-            "sub": "caseworker-1",
-            "iss": "https://idp.example",
-            "aud": "haven",
-            "exp": datetime.now(UTC) + timedelta(minutes=10),
-            "roles": ["caseworker"],
-            "sites": ["s1"],
-        }
-        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "k1"})
-
-
 @pytest.fixture
-def provider() -> Iterator[RotatingJwks]:
-    served = RotatingJwks()
+def provider() -> Iterator[JwksServer]:
+    served = JwksServer()
     yield served
-    served.server.shutdown()
+    served.shutdown()
 
 
 async def test_a_key_removed_by_the_identity_provider_stops_verifying_within_the_cache_lifetime(
-    provider: RotatingJwks,
+    provider: JwksServer,
 ) -> None:
     router = APIRouter()
 
@@ -134,9 +92,7 @@ async def test_a_key_removed_by_the_identity_provider_stops_verifying_within_the
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         assert (await client.get("/me", headers=token)).status_code == 200
-        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        # The identity provider rotates: k1 is removed, k2 published.
-        provider.keys = [{**RSAAlgorithm.to_jwk(other.public_key(), as_dict=True), "kid": "k2"}]
+        provider.rotate()  # the key that signed the token is removed
         time.sleep(1.2)
         refused = await client.get("/me", headers=token)
         provider.keys = []  # no key at all: still a refusal, not a server error

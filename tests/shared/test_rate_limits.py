@@ -11,10 +11,11 @@ from fastapi import APIRouter, Request
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from shared.auth import Authenticator, AuthSettings, PrincipalDep, issue_dev_token
+from shared.auth import Authenticator, AuthSettings, PrincipalDep
 from shared.http import create_app
 from shared.problems import PROBLEM_MEDIA_TYPE, Problem
 from shared.rate_limits import RateLimitSettings
+from tests.support.tokens import auth_headers
 
 SETTINGS = AuthSettings(secret=SecretStr("rate-limit-test-secret-long-enough-for-hs256"))
 
@@ -45,8 +46,7 @@ def counted(reason: str) -> float:
 
 
 def bearer(sub: str) -> dict[str, str]:
-    token = issue_dev_token(SETTINGS, sub=sub, roles=["field_staff"], sites=["s1"])
-    return {"Authorization": f"Bearer {token}"}
+    return auth_headers("field_staff", sites=["s1"], sub=sub, settings=SETTINGS)
 
 
 async def test_unauthenticated_requests_are_counted_by_route_and_reason_not_audited() -> None:

@@ -17,9 +17,9 @@ import psutil
 import pytest
 
 from haven.devstack.processes import free_port, port_in_use
-from shared.auth import AuthSettings, issue_dev_token
 from shared.events.catalog import SERVICES
 from tests.support import ROOT
+from tests.support.tokens import auth_headers
 
 START_TIMEOUT_SECONDS = 240
 STOP_TIMEOUT_SECONDS = 90
@@ -71,8 +71,7 @@ def test_make_run_starts_everything_survives_a_crash_and_ctrl_c_leaves_nothing_b
             assert httpx.get(f"http://127.0.0.1:{port}/asyncapi.json", timeout=5).status_code == 200
         assert "haven token" in printed
         # The demo country programme was loaded through the services' APIs.
-        jwt = issue_dev_token(AuthSettings(), sub="t", roles=["admin"], sites=["*"])
-        admin = {"Authorization": f"Bearer {jwt}"}
+        admin = auth_headers("admin", sites=["*"], sub="t")
         sites = httpx.get(
             f"http://127.0.0.1:{ports['registration']}/v1/sites", headers=admin, timeout=5
         )
