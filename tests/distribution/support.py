@@ -259,8 +259,7 @@ async def running_service(
     ``name`` names the consumer group (``haven-<name>``): tests that consume use their own.
     """
     definition = dataclasses.replace(DEFINITION, name=name, jobs=tuple(background))
-    app = build_app(definition, settings)
-    app.state.clock = clock
+    app = build_app(definition, settings, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://distribution") as client:
