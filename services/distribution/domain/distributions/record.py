@@ -183,13 +183,7 @@ async def record(
     warehouse = _warehouse(facts, principal, data.warehouse_id)
     if facts.client_ref_taken:  # a re-send, possibly committed while we waited for the lock
         return await _replay_existing(session, data.client_ref, principal, request_fingerprint)
-    household = visible_household(
-        LockedHousehold(household_id=data.household_id, **locked._mapping) if locked else None,
-        principal=principal,
-        household_id=data.household_id,
-        retry_after_seconds=retry_after_seconds,
-    )
-    require_active(household)
+    household = _active_household(locked, data.household_id, principal, retry_after_seconds)
     categories = _known_categories(facts, skus)
     policy = entitlements.policy_in_force(policies, today)
     entitlements.check_lines(
@@ -204,14 +198,7 @@ async def record(
     # Before the warehouse's balance rows are locked: every operator queues on them, so each
     # statement after that lock is time the whole warehouse waits. A refusal below (the
     # stock, or the client_ref taken meanwhile) rolls the audit record back with the rest.
-    await audit.record(
-        session,
-        service=SERVICE,
-        principal=principal,
-        action="distribution.record",
-        resource_type="distribution",
-        resource_id=str(distribution_id),
-    )
+    await _audit(session, principal, distribution_id)
     ledger, plan = await _lock_and_plan(session, principal, data, warehouse, now=now, today=today)
     decided = Decided(
         id=distribution_id,
@@ -293,6 +280,31 @@ def _warehouse(facts: RequestFacts, principal: Principal, warehouse_id: UUID) ->
     if not principal.can_access_site(facts.warehouse_site_id):
         raise WarehouseOutOfScope(warehouse_id)
     return WarehouseSite(warehouse_id, facts.warehouse_site_id)
+
+
+def _active_household(
+    locked: Any, household_id: UUID, principal: Principal, retry_after_seconds: int
+) -> LockedHousehold:
+    """The locked household row, if the caller may serve it and it is active."""
+    household = visible_household(
+        LockedHousehold(household_id=household_id, **locked._mapping) if locked else None,
+        principal=principal,
+        household_id=household_id,
+        retry_after_seconds=retry_after_seconds,
+    )
+    require_active(household)
+    return household
+
+
+async def _audit(session: AsyncSession, principal: Principal, distribution_id: UUID) -> None:
+    await audit.record(
+        session,
+        service=SERVICE,
+        principal=principal,
+        action="distribution.record",
+        resource_type="distribution",
+        resource_id=str(distribution_id),
+    )
 
 
 def _known_categories(facts: RequestFacts, skus: list[str]) -> dict[str, str]:

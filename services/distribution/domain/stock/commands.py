@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.dialects.postgresql import insert
@@ -21,6 +23,7 @@ from services.distribution.domain.stock.fefo import Withdrawal, is_expired, plan
 from services.distribution.domain.stock.ledger import Ledger, ensure_balance_rows, lock_balances
 from services.distribution.models import (
     AdjustmentCreate,
+    AdjustmentLine,
     ItemCategory,
     LedgerKind,
     MovementsPublic,
@@ -249,10 +252,40 @@ async def adjust(
         recorded_by=principal.sub,
         now=now,
     )
+    _check_adjustments(ledger, warehouse.id, data.lines)
+    movements = []
+    for line in data.lines:
+        row = ledger.row(warehouse.id, line.sku, line.batch)
+        assert row is not None
+        movements.append(
+            await ledger.move(
+                row,
+                line.quantity,
+                LedgerKind.ADJUSTMENT,
+                reason=line.reason,
+                reference=data.reference,
+            )
+        )
+    await ledger.announce_low_stock(warehouse, items, today=today, window_days=window_days)
+    await audit.record(
+        session,
+        service=SERVICE,
+        principal=principal,
+        action="stock.adjust",
+        resource_type="warehouse",
+        resource_id=str(warehouse.id),
+    )
+    return MovementsPublic(movements=movements)
+
+
+def _check_adjustments(ledger: Ledger, warehouse_id: UUID, lines: Sequence[AdjustmentLine]) -> None:
+    """Refuse adjustments of batches not held here, or taking a balance below zero (every
+    line's problem at once), against the locked balances."""
+    errors: list[dict[str, Any]] = []
     projected = {key: row.quantity for key, row in ledger.rows.items()}
-    shortfalls = []
-    for index, line in enumerate(data.lines):
-        key = (warehouse.id, line.sku, line.batch)
+    shortfalls: list[dict[str, Any]] = []
+    for index, line in enumerate(lines):
+        key = (warehouse_id, line.sku, line.batch)
         if key not in projected:
             errors.append(
                 {
@@ -280,26 +313,3 @@ async def adjust(
         raise InsufficientStock(
             "An adjustment cannot take a balance below zero.", shortfalls=shortfalls
         )
-    movements = []
-    for line in data.lines:
-        row = ledger.row(warehouse.id, line.sku, line.batch)
-        assert row is not None
-        movements.append(
-            await ledger.move(
-                row,
-                line.quantity,
-                LedgerKind.ADJUSTMENT,
-                reason=line.reason,
-                reference=data.reference,
-            )
-        )
-    await ledger.announce_low_stock(warehouse, items, today=today, window_days=window_days)
-    await audit.record(
-        session,
-        service=SERVICE,
-        principal=principal,
-        action="stock.adjust",
-        resource_type="warehouse",
-        resource_id=str(warehouse.id),
-    )
-    return MovementsPublic(movements=movements)
