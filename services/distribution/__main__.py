@@ -1,7 +1,7 @@
 """python -m services.distribution — serve the distribution service."""
 
-from services.distribution.service import create_app
-from shared.service import serve
+from services.distribution.service import DEFINITION
+from shared.service import run
 
 if __name__ == "__main__":
-    serve(create_app())
+    run(DEFINITION)

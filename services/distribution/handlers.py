@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.distribution.domain import households, lifecycle
+from services.distribution.settings import DistributionSettings
 from shared.consumer import EventConsumer
 from shared.events.envelope import Envelope
 from shared.events.registration import (
@@ -22,6 +23,7 @@ from shared.events.registration import (
     NeedsAssessed,
     VulnerabilitiesFlagged,
 )
+from shared.service import ServiceRuntime
 
 
 async def on_profiles(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
@@ -43,8 +45,9 @@ async def on_erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) 
     await lifecycle.erase(session=session, event=envelope.data, at=envelope.time)
 
 
-def register(consumer: EventConsumer) -> None:
-    """Register this service's event handlers."""
+def register(consumer: EventConsumer, runtime: ServiceRuntime[DistributionSettings]) -> None:
+    """Register this service's event handlers (they need neither settings nor clock: an
+    event's effect is dated by the event's own time)."""
     consumer.on_batch(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)(
         on_profiles
     )

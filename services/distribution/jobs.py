@@ -1,57 +1,53 @@
-"""Background jobs of the distribution service (``ServiceDefinition.background``)."""
+"""Background work of the distribution service: the daily expiry write-off and the gauges."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from typing import Any
 
-from services.distribution.clock import Clock, local_date, system_clock
 from services.distribution.domain import expiry
-from services.distribution.settings import DistributionSettings, distribution_settings
-from shared.db import SessionFactory
+from services.distribution.domain import metrics as distribution_metrics
+from services.distribution.settings import DistributionSettings
+from shared import metrics
+from shared.clock import local_date
+from shared.jobs import BackgroundJob, periodic
 from shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
 
 
-class ExpiryWriteOffJob:
-    """Once per local day, write off expired stock; the day's ``expiry_run`` row makes a
-    restart or a second replica a no-op."""
+async def write_off_expired_stock(
+    runtime: ServiceRuntime[DistributionSettings],
+) -> expiry.ExpiryRunResult | None:
+    """One round: write off what expired by today (local date); the day's ``expiry_run`` row
+    makes a second round, a restart or a second replica a no-op (None)."""
+    settings = runtime.settings
+    now = runtime.clock()
+    async with runtime.sessions() as session, session.begin():
+        result = await expiry.write_off_expired(
+            session=session,
+            today=local_date(now, settings.timezone),
+            now=now,
+            window_days=settings.days_of_cover_window_days,
+        )
+    if result is not None:
+        log.info(
+            "expired stock written off",
+            extra={
+                "run_on": result.run_on.isoformat(),
+                "batches": result.batches_written_off,
+                "quantity": result.quantity_written_off,
+            },
+        )
+    return result
 
-    def __init__(self, clock: Clock = system_clock) -> None:
-        self.clock = clock
 
-    async def run_once(
-        self, sessions: SessionFactory, settings: DistributionSettings
-    ) -> expiry.ExpiryRunResult | None:
-        now = self.clock()
-        async with sessions() as session, session.begin():
-            return await expiry.write_off_expired(
-                session=session,
-                today=local_date(now, settings.timezone),
-                now=now,
-                window_days=settings.days_of_cover_window_days,
-            )
+EXPIRY_WRITE_OFF = periodic(
+    lambda settings: settings.expiry_check_seconds,
+    write_off_expired_stock,
+    name="expiry-write-off",
+)
 
-    async def __call__(self, runtime: ServiceRuntime[Any], stop: asyncio.Event) -> None:
-        settings = distribution_settings(runtime.settings)
-        while not stop.is_set():
-            try:
-                result = await self.run_once(runtime.sessions, settings)
-                if result is not None:
-                    log.info(
-                        "expired stock written off",
-                        extra={
-                            "run_on": result.run_on.isoformat(),
-                            "batches": result.batches_written_off,
-                            "quantity": result.quantity_written_off,
-                        },
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database may be away: try again at the next tick
-                log.warning("expiry write-off failed; retrying later", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.expiry_check_seconds)
+JOBS: tuple[BackgroundJob, ...] = (
+    EXPIRY_WRITE_OFF,
+    metrics.refresh_job(*distribution_metrics.GAUGES),
+)

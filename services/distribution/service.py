@@ -4,11 +4,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.distribution import api, handlers
-from services.distribution.domain import metrics as distribution_metrics
-from services.distribution.jobs import ExpiryWriteOffJob
+from services.distribution import api, handlers, jobs
 from services.distribution.settings import DistributionSettings
-from shared import metrics
+from shared.clock import Clock, system_clock
 from shared.service import ServiceDefinition, build_app
 
 DEFINITION = ServiceDefinition(
@@ -17,11 +15,13 @@ DEFINITION = ServiceDefinition(
     settings_class=DistributionSettings,
     migrations=Path(__file__).parent / "migrations",
     routers=[api.router],
-    handlers=lambda consumer, runtime: handlers.register(consumer),
-    jobs=[ExpiryWriteOffJob(), metrics.refresh_job(*distribution_metrics.GAUGES)],
+    handlers=handlers.register,
+    jobs=jobs.JOBS,
 )
 
 
-def create_app(settings: DistributionSettings | None = None) -> FastAPI:
+def create_app(
+    settings: DistributionSettings | None = None, *, clock: Clock = system_clock
+) -> FastAPI:
     """The service's app; settings from the environment (``HAVEN_DISTRIBUTION_*``) unless given."""
-    return build_app(DEFINITION, settings)
+    return build_app(DEFINITION, settings, clock=clock)

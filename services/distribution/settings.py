@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
+from fastapi import Depends
 from pydantic import Field
 
-from shared.settings import ServiceSettings, load_settings
+from shared.service import current_settings
+from shared.settings import ServiceSettings
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent / "policy"
 
@@ -38,9 +41,5 @@ class DistributionSettings(ServiceSettings):
     report_max_days: int = Field(366, ge=1, description="Longest period a report may cover.")
 
 
-def distribution_settings(settings: ServiceSettings) -> DistributionSettings:
-    """The runtime's settings when they are the distribution's own, else read from the env
-    (for a runtime built with plain ``ServiceSettings``)."""
-    if isinstance(settings, DistributionSettings):
-        return settings
-    return load_settings("distribution", DistributionSettings)
+SettingsDep = Annotated[DistributionSettings, Depends(current_settings)]
+"""The service's typed settings in a route (tests replace ``current_settings``)."""

@@ -130,7 +130,6 @@ async def running_service(
     """
     definition = dataclasses.replace(DEFINITION, name=name, jobs=tuple(background))
     app = build_app(definition, settings, clock=clock)
-    app.state.clock = clock
     async with serving(app, base_url="http://distribution") as client:
         yield Service(app=app, client=client, clock=clock, settings=settings)
 

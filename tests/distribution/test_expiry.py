@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.distribution.jobs import ExpiryWriteOffJob
+from services.distribution.jobs import EXPIRY_WRITE_OFF, write_off_expired_stock
 from services.distribution.models import ItemCategory
 from tests.distribution.support import (
     eventually_true,
@@ -28,9 +28,8 @@ async def test_the_job_writes_off_expired_batches_once_a_day(
 ) -> None:
     url = await migrated_database(infra, "distribution")
     clock = FakeClock(datetime(2025, 3, 10, 6, tzinfo=UTC))
-    job = ExpiryWriteOffJob(clock=clock)
     settings = settings_for(infra, url, expiry_check_seconds=0.1)
-    async with running_service(settings, clock=clock, background=[job]) as service:
+    async with running_service(settings, clock=clock, background=[EXPIRY_WRITE_OFF]) as service:
         site = await make_site(service)
         sku = await site.item(ItemCategory.MEDICATION)
         await site.receive(sku, 7, batch="EXP-11", expires_on="2025-03-11")
@@ -75,10 +74,8 @@ async def test_the_job_writes_off_expired_batches_once_a_day(
         assert entries == 1
 
     # a restart on the same day does not write off again; the next day does
-    async with running_service(
-        settings, clock=clock, background=[ExpiryWriteOffJob(clock)]
-    ) as service:
-        assert await job.run_once(service.runtime.sessions, settings) is None
+    async with running_service(settings, clock=clock, background=[EXPIRY_WRITE_OFF]) as service:
+        assert await write_off_expired_stock(service.runtime) is None
         clock.set(datetime(2025, 3, 12, 0, 1, tzinfo=UTC))
 
         async def next_day() -> bool:
@@ -98,9 +95,8 @@ async def test_two_replicas_racing_write_off_a_day_exactly_once(infra: Any) -> N
         sku = await site.item(ItemCategory.FOOD)
         await site.receive(sku, 4, batch="B", expires_on="2025-03-11")
         clock.set(datetime(2025, 3, 11, 1, tzinfo=UTC))
-        replicas = [ExpiryWriteOffJob(clock) for _ in range(6)]
         results = await asyncio.gather(
-            *(r.run_once(service.runtime.sessions, settings) for r in replicas)
+            *(write_off_expired_stock(service.runtime) for _ in range(6))
         )
         done = [r for r in results if r is not None]
         assert len(done) == 1 and done[0].quantity_written_off == 4

@@ -48,7 +48,9 @@ async def engine(service: Service) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def consumer(engine: AsyncEngine, infra: Any) -> AsyncIterator[EventConsumer]:
+async def consumer(
+    engine: AsyncEngine, infra: Any, service: Service
+) -> AsyncIterator[EventConsumer]:
     dead_letters = LazyProducer(infra.kafka_bootstrap, client_id=unique("dist-batch-test"))
     events = EventConsumer(
         service=unique("distribution"),
@@ -56,7 +58,7 @@ async def consumer(engine: AsyncEngine, infra: Any) -> AsyncIterator[EventConsum
         dead_letters=dead_letters,
         retry=RetryPolicy(max_attempts=1, initial_backoff_seconds=0.01),
     )
-    handlers.register(events)
+    handlers.register(events, service.runtime)
     yield events
     await dead_letters.stop()
 

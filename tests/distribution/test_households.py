@@ -53,7 +53,7 @@ async def consumer(service: Service, infra: Any) -> AsyncIterator[EventConsumer]
         dead_letters=dead_letters,
         retry=RetryPolicy(max_attempts=1, initial_backoff_seconds=0.01),
     )
-    handlers.register(events)
+    handlers.register(events, service.runtime)
     yield events
     await dead_letters.stop()
 

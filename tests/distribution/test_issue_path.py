@@ -15,6 +15,7 @@ from services.distribution.domain import distributions
 from services.distribution.domain.errors import ClientRefReused
 from services.distribution.models import DistributionCreate, DistributionLineCreate, ItemCategory
 from shared.auth import Principal, Role
+from shared.idempotency import status_of
 from tests.distribution.support import Site, eventually_true, ledger_mismatches
 
 
@@ -104,7 +105,7 @@ async def test_a_distribution_sends_four_statements_besides_its_outbox_rows(site
             data=_request(site, household, sku, f"desk-{uuid.uuid4().hex}"),
             **_record_kwargs(site),
         )
-    assert outcome.status == 201
+    assert status_of(outcome) == 201
     own = [s for s in statements if "INTO outbox" not in s]
     assert len(own) == 4, own
     assert len(statements) - len(own) <= 2  # the audit record and the event
@@ -128,7 +129,7 @@ async def test_a_client_ref_committed_for_another_household_while_waiting_writes
             data=_request(site, first, sku, client_ref),
             **kwargs,
         )
-        assert won.status == 201
+        assert status_of(won) == 201
         await loser.begin()
         losing = asyncio.create_task(
             distributions.record(

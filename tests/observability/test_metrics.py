@@ -27,8 +27,10 @@ async def test_every_gauge_query_runs_on_the_migrated_schema(infra: Any, service
     url = await migrated_database(infra, service)
     engine = create_engine(url)
     try:
+        # the service's own typed settings, as its runtime carries them
+        definition = __import__(f"services.{service}.service", fromlist=["DEFINITION"]).DEFINITION
         runtime: Any = SimpleNamespace(
-            sessions=session_factory(engine), settings=ServiceSettings(service=service)
+            sessions=session_factory(engine), settings=definition.settings_class(service=service)
         )
         await metrics.refresh(runtime, module.GAUGES)
     finally:

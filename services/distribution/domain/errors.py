@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from shared.idempotency import RequestKeyReused
 from shared.problems import (
     Conflict,
     NotFound,
@@ -132,7 +133,9 @@ class ReferenceRequired(UnprocessableContent):
     type_slug, title = "reference-required", "Referral or prescription reference required"
 
 
-class ClientRefReused(Conflict):
+class ClientRefReused(RequestKeyReused):
+    """The shared idempotency refusal, under the slug this API has always answered."""
+
     type_slug, title = "client-ref-reused", "client_ref already used for another request"
 
 
@@ -162,3 +165,10 @@ class NoPolicyInForce(ServiceUnavailable):
 
 class InvalidPeriod(UnprocessableContent):
     type_slug, title = "invalid-period", "Invalid period"
+
+
+class SiteOutOfScope(NotInYourSites):
+    """A site the caller's token does not cover (a report asked for it by id)."""
+
+    def __init__(self, site_id: str) -> None:
+        super().__init__(f"Site {site_id} not found among yours.", site_id=site_id)

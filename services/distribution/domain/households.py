@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.distribution import queries
 from services.distribution.domain.errors import (
     HouseholdNotActive,
     HouseholdNotKnownYet,
@@ -35,6 +36,7 @@ from services.distribution.models import (
 )
 from shared.auth import Principal
 from shared.consumer import distinct_runs
+from shared.db import run
 from shared.events.registration import (
     HouseholdDeactivated,
     HouseholdProfile,
@@ -57,35 +59,6 @@ async def is_erased(session: AsyncSession, household_id: UUID) -> bool:
         )
     )
     return found is not None
-
-
-# The rows travel as one JSON array and PostgreSQL turns them into table rows, so the
-# statement is the same whatever the number of households: prepared once per connection,
-# never compiled again. Per row it is the rule of one profile event: insert or update the
-# household unless it was erased or the model already holds a newer version; once merged, a
-# household stays merged. ORDER BY takes the rows' locks in id order (no deadlock with
-# another transaction doing the same).
-_UPSERT_PROFILES = f"""
-INSERT INTO household_view AS h (
-    household_id, site_id, household_size, members, needs, vulnerabilities, status, version,
-    updated_at
-)
-SELECT p.household_id, p.site_id, p.household_size, p.members, p.needs, p.vulnerabilities,
-    p.status, p.version, p.updated_at
-FROM jsonb_populate_recordset(NULL::household_view, $1::jsonb) AS p
-WHERE NOT EXISTS (SELECT FROM household_erased e WHERE e.household_id = p.household_id)
-ORDER BY p.household_id
-ON CONFLICT (household_id) DO UPDATE SET
-    site_id = excluded.site_id,
-    household_size = excluded.household_size,
-    members = excluded.members,
-    needs = excluded.needs,
-    vulnerabilities = excluded.vulnerabilities,
-    status = CASE WHEN h.status = '{MERGED}' THEN h.status ELSE excluded.status END,
-    version = excluded.version,
-    updated_at = excluded.updated_at
-WHERE h.version < excluded.version
-"""  # noqa: S608 (constant fragments only)
 
 
 @dataclass(frozen=True)
@@ -123,10 +96,9 @@ def profile_row(event: ProfileEvent) -> dict[str, Any]:
 async def apply_profiles(*, session: AsyncSession, events: Sequence[ProfileEvent]) -> None:
     """Apply profile events in order, as if one by one: one statement per run of events
     in which no household repeats (a statement can change a row only once)."""
-    connection = await session.connection()
-    for run in distinct_runs(events, key=lambda event: event.profile.household_id):
-        rows = json.dumps([profile_row(event) for event in run], ensure_ascii=False)
-        await connection.exec_driver_sql(_UPSERT_PROFILES, (rows,))
+    for events_run in distinct_runs(events, key=lambda event: event.profile.household_id):
+        rows = json.dumps([profile_row(event) for event in events_run], ensure_ascii=False)
+        await run(session, queries.UPSERT_PROFILES, {"rows": rows})
 
 
 async def apply_profile(*, session: AsyncSession, profile: HouseholdProfile, at: datetime) -> None:

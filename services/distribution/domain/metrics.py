@@ -4,37 +4,19 @@ shared/metrics.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.distribution.settings import distribution_settings
+from services.distribution import queries
+from services.distribution.settings import DistributionSettings
 from shared import metrics
+from shared.db import Query, run
 from shared.settings import ServiceSettings
 
-# Stock available today in the programme's time zone (expired batches are never issued).
-_BALANCE = sa.text(
-    "SELECT w.name, i.category, sum(b.quantity) FILTER ("
-    "  WHERE b.expires_on IS NULL OR b.expires_on > (now() AT TIME ZONE :tz)::date) "
-    "FROM stock_balance b JOIN warehouse w ON w.id = b.warehouse_id JOIN item i ON i.sku = b.sku "
-    "GROUP BY 1, 2"
-)
-# Net units issued per warehouse and category in the window (the partial index
-# stock_ledger_issues serves the kind and time filter).
-_ISSUED = sa.text(
-    "SELECT w.name, i.category, -sum(l.quantity) "
-    "FROM stock_ledger l JOIN warehouse w ON w.id = l.warehouse_id JOIN item i ON i.sku = l.sku "
-    "WHERE l.kind IN ('issue', 'void_reversal') AND l.recorded_at > now() - make_interval("
-    "days => :days) GROUP BY 1, 2"
-)
-_BELOW_REORDER = sa.text(
-    "SELECT w.name, i.category, count(*) FILTER (WHERE coalesce(b.on_hand, 0) < r.level) "
-    "FROM reorder_level r JOIN warehouse w ON w.id = r.warehouse_id JOIN item i ON i.sku = r.sku "
-    "LEFT JOIN (SELECT warehouse_id, sku, sum(quantity) AS on_hand FROM stock_balance "
-    "           GROUP BY 1, 2) b ON b.warehouse_id = r.warehouse_id AND b.sku = r.sku "
-    "GROUP BY 1, 2"
-)
-_BEDS = sa.text("SELECT site_id, sum(beds_occupied), sum(capacity_beds) FROM shelter GROUP BY 1")
+
+async def _rows(session: AsyncSession, query: Query, **params: Any) -> list[Any]:
+    return list((await run(session, query, params)).all())
 
 
 def count_distribution(site: str, lines: Iterable[tuple[str, int]]) -> None:
@@ -48,19 +30,19 @@ def count_distribution(site: str, lines: Iterable[tuple[str, int]]) -> None:
 async def stock_balance(
     session: AsyncSession, settings: ServiceSettings
 ) -> dict[metrics.Labels, float]:
-    timezone = distribution_settings(settings).timezone
-    found = await metrics.rows(session, _BALANCE, tz=timezone)
+    assert isinstance(settings, DistributionSettings)  # the runtime's settings are typed
+    found = await _rows(session, queries.STOCK_BALANCE, tz=settings.timezone)
     return {(warehouse, category): float(n or 0) for warehouse, category, n in found}
 
 
 async def days_of_cover(
     session: AsyncSession, settings: ServiceSettings
 ) -> dict[metrics.Labels, float]:
-    own = distribution_settings(settings)
-    window = own.days_of_cover_window_days
+    assert isinstance(settings, DistributionSettings)  # the runtime's settings are typed
+    window = settings.days_of_cover_window_days
     issued = {
         (warehouse, category): float(n)
-        for warehouse, category, n in await metrics.rows(session, _ISSUED, days=window)
+        for warehouse, category, n in await _rows(session, queries.NET_ISSUED, days=window)
     }
     balance = await stock_balance(session, settings)
     return {
@@ -73,12 +55,12 @@ async def days_of_cover(
 async def below_reorder_level(
     session: AsyncSession, _settings: ServiceSettings
 ) -> dict[metrics.Labels, float]:
-    found = await metrics.rows(session, _BELOW_REORDER)
+    found = await _rows(session, queries.BELOW_REORDER_LEVEL)
     return {(warehouse, category): float(n) for warehouse, category, n in found}
 
 
 async def _beds(session: AsyncSession) -> list[tuple[str, float, float]]:
-    return [(site, float(occ), float(cap)) for site, occ, cap in await metrics.rows(session, _BEDS)]
+    return [(site, float(occ), float(cap)) for site, occ, cap in await _rows(session, queries.BEDS)]
 
 
 async def beds_occupied(

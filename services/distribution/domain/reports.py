@@ -11,7 +11,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.distribution.domain.distributions import site_scope
-from services.distribution.domain.errors import InvalidPeriod
+from services.distribution.domain.errors import InvalidPeriod, SiteOutOfScope
 from services.distribution.models import (
     Distribution,
     DistributionLine,
@@ -21,7 +21,6 @@ from services.distribution.models import (
     ReportRow,
 )
 from shared.auth import Principal
-from shared.problems import NotInYourSites
 
 # Column titles and their HXL hashtags (https://hxlstandard.org): the second CSV row.
 CSV_COLUMNS = (
@@ -52,7 +51,7 @@ async def distribution_report(
     if (to_date - from_date).days + 1 > max_days:
         raise InvalidPeriod(f"A report covers at most {max_days} days.", max_days=max_days)
     if site_id is not None and not principal.can_access_site(site_id):
-        raise NotInYourSites(f"Site {site_id} not found among yours.", site_id=site_id)
+        raise SiteOutOfScope(site_id)
     sites = [site_id] if site_id is not None else site_scope(principal)
     query = (
         sa.select(

@@ -34,11 +34,12 @@ from services.distribution.domain.households import (
     lock_households,
     require_active,
 )
-from services.distribution.domain.policy import PolicyBook
+from services.distribution.domain.policy import EntitlementPolicy, PolicyBook
 from services.distribution.models import (
     AllocationCreate,
     AllocationPublic,
     AllocationResult,
+    HouseholdView,
     ReleaseReason,
     Shelter,
     ShelterAllocation,
@@ -170,33 +171,9 @@ async def allocate(
         lock=True,
     )
     require_active(household)
-    current = await session.scalar(
-        select(col(ShelterAllocation.id)).where(
-            col(ShelterAllocation.household_id) == household.household_id,
-            col(ShelterAllocation.released_at).is_(None),
-        )
-    )
-    if current is not None:
-        raise HouseholdAlreadySheltered(
-            "The household already has beds; check it out first to move it.",
-            allocation_id=str(current),
-        )
-    policy = policy_in_force(policies, today)
+    await _refuse_second_allocation(session, household.household_id)
+    _check_beds_entitlement(policy_in_force(policies, today), household, data.beds)
     size = household.household_size or 0
-    allowed = policy.shelter.beds_allowed(size, household.needs)
-    if data.beds > allowed:
-        raise EntitlementExceeded(
-            f"{data.beds} beds requested, {allowed} allowed for this household.",
-            policy_version=policy.version,
-            lines=[
-                {
-                    "category": "shelter",
-                    "requested": data.beds,
-                    "allowed": allowed,
-                    "reason": "need_not_assessed" if allowed == 0 else "over_entitlement",
-                }
-            ],
-        )
     shelter = await get_shelter(
         session=session, principal=principal, shelter_id=shelter_id, lock=True
     )
@@ -251,6 +228,39 @@ async def allocate(
         shelter=public,
         warnings=[SPACE_WARNING] if public.below_minimum_space else [],
     )
+
+
+async def _refuse_second_allocation(session: AsyncSession, household_id: UUID) -> None:
+    """HouseholdAlreadySheltered when the household holds beds somewhere already."""
+    current = await session.scalar(
+        select(col(ShelterAllocation.id)).where(
+            col(ShelterAllocation.household_id) == household_id,
+            col(ShelterAllocation.released_at).is_(None),
+        )
+    )
+    if current is not None:
+        raise HouseholdAlreadySheltered(
+            "The household already has beds; check it out first to move it.",
+            allocation_id=str(current),
+        )
+
+
+def _check_beds_entitlement(policy: EntitlementPolicy, household: HouseholdView, beds: int) -> None:
+    """EntitlementExceeded when the policy allows the household fewer beds."""
+    allowed = policy.shelter.beds_allowed(household.household_size or 0, household.needs)
+    if beds > allowed:
+        raise EntitlementExceeded(
+            f"{beds} beds requested, {allowed} allowed for this household.",
+            policy_version=policy.version,
+            lines=[
+                {
+                    "category": "shelter",
+                    "requested": beds,
+                    "allowed": allowed,
+                    "reason": "need_not_assessed" if allowed == 0 else "over_entitlement",
+                }
+            ],
+        )
 
 
 async def _release(

@@ -1,319 +1,39 @@
-"""Tables and API shapes of the distribution service, side by side.
-
-Tables are SQLModel classes (``table=True``) whose constraints live in the hand-written
-migrations; request bodies subclass :class:`StrictModel` (unknown fields refused) and
-responses are plain pydantic models named ``...Public``.
-"""
+"""API shapes of the distribution service: ``...Create`` bodies (unknown fields
+refused) and ``...Public`` answers."""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Generic, TypeVar
 from uuid import UUID
 
-import sqlalchemy as sa
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
-from sqlalchemy.dialects import postgresql
-from sqlmodel import Field as TableField
-from sqlmodel import SQLModel
+from pydantic import BaseModel, Field, model_validator
 
+from services.distribution.models.vocabulary import (
+    CLIENT_REF_PATTERN,
+    MAX_BEDS,
+    MAX_FLOOR_AREA_M2,
+    MAX_LINES,
+    MAX_RECEIPT_QUANTITY,
+    PCODE_PATTERN,
+    AdjustmentReason,
+    Batch,
+    CheckOutReason,
+    DistributionStatus,
+    IsoDate,
+    ItemCategory,
+    LedgerKind,
+    LineQuantity,
+    Quantity,
+    Reference,
+    ReleaseReason,
+    SiteId,
+    Sku,
+    VoidReason,
+)
 from shared.validation import CleanText, StrictModel
 from shared.vocabulary import NeedType
-
-metadata = SQLModel.metadata
-
-# --- bounds on input -----------------------------------------------------------------------
-
-MAX_RECEIPT_QUANTITY = 1_000_000
-"""Largest quantity of one receipt, transfer or adjustment line."""
-MAX_LINE_QUANTITY = 10_000
-"""Largest quantity of one distribution line."""
-MAX_LINES = 100
-"""Most lines in one receipt, transfer, adjustment or distribution."""
-MAX_BEDS = 1_000
-MAX_FLOOR_AREA_M2 = Decimal("1000000")
-
-SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-SITE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-PCODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
-BATCH_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,63}$"
-CLIENT_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _iso_date_only(value: Any) -> Any:
-    """Dates are ISO 8601 calendar dates (``2025-03-31``): no timestamps, no numbers."""
-    if isinstance(value, date | datetime):
-        return value
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise ValueError("must be an ISO 8601 date (YYYY-MM-DD)")
-    return value
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
-Sku = Annotated[str, Field(pattern=SKU_PATTERN, examples=["FOOD-PARCEL-15KG"])]
-SiteId = Annotated[str, Field(pattern=SITE_PATTERN, examples=["MDA-CHI"])]
-Batch = Annotated[str, Field(pattern=BATCH_PATTERN, examples=["LOT-2025-07"])]
-Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_RECEIPT_QUANTITY)]
-LineQuantity = Annotated[int, Field(strict=True, gt=0, le=MAX_LINE_QUANTITY)]
-Reference = Annotated[CleanText, Field(min_length=1, max_length=120)]
-
-
-# --- vocabularies --------------------------------------------------------------------------
-
-
-class ItemCategory(StrEnum):
-    FOOD = "food"
-    HYGIENE = "hygiene"
-    NON_FOOD_ITEM = "non_food_item"
-    SHELTER_MATERIAL = "shelter_material"
-    MEDICATION = "medication"
-
-
-class LedgerKind(StrEnum):
-    RECEIPT = "receipt"
-    TRANSFER_OUT = "transfer_out"
-    TRANSFER_IN = "transfer_in"
-    ADJUSTMENT = "adjustment"
-    ISSUE = "issue"
-    VOID_REVERSAL = "void_reversal"
-    EXPIRY_WRITE_OFF = "expiry_write_off"
-
-
-class AdjustmentReason(StrEnum):
-    COUNT_CORRECTION = "count_correction"
-    DAMAGED = "damaged"
-    LOST = "lost"
-    STOLEN = "stolen"
-    FOUND = "found"
-    RETURNED = "returned"
-    QUALITY_RECALL = "quality_recall"
-
-
-class DistributionStatus(StrEnum):
-    RECORDED = "recorded"
-    VOIDED = "voided"
-
-
-class VoidReason(StrEnum):
-    RECORDED_IN_ERROR = "recorded_in_error"
-    WRONG_HOUSEHOLD = "wrong_household"
-    WRONG_QUANTITY = "wrong_quantity"
-    ITEMS_RETURNED = "items_returned"
-    DUPLICATE = "duplicate"
-
-
-class CheckOutReason(StrEnum):
-    CHECKED_OUT = "checked_out"
-    MOVED = "moved"
-    LEFT_WITHOUT_NOTICE = "left_without_notice"
-
-
-class ReleaseReason(StrEnum):
-    """Why beds were freed: an operator's check-out reason, or the household's erasure."""
-
-    CHECKED_OUT = "checked_out"
-    MOVED = "moved"
-    LEFT_WITHOUT_NOTICE = "left_without_notice"
-    HOUSEHOLD_ERASED = "household_erased"
-
-
-# --- tables --------------------------------------------------------------------------------
-
-
-def _timestamp(nullable: bool = False) -> Any:
-    return TableField(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=nullable))
-
-
-class Item(SQLModel, table=True):
-    __tablename__ = "item"
-
-    sku: str = TableField(primary_key=True)
-    name: str
-    category: str
-    unit: str
-    created_at: datetime = _timestamp()
-
-
-class Warehouse(SQLModel, table=True):
-    __tablename__ = "warehouse"
-
-    id: UUID = TableField(primary_key=True)
-    name: str
-    site_id: str
-    admin1: str
-    admin2: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    created_at: datetime = _timestamp()
-
-
-class ReorderLevel(SQLModel, table=True):
-    __tablename__ = "reorder_level"
-
-    warehouse_id: UUID = TableField(primary_key=True)
-    sku: str = TableField(primary_key=True)
-    level: int
-    updated_at: datetime = _timestamp()
-
-
-class StockBalance(SQLModel, table=True):
-    """Derived quantity per warehouse x SKU x batch, kept in the ledger's transactions."""
-
-    __tablename__ = "stock_balance"
-
-    id: int | None = TableField(default=None, primary_key=True)
-    warehouse_id: UUID
-    sku: str
-    batch: str | None = None
-    expires_on: date | None = None
-    quantity: int
-    updated_at: datetime = _timestamp()
-
-
-class StockReceipt(SQLModel, table=True):
-    """A delivery note received at a warehouse (recorded once)."""
-
-    __tablename__ = "stock_receipt"
-
-    warehouse_id: UUID = TableField(primary_key=True, foreign_key="warehouse.id")
-    reference: str = TableField(primary_key=True)
-    recorded_by: str
-    recorded_at: datetime = TableField(sa_type=sa.DateTime(timezone=True))
-
-
-class StockLedgerEntry(SQLModel, table=True):
-    """One append-only movement; quantities are signed (+ in, - out)."""
-
-    __tablename__ = "stock_ledger"
-
-    id: int | None = TableField(default=None, primary_key=True)
-    warehouse_id: UUID
-    sku: str
-    batch: str | None = None
-    expires_on: date | None = None
-    kind: str
-    quantity: int
-    balance_after: int
-    reason: str | None = None
-    reference: str | None = None
-    distribution_id: UUID | None = None
-    line_no: int | None = None
-    transfer_id: UUID | None = None
-    recorded_by: str
-    recorded_at: datetime = _timestamp()
-
-
-class HouseholdView(SQLModel, table=True):
-    """The pseudonymous household picture built from registration's events."""
-
-    __tablename__ = "household_view"
-
-    household_id: UUID = TableField(primary_key=True)
-    site_id: str
-    household_size: int | None = None
-    members: list[dict[str, Any]] = TableField(
-        default_factory=list, sa_column=sa.Column(postgresql.JSONB, nullable=False)
-    )
-    needs: list[str] = TableField(
-        default_factory=list, sa_column=sa.Column(postgresql.ARRAY(sa.Text), nullable=False)
-    )
-    vulnerabilities: list[str] = TableField(
-        default_factory=list, sa_column=sa.Column(postgresql.ARRAY(sa.Text), nullable=False)
-    )
-    status: str
-    version: int
-    merged_into: UUID | None = None
-    updated_at: datetime = _timestamp()
-
-
-class ErasedHousehold(SQLModel, table=True):
-    """Only the id of an erased household, so a late profile event cannot bring it back."""
-
-    __tablename__ = "household_erased"
-
-    household_id: UUID = TableField(primary_key=True)
-    erased_at: datetime = _timestamp()
-
-
-class Distribution(SQLModel, table=True):
-    __tablename__ = "distribution"
-
-    id: UUID = TableField(primary_key=True)
-    household_id: UUID | None = None
-    warehouse_id: UUID
-    site_id: str
-    client_ref: str
-    request_fingerprint: str | None = None
-    response: dict[str, Any] | None = TableField(  # JSON keeps the key order of the original
-        default=None, sa_column=sa.Column(postgresql.JSON, nullable=True)
-    )
-    status: str
-    policy_version: str
-    distributed_at: datetime = _timestamp()
-    distributed_on: date
-    recorded_by: str
-    voided_at: datetime | None = _timestamp(nullable=True)
-    voided_by: str | None = None
-    void_reason: str | None = None
-
-
-class DistributionLine(SQLModel, table=True):
-    __tablename__ = "distribution_line"
-
-    distribution_id: UUID = TableField(primary_key=True)
-    line_no: int = TableField(primary_key=True)
-    sku: str
-    category: str
-    quantity: int
-    requested_batch: str | None = None
-    prescription_reference: str | None = None
-
-
-class Shelter(SQLModel, table=True):
-    __tablename__ = "shelter"
-
-    id: UUID = TableField(primary_key=True)
-    name: str
-    site_id: str
-    capacity_beds: int
-    floor_area_m2: Decimal
-    beds_occupied: int = 0
-    persons: int = 0
-    created_at: datetime = _timestamp()
-
-
-class ShelterAllocation(SQLModel, table=True):
-    __tablename__ = "shelter_allocation"
-
-    id: UUID = TableField(primary_key=True)
-    shelter_id: UUID
-    household_id: UUID | None = None
-    beds: int
-    persons: int
-    check_in: date
-    expected_check_out: date | None = None
-    allocated_by: str
-    allocated_at: datetime = _timestamp()
-    released_at: datetime | None = _timestamp(nullable=True)
-    released_by: str | None = None
-    release_reason: str | None = None
-
-
-class ExpiryRun(SQLModel, table=True):
-    """One row per day the expiry write-off ran: the guard against writing off twice."""
-
-    __tablename__ = "expiry_run"
-
-    run_on: date = TableField(primary_key=True)
-    started_at: datetime = _timestamp()
-    batches_written_off: int = 0
-    quantity_written_off: int = 0
-
 
 # --- API shapes: catalogue -----------------------------------------------------------------
 
