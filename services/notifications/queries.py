@@ -185,6 +185,20 @@ TEMPLATES = Query(
 )
 
 
+# A template created or replaced; xmax = 0 only for a row this statement inserted (not one it
+# updated), which tells the API 201 from 200.
+PUT_TEMPLATE = Query(
+    "put_template",
+    """
+    INSERT INTO notification_template (event_type, language, subject, body, updated_at, updated_by)
+    VALUES (:event_type, :language, :subject, :body, :now, :actor)
+    ON CONFLICT (event_type, language) DO UPDATE SET
+        subject = :subject, body = :body, updated_at = :now, updated_by = :actor
+    RETURNING xmax = 0
+    """,
+)
+
+
 # --- delivery: rate limits, claims, outcomes ----------------------------------------------
 
 # A channel's bucket, full, the first time the channel is rate limited.

@@ -144,12 +144,9 @@ async def add_staff(
         "created_at": now,
         "created_by": principal.sub,
     }
+    table = table_of(StaffRecipient)
     inserted = await execute(
-        session,
-        insert(table_of(StaffRecipient))
-        .values(**row)
-        .on_conflict_do_nothing()
-        .returning(sa.literal_column("id")),
+        session, insert(table).values(**row).on_conflict_do_nothing().returning(table.c.id)
     )
     if inserted.first() is None:
         raise StaffRecipientExists(

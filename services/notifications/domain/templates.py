@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2 import Template as CompiledTemplate
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,8 +29,7 @@ from services.notifications.domain.errors import (
     UnknownMessageType,
 )
 from services.notifications.domain.messages import MESSAGES, MessageKind
-from services.notifications.domain.sql import execute
-from services.notifications.models import Template, table_of
+from services.notifications.models import Template
 from shared.auth import Principal
 from shared.db import run
 
@@ -231,25 +228,19 @@ async def put(
 ) -> tuple[Template, bool]:
     """Create or replace a template after checking it (audited); return it and whether it
     is new."""
-    actor = principal.sub
     kind = kind_of(event_type)
     check(kind, subject=subject, body=body)
-    table = table_of(Template)
-    statement = insert(table).values(
-        event_type=event_type,
-        language=language,
-        subject=subject,
-        body=body,
-        updated_at=now,
-        updated_by=actor,
-    )
-    # xmax = 0 only for a row this statement inserted (not one it updated).
-    result = await execute(
+    result = await run(
         session,
-        statement.on_conflict_do_update(
-            index_elements=["event_type", "language"],
-            set_={"subject": subject, "body": body, "updated_at": now, "updated_by": actor},
-        ).returning(sa.literal_column("xmax = 0")),
+        queries.PUT_TEMPLATE,
+        {
+            "event_type": event_type,
+            "language": language,
+            "subject": subject,
+            "body": body,
+            "now": now,
+            "actor": principal.sub,
+        },
     )
     created = bool(result.scalar_one())
     template = await session.get(Template, (event_type, language), populate_existing=True)
