@@ -1,7 +1,7 @@
 """python -m services.notifications — serve the notifications service."""
 
-from services.notifications.service import create_app
-from shared.service import serve
+from services.notifications.service import DEFINITION
+from shared.service import run
 
 if __name__ == "__main__":
-    serve(create_app())
+    run(DEFINITION)

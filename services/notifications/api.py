@@ -1,15 +1,14 @@
-"""HTTP routes of the notifications service: parse, authorise, call the domain, map errors."""
+"""HTTP routes of the notifications service: parse, authorise, call the domain."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from services.notifications.domain import delivery, recipients, templates
+from services.notifications.domain import notifications, recipients, templates
 from services.notifications.domain.messages import MESSAGES
-from services.notifications.domain.schedule import Clock, system_clock
 from services.notifications.models import (
     NotificationPage,
     NotificationPublic,
@@ -20,12 +19,9 @@ from services.notifications.models import (
     TemplateUpdate,
 )
 from services.notifications.settings import Channel, StaffRole
-from shared import audit
-from shared.audit import Outcome
 from shared.auth import Principal, Role, require_roles
-from shared.service import SessionDep
-
-SERVICE = "notifications"
+from shared.db import in_transaction
+from shared.service import ClockDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 
@@ -33,15 +29,6 @@ Reader = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 EventTypePath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z]+$")]
 LanguagePath = Annotated[str, Path(pattern=r"^[a-z]{2}$", description="ISO 639-1")]
-
-
-async def clock_of(request: Request) -> Clock:
-    """The service's clock (tests install a controlled one on ``app.state``)."""
-    clock: Clock = getattr(request.app.state, "notifications_clock", system_clock)
-    return clock
-
-
-ClockDep = Annotated[Clock, Depends(clock_of)]
 
 
 def _public(row: Any) -> NotificationPublic:
@@ -83,7 +70,7 @@ async def list_notifications(
 ) -> NotificationPage:
     """Notifications, newest first; recipients masked, bodies never shown."""
     async with session.begin():
-        rows, next_cursor = await delivery.page(
+        rows, next_cursor = await notifications.page(
             session=session,
             principal=principal,
             household_id=household_id,
@@ -91,14 +78,6 @@ async def list_notifications(
             channel=channel,
             cursor=cursor,
             limit=limit,
-        )
-        await audit.record(
-            session,
-            service=SERVICE,
-            principal=principal,
-            action="notification.list",
-            resource_type="household" if household_id else "notification",
-            resource_id=str(household_id) if household_id else None,
         )
     return NotificationPage(items=[_public(r) for r in rows], next_cursor=next_cursor)
 
@@ -108,16 +87,8 @@ async def get_notification(
     notification_id: UUID, session: SessionDep, principal: Reader
 ) -> NotificationPublic:
     async with session.begin():
-        row = await delivery.get(
+        row = await notifications.get(
             session=session, notification_id=notification_id, principal=principal
-        )
-        await audit.record(
-            session,
-            service=SERVICE,
-            principal=principal,
-            action="notification.read",
-            resource_type="notification",
-            resource_id=str(notification_id),
         )
     return _public(row)
 
@@ -127,17 +98,13 @@ async def retry_notification(
     notification_id: UUID, session: SessionDep, principal: Admin, clock: ClockDep
 ) -> NotificationPublic:
     """Queue a dead, failed or skipped notification again (same id, same idempotency key)."""
-    async with session.begin():
-        row = await delivery.retry(session=session, notification_id=notification_id, now=clock())
-        await audit.record(
-            session,
-            service=SERVICE,
-            principal=principal,
-            action="notification.retry",
-            resource_type="notification",
-            resource_id=str(notification_id),
-            outcome=Outcome.SUCCESS,
-        )
+    now = clock()
+    row = await in_transaction(
+        session,
+        lambda: notifications.retry(
+            session=session, principal=principal, notification_id=notification_id, now=now
+        ),
+    )
     return _public(row)
 
 
@@ -186,24 +153,19 @@ async def put_template(
     response: Response,
 ) -> TemplatePublic:
     """Create or replace a template; 422 on a syntax error or a variable the event lacks."""
-    async with session.begin():
-        row, created = await templates.put(
+    now = clock()
+    row, created = await in_transaction(
+        session,
+        lambda: templates.put(
             session=session,
             event_type=event_type,
             language=language,
             subject=body.subject,
             body=body.body,
-            actor=principal.sub,
-            now=clock(),
-        )
-        await audit.record(
-            session,
-            service=SERVICE,
             principal=principal,
-            action="template.create" if created else "template.update",
-            resource_type="template",
-            resource_id=f"{event_type}/{language}",
-        )
+            now=now,
+        ),
+    )
     if created:
         response.status_code = status.HTTP_201_CREATED
     return _template(row)
@@ -219,19 +181,11 @@ async def add_staff_recipient(
     body: StaffRecipientCreate, session: SessionDep, principal: Admin, clock: ClockDep
 ) -> Any:
     """Add a directory entry (409 when the same role, site, channel and address exist)."""
-    async with session.begin():
-        row = await recipients.add_staff(
-            session=session, entry=body, actor=principal.sub, now=clock()
-        )
-        await audit.record(
-            session,
-            service=SERVICE,
-            principal=principal,
-            action="staff_recipient.create",
-            resource_type="staff_recipient",
-            resource_id=str(row.id),
-        )
-    return row
+    now = clock()
+    return await in_transaction(
+        session,
+        lambda: recipients.add_staff(session=session, entry=body, principal=principal, now=now),
+    )
 
 
 @router.get("/staff-recipients", response_model=list[StaffRecipientPublic])
@@ -242,30 +196,19 @@ async def list_staff_recipients(
     site_id: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Any:
     async with session.begin():
-        rows = await recipients.list_staff(session=session, role=role, site_id=site_id)
-        await audit.record(
-            session,
-            service=SERVICE,
-            principal=principal,
-            action="staff_recipient.list",
-            resource_type="staff_recipient",
-            resource_id=None,
+        return await recipients.list_staff(
+            session=session, principal=principal, role=role, site_id=site_id
         )
-    return rows
 
 
 @router.delete("/staff-recipients/{recipient_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_staff_recipient(
     recipient_id: UUID, session: SessionDep, principal: Admin
 ) -> Response:
-    async with session.begin():
-        await recipients.remove_staff(session=session, recipient_id=recipient_id)
-        await audit.record(
-            session,
-            service=SERVICE,
-            principal=principal,
-            action="staff_recipient.delete",
-            resource_type="staff_recipient",
-            resource_id=str(recipient_id),
-        )
+    await in_transaction(
+        session,
+        lambda: recipients.remove_staff(
+            session=session, principal=principal, recipient_id=recipient_id
+        ),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

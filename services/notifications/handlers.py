@@ -14,7 +14,6 @@ from uuid import UUID
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notifications.domain import households, intake
-from services.notifications.domain.schedule import Clock
 from services.notifications.settings import NotificationsSettings
 from shared.consumer import EventConsumer
 from shared.events.catalog import CONTACTS
@@ -36,6 +35,7 @@ from shared.events.registration import (
     NeedsAssessed,
     VulnerabilitiesFlagged,
 )
+from shared.service import ServiceRuntime
 
 MESSAGE_EVENTS = (
     DistributionRecorded,
@@ -49,8 +49,9 @@ MESSAGE_EVENTS = (
 )
 
 
-def register(consumer: EventConsumer, *, settings: NotificationsSettings, clock: Clock) -> None:
-    """Register this service's event handlers."""
+def register(consumer: EventConsumer, runtime: ServiceRuntime[NotificationsSettings]) -> None:
+    """Register this service's event handlers; they read the runtime's settings and clock."""
+    settings, clock = runtime.settings, runtime.clock
 
     @consumer.on_batch(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)
     async def household_profiles(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:

@@ -11,11 +11,13 @@ import os
 from datetime import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fastapi import Depends
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from shared.service import current_settings
 from shared.settings import ServiceSettings
 
 DEVELOPMENT_WEBHOOK_SECRET = "haven-DEVELOPMENT-ONLY-webhook-secret"  # noqa: S105
@@ -228,3 +230,7 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+SettingsDep = Annotated[NotificationsSettings, Depends(current_settings)]
+"""This service's settings in a route; tests replace ``current_settings``."""

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications import handlers
 from services.notifications.channels.base import ChannelTransport
-from services.notifications.sender import Sender
+from services.notifications.jobs import Sender
 from services.notifications.settings import Channel, NotificationsSettings
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import SessionFactory, create_engine, session_factory
 from shared.kafka import LazyProducer
-from tests.notifications.support import MORNING, clone, drop, make_settings
+from tests.notifications.support import MORNING, HandlerRuntime, clone, drop, make_settings
 from tests.support import migrated_database, unique
 from tests.support.clock import FakeClock
 
@@ -81,7 +81,7 @@ async def consumer(
         dead_letters=dead_letters,
         retry=RetryPolicy(max_attempts=1, initial_backoff_seconds=0.01),
     )
-    handlers.register(events, settings=settings, clock=clock)
+    handlers.register(events, HandlerRuntime(settings, clock))
     yield events
     await dead_letters.stop()
 

@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.channels.base import ChannelError, OutgoingMessage
 from services.notifications.settings import Channel, NotificationsSettings, TokenBucket
+from shared.auth import Principal, Role
+from shared.clock import Clock
 from shared.db import asyncpg_dsn
 from shared.events.distribution import (
     DistributedLine,
@@ -81,6 +83,19 @@ async def _as_admin(url: str, statement: str) -> None:
 
 
 # --- time -----------------------------------------------------------------------------------
+
+
+@dataclass
+class HandlerRuntime:
+    """What the service's handlers read from its runtime: the settings and the clock."""
+
+    settings: NotificationsSettings
+    clock: Clock
+
+
+def admin(sub: str = "test") -> Principal:
+    """The admin a domain call acts for (audited as ``sub``)."""
+    return Principal(sub=sub, roles=frozenset({Role.ADMIN}), sites=frozenset())
 
 
 # A Chișinău mid-morning (UTC+2 in winter): outside the default quiet hours.

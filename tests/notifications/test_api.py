@@ -12,17 +12,15 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.notifications.service import build_definition
+from services.notifications.service import create_app
 from services.notifications.settings import NotificationsSettings
 from shared.auth import Role
 from shared.consumer import EventConsumer
 from shared.events.catalog import CATALOG
 from shared.events.envelope import Envelope, EventPayload
-from shared.service import build_app
 from shared.settings import load_settings
 from tests.notifications import support
 from tests.notifications.support import rows
-from tests.support import unique
 from tests.support.apps import serving
 from tests.support.clock import FakeClock
 from tests.support.tokens import auth_headers
@@ -42,8 +40,7 @@ async def api(
     for knob in ("RELAY_ENABLED", "CONSUMERS_ENABLED", "SENDER_ENABLED"):
         monkeypatch.setenv(f"HAVEN_NOTIFICATIONS_{knob}", "false")
     settings = load_settings("notifications", NotificationsSettings)
-    app = build_app(build_definition(settings, clock=clock, name=unique("notif_api")), settings)
-    app.state.notifications_clock = clock
+    app = create_app(settings, clock=clock)
     async with serving(app, base_url="http://notifications") as client:
         yield client
 

@@ -32,7 +32,7 @@ from shared.events.registration import (
 )
 from shared.kafka import LazyProducer
 from tests.notifications import support
-from tests.notifications.support import rows
+from tests.notifications.support import HandlerRuntime, rows
 from tests.support import unique
 from tests.support.clock import FakeClock
 
@@ -67,7 +67,7 @@ async def twin(
         dead_letters=dead_letters,
         retry=RetryPolicy(max_attempts=1, initial_backoff_seconds=0.01),
     )
-    handlers.register(consumer, settings=settings, clock=clock)
+    handlers.register(consumer, HandlerRuntime(settings, clock))
     yield consumer, engine
     await dead_letters.stop()
     await engine.dispose()
@@ -98,7 +98,9 @@ async def _add_supervisor(sessions: SessionFactory, clock: FakeClock) -> None:
         address="sup@example.org",
     )
     async with sessions() as session, session.begin():
-        await recipients.add_staff(session=session, entry=entry, actor="test", now=clock())
+        await recipients.add_staff(
+            session=session, entry=entry, principal=support.admin("test"), now=clock()
+        )
 
 
 async def test_a_mixed_batch_leaves_what_its_events_one_by_one_leave(

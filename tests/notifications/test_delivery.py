@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.channels.base import PermanentChannelError, TransientChannelError
 from services.notifications.channels.sms_gateway import SmsGatewayTransport
-from services.notifications.domain import delivery, recipients
+from services.notifications.domain import delivery, notifications, recipients
+from services.notifications.jobs import Sender
 from services.notifications.models import StaffRecipientCreate
-from services.notifications.sender import Sender
 from services.notifications.settings import Channel, NotificationsSettings, StaffRole, TokenBucket
 from shared.consumer import EventConsumer
 from shared.db import SessionFactory
@@ -94,7 +94,9 @@ async def test_retries_back_off_with_jitter_then_die_and_an_admin_retry_delivers
         assert await sender.run_once() == 0  # dead stays dead
 
         async with sessions() as session, session.begin():
-            await delivery.retry(session=session, notification_id=dead.id, now=clock())
+            await notifications.retry(
+                session=session, principal=support.admin(), notification_id=dead.id, now=clock()
+            )
         assert await sender.run_once() == 1
         delivered = await notification(engine, household)
         assert (delivered.status, delivered.attempts) == ("delivered", 1)
@@ -170,7 +172,9 @@ async def test_quiet_hours_hold_beneficiary_sms_but_staff_alerts_go_at_once(
         address="wh@example.org",
     )
     async with sessions() as session, session.begin():
-        await recipients.add_staff(session=session, entry=entry, actor="t", now=clock())
+        await recipients.add_staff(
+            session=session, entry=entry, principal=support.admin("t"), now=clock()
+        )
     sms, email = RecordingTransport(), RecordingTransport()
     sender = sender_for(settings, {Channel.SMS: sms, Channel.EMAIL: email})
     household = await registered_with_contact(consumer)

@@ -10,8 +10,8 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.domain import intake, recipients
+from services.notifications.jobs import Sender
 from services.notifications.models import StaffRecipientCreate
-from services.notifications.sender import Sender
 from services.notifications.settings import Channel, NotificationsSettings, StaffRole
 from shared.consumer import EventConsumer
 from shared.db import SessionFactory
@@ -373,7 +373,9 @@ async def _staff(
         staff_sub=sub,
     )
     async with sessions() as session, session.begin():
-        await recipients.add_staff(session=session, entry=entry, actor="test", now=clock())
+        await recipients.add_staff(
+            session=session, entry=entry, principal=support.admin("test"), now=clock()
+        )
 
 
 def _seconds(value: float) -> Any:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from haven.devstack.processes import free_port
 from services.notifications.channels.base import OutgoingMessage
 from services.notifications.channels.sms_gateway import SmsGatewayTransport
-from services.notifications.sender import Sender
+from services.notifications.jobs import Sender
 from services.notifications.settings import Channel, NotificationsSettings
 from shared.consumer import EventConsumer
 from shared.db import create_engine, session_factory

@@ -15,12 +15,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.notifications.service import build_definition
+from services.notifications.service import create_app
 from services.notifications.settings import NotificationsSettings
 from shared.auth import Role
 from shared.events.catalog import CATALOG, CONTACTS, NOTIFICATIONS
 from shared.events.envelope import Envelope, EventPayload
-from shared.service import build_app
 from tests.notifications import support
 from tests.notifications.support import HttpReceiver, make_settings, rows
 from tests.support import (
@@ -63,6 +62,7 @@ async def test_events_on_the_broker_become_delivered_messages_once(
 ) -> None:
     bootstrap = infra.kafka_bootstrap
     await create_catalog_topics(bootstrap)
+    name = unique("notifications")  # its own consumer group
     gateway = await HttpReceiver().start()
     hooks = await HttpReceiver().start()
     settings: NotificationsSettings = make_settings(
@@ -75,14 +75,14 @@ async def test_events_on_the_broker_become_delivered_messages_once(
         quiet_hours_enabled=False,
         sender_poll_seconds=0.2,
         relay_poll_seconds=0.2,
+        consumer_group=f"haven-{name}",
     )
-    name = unique("notifications")
     await start_group_at_end(
         bootstrap,
         f"haven-{name}",
         [t.name for t in CATALOG.consumed_by("notifications")],
     )
-    app = build_app(build_definition(settings, name=name), settings)
+    app = create_app(settings)
     household, other = uuid4(), uuid4()
     try:
         async with app.router.lifespan_context(app):

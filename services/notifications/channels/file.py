@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from services.notifications.channels.base import OutgoingMessage
-from services.notifications.domain.schedule import Clock
+from shared.clock import Clock
 
 
 class FileTransport:

@@ -7,8 +7,8 @@ from services.notifications.channels.file import FileTransport
 from services.notifications.channels.sms_gateway import SmsGatewayTransport
 from services.notifications.channels.smtp import SmtpTransport
 from services.notifications.channels.webhook import WebhookTransport
-from services.notifications.domain.schedule import Clock
 from services.notifications.settings import Channel, NotificationsSettings
+from shared.clock import Clock
 
 
 def build_transports(

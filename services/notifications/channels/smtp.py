@@ -18,7 +18,7 @@ from services.notifications.channels.base import (
     PermanentChannelError,
     TransientChannelError,
 )
-from services.notifications.domain.schedule import Clock
+from shared.clock import Clock
 
 DEFAULT_SUBJECT = "Haven"
 

@@ -28,7 +28,7 @@ from services.notifications.channels.base import (
     classify_http_status,
 )
 from services.notifications.channels.ssrf import IPNetwork, resolve_permitted
-from services.notifications.domain.schedule import Clock
+from shared.clock import Clock
 
 SIGNATURE_HEADER = "X-Haven-Signature"
 TIMESTAMP_HEADER = "X-Haven-Timestamp"

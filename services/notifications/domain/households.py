@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.notifications import queries
 from services.notifications.domain.sql import execute
 from services.notifications.models import (
     Audience,
@@ -30,6 +31,7 @@ from services.notifications.models import (
     Status,
     table_of,
 )
+from shared.db import run
 from shared.events.registration import HouseholdContact, HouseholdProfile
 
 log = logging.getLogger(__name__)
@@ -47,13 +49,10 @@ async def wake_senders(session: AsyncSession) -> None:
     transaction = session.sync_session.get_transaction()
     if transaction is not None and session.info.get(WAKE_CHANNEL) is transaction:
         return
-    await execute(session, sa.select(sa.func.pg_notify(WAKE_CHANNEL, "")))
+    await run(session, queries.WAKE_SENDERS, {"channel": WAKE_CHANNEL})
     session.info[WAKE_CHANNEL] = transaction
 
 
-_LOCK_HOUSEHOLD = sa.select(
-    sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(sa.bindparam("key", type_=sa.Text), 0))
-)
 _LOCKED = "haven_notifications_locked_households"
 
 
@@ -85,20 +84,8 @@ async def lock_household(session: AsyncSession, household_id: UUID) -> None:
     Taken once per transaction: the events of a consumer batch share it."""
     if _already_locked(session, household_id):
         return
-    await execute(session, _LOCK_HOUSEHOLD, {"key": str(household_id)})
+    await run(session, queries.LOCK_HOUSEHOLD, {"key": str(household_id)})
     _held(session, household_id)
-
-
-# Built once: several households' locks (the same lock as _LOCK_HOUSEHOLD) in one statement,
-# taken in the order of their ids so that two transactions locking overlapping sets cannot
-# deadlock. PostgreSQL evaluates a volatile function of the select list after the sort.
-_LOCK_HOUSEHOLDS = sa.text(
-    """
-    SELECT pg_advisory_xact_lock(hashtextextended(CAST(household_id AS text), 0))
-    FROM unnest(CAST(:household_ids AS uuid[])) AS k(household_id)
-    ORDER BY household_id
-    """
-)
 
 
 async def lock_households(session: AsyncSession, household_ids: Iterable[UUID]) -> None:
@@ -108,9 +95,9 @@ async def lock_households(session: AsyncSession, household_ids: Iterable[UUID]) 
     if not wanted:
         return
     if len(wanted) == 1:
-        await execute(session, _LOCK_HOUSEHOLD, {"key": str(wanted[0])})
+        await run(session, queries.LOCK_HOUSEHOLD, {"key": str(wanted[0])})
     else:
-        await execute(session, _LOCK_HOUSEHOLDS, {"household_ids": wanted})
+        await run(session, queries.LOCK_HOUSEHOLDS, {"household_ids": wanted})
     for household_id in wanted:
         _held(session, household_id)
 
@@ -119,43 +106,13 @@ async def is_erased(*, session: AsyncSession, household_id: UUID) -> bool:
     return await session.get(Erasure, household_id) is not None
 
 
-# Built once: the contact is saved (unless the household was erased) and the household's
-# confirmations waiting for it made due, in one statement. It runs after lock_household, in
-# its own statement, so its snapshot sees whatever the lock's previous holder committed.
-_SAVE_CONTACT = sa.text(
-    """
-    WITH saved AS (
-        INSERT INTO notification_contact
-            (household_id, case_number, site_id, phone, language, contact_consent, updated_at)
-        SELECT CAST(:household_id AS uuid), CAST(:case_number AS text), CAST(:site_id AS text),
-               CAST(:phone AS text), CAST(:language AS text), CAST(:contact_consent AS boolean),
-               CAST(:now AS timestamptz)
-        WHERE NOT EXISTS (
-            SELECT 1 FROM notification_erasure
-            WHERE household_id = CAST(:household_id AS uuid)
-        )
-        ON CONFLICT (household_id) DO UPDATE SET
-            case_number = excluded.case_number, site_id = excluded.site_id,
-            phone = excluded.phone, language = excluded.language,
-            contact_consent = excluded.contact_consent, updated_at = excluded.updated_at
-        RETURNING household_id
-    )
-    UPDATE notification
-    SET next_attempt_at = CAST(:now AS timestamptz), updated_at = CAST(:now AS timestamptz)
-    WHERE household_id IN (SELECT household_id FROM saved)
-      AND audience = 'beneficiary' AND status = 'queued' AND attempts = 0
-      AND next_attempt_at > CAST(:now AS timestamptz)
-    """
-)
-
-
 async def save_contact(*, session: AsyncSession, contact: HouseholdContact, now: datetime) -> None:
     """Upsert a household's contact (not after its erasure); messages waiting for it become
     due at once."""
     await lock_household(session, contact.household_id)
-    woken = await execute(
+    woken = await run(
         session,
-        _SAVE_CONTACT,
+        queries.SAVE_CONTACT,
         {
             "household_id": contact.household_id,
             "case_number": contact.case_number,
@@ -197,44 +154,6 @@ async def forget_contact(*, session: AsyncSession, household_id: UUID, now: date
     )
 
 
-# Built once: the households' site rows are inserted or updated (unless a household was
-# erased or a newer version is held) and the households' locks taken (the same lock as
-# lock_household), in one statement whatever the number of households: rows and locks in the
-# order of the ids (a stable order: no deadlock with another transaction doing the same). The
-# households must be distinct (one row cannot be changed twice by one statement). The upsert
-# does not depend on the locks (only this topic writes the rows, in order per household);
-# what reads after it, in statements of their own, sees whatever the locks' previous holders
-# committed.
-_UPSERT_SITES_AND_LOCK = sa.text(
-    """
-    WITH profile AS (
-        SELECT * FROM unnest(
-            CAST(:household_ids AS uuid[]), CAST(:site_ids AS text[]),
-            CAST(:case_numbers AS text[]), CAST(:contact_consents AS boolean[]),
-            CAST(:versions AS integer[])
-        ) AS p(household_id, site_id, case_number, contact_consent, version)
-    ),
-    site AS (
-        INSERT INTO notification_household
-            (household_id, site_id, case_number, contact_consent, version)
-        SELECT household_id, site_id, case_number, contact_consent, version
-        FROM profile p
-        WHERE NOT EXISTS (
-            SELECT 1 FROM notification_erasure e WHERE e.household_id = p.household_id
-        )
-        ORDER BY household_id
-        ON CONFLICT (household_id) DO UPDATE SET
-            site_id = excluded.site_id, case_number = excluded.case_number,
-            contact_consent = excluded.contact_consent, version = excluded.version
-        WHERE notification_household.version <= excluded.version
-    )
-    SELECT pg_advisory_xact_lock(hashtextextended(CAST(household_id AS text), 0))
-    FROM profile
-    ORDER BY household_id
-    """
-)
-
-
 async def remember_sites(*, session: AsyncSession, profiles: Sequence[HouseholdProfile]) -> None:
     """Keep each household's site, case number and contact-consent flag (newest version
     wins; an erased household stays erased), and take the households' locks (see
@@ -246,9 +165,9 @@ async def remember_sites(*, session: AsyncSession, profiles: Sequence[HouseholdP
         return
     if len({p.household_id for p in profiles}) != len(profiles):
         raise ValueError("remember_sites takes each household at most once")
-    await execute(
+    await run(
         session,
-        _UPSERT_SITES_AND_LOCK,
+        queries.UPSERT_SITES_AND_LOCK,
         {
             "household_ids": [p.household_id for p in profiles],
             "site_ids": [p.site_id for p in profiles],

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.notifications import queries
 from services.notifications.domain import households, recipients
 from services.notifications.domain.masking import mask
 from services.notifications.domain.messages import MESSAGES, MessageKind
@@ -37,6 +38,7 @@ from services.notifications.models import (
 )
 from services.notifications.settings import NotificationsSettings, StaffRole
 from shared.consumer import acting_on, distinct_runs
+from shared.db import run
 from shared.events.distribution import StockLow
 from shared.events.envelope import Envelope, EventPayload, new_event_id
 from shared.events.referral import ReferralEscalated, ReferralOverdue
@@ -106,75 +108,6 @@ def _base_row(
     }
 
 
-# Built once: the households' SMS for some events, decided and queued in one statement
-# whatever their number, from what this service knows about each household (nothing when it
-# was erased). It runs after lock_households, in a statement of its own, so its snapshot sees
-# the contacts that the locks' previous holders committed. The decision is
-# recipients.unreachable_because and the masking masking.mask_phone, in SQL
-# (tests/notifications/test_intake_costs.py checks they agree); the senders are woken when a
-# message is due now.
-_QUEUE_FOR_BENEFICIARIES = sa.text(
-    r"""
-    WITH event AS (
-        SELECT * FROM unnest(
-            CAST(:ids AS uuid[]), CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]),
-            CAST(:household_ids AS uuid[]), CAST(:site_ids AS text[]),
-            CAST(:recipient_keys AS text[]), CAST(:contexts AS text[])
-        ) AS e(id, event_id, event_type, household_id, site_id, recipient_key, context)
-    ),
-    known AS (
-        SELECT e.*,
-               c.household_id IS NOT NULL AS has_contact, c.phone, c.contact_consent,
-               c.site_id AS contact_site, h.site_id AS household_site,
-               h.household_id IS NOT NULL AND NOT h.contact_consent AS refused_at_registration
-        FROM event e
-        LEFT JOIN notification_contact c ON c.household_id = e.household_id
-        LEFT JOIN notification_household h ON h.household_id = e.household_id
-        WHERE NOT EXISTS (
-            SELECT 1 FROM notification_erasure x WHERE x.household_id = e.household_id
-        )
-    ),
-    decided AS (
-        SELECT known.*,
-               CASE
-                   WHEN NOT has_contact AND refused_at_registration THEN 'no_consent'
-                   WHEN NOT has_contact THEN 'no_contact'
-                   WHEN NOT contact_consent THEN 'no_consent'
-                   WHEN phone IS NULL OR phone !~ '^\+[1-9][0-9]{6,14}$' THEN 'no_phone'
-               END AS reason
-        FROM known
-    ),
-    queued AS (
-        INSERT INTO notification
-            (id, event_id, event_type, household_id, site_id, audience, recipient_key,
-             channel, recipient_masked, context, status, skip_reason, attempts,
-             next_attempt_at, contact_deadline, created_at, updated_at)
-        SELECT id, event_id, event_type, household_id,
-               COALESCE(site_id, household_site, contact_site),
-               'beneficiary', recipient_key, 'sms',
-               CASE
-                   WHEN phone = '' THEN NULL
-                   WHEN char_length(phone) <= 7
-                       THEN repeat('*', greatest(char_length(phone) - 2, 0)) || right(phone, 2)
-                   ELSE left(phone, 5) || repeat('*', char_length(phone) - 7) || right(phone, 2)
-               END,
-               CAST(context AS jsonb),
-               CASE WHEN reason IS NULL OR reason = 'no_contact' THEN 'queued' ELSE 'skipped' END,
-               NULLIF(reason, 'no_contact'), 0,
-               CASE WHEN reason = 'no_contact' THEN CAST(:deadline AS timestamptz)
-                    ELSE CAST(:now AS timestamptz) END,
-               CASE WHEN reason = 'no_contact' THEN CAST(:deadline AS timestamptz) END,
-               CAST(:now AS timestamptz), CAST(:now AS timestamptz)
-        FROM decided
-        ON CONFLICT ON CONSTRAINT notification_once DO NOTHING
-        RETURNING status, contact_deadline
-    )
-    SELECT pg_notify(CAST(:wake_channel AS text), '')
-    WHERE EXISTS (SELECT 1 FROM queued WHERE status = 'queued' AND contact_deadline IS NULL)
-    """
-)
-
-
 async def for_beneficiaries(
     *,
     session: AsyncSession,
@@ -191,9 +124,9 @@ async def for_beneficiaries(
     await households.lock_households(session, household_ids)
     kinds = [MESSAGES[envelope.type] for envelope in envelopes]
     sites = [getattr(envelope.data, "site_id", None) for envelope in envelopes]
-    await execute(
+    await run(
         session,
-        _QUEUE_FOR_BENEFICIARIES,
+        queries.QUEUE_FOR_BENEFICIARIES,
         {
             "ids": [new_event_id() for _ in envelopes],
             "event_ids": [envelope.id for envelope in envelopes],
@@ -357,9 +290,9 @@ async def take_profiles(
     their locks (:func:`households.remember_sites`), then one queueing the confirmation SMS
     of the run's ``HouseholdRegistered`` events. The same effects as the events one by one:
     within a run no event reads what another household's event writes."""
-    for run in distinct_runs(envelopes, key=lambda envelope: envelope.data.household_id):
+    for distinct in distinct_runs(envelopes, key=lambda envelope: envelope.data.household_id):
         await households.remember_sites(
-            session=session, profiles=[envelope.data for envelope in run]
+            session=session, profiles=[envelope.data for envelope in distinct]
         )
-        registered = [e for e in run if isinstance(e.data, HouseholdRegistered)]
+        registered = [e for e in distinct if isinstance(e.data, HouseholdRegistered)]
         await for_beneficiaries(session=session, envelopes=registered, settings=settings, now=now)

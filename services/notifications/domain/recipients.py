@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.notifications.domain import audits
 from services.notifications.domain.errors import (
     InvalidAddress,
     StaffRecipientExists,
@@ -31,6 +32,7 @@ from services.notifications.models import (
     table_of,
 )
 from services.notifications.settings import Channel, StaffRole
+from shared.auth import Principal
 from shared.events.envelope import new_event_id
 
 ALL_SITES = "*"
@@ -123,8 +125,10 @@ def check_address(channel: Channel, address: str) -> None:
 
 
 async def add_staff(
-    *, session: AsyncSession, entry: StaffRecipientCreate, actor: str, now: datetime
+    *, session: AsyncSession, entry: StaffRecipientCreate, principal: Principal, now: datetime
 ) -> StaffRecipient:
+    """Add a directory entry (audited); the same role, site, channel and address twice is
+    a conflict."""
     check_address(entry.channel, entry.address)
     if entry.role is StaffRole.PROVIDER_CONTACT and entry.provider_id is None:
         raise InvalidAddress("A provider_contact entry needs the provider_id it speaks for.")
@@ -138,14 +142,11 @@ async def add_staff(
         "provider_id": entry.provider_id,
         "staff_sub": entry.staff_sub,
         "created_at": now,
-        "created_by": actor,
+        "created_by": principal.sub,
     }
+    table = table_of(StaffRecipient)
     inserted = await execute(
-        session,
-        insert(table_of(StaffRecipient))
-        .values(**row)
-        .on_conflict_do_nothing()
-        .returning(sa.literal_column("id")),
+        session, insert(table).values(**row).on_conflict_do_nothing().returning(table.c.id)
     )
     if inserted.first() is None:
         raise StaffRecipientExists(
@@ -154,12 +155,24 @@ async def add_staff(
         )
     created = await session.get(StaffRecipient, row["id"])
     assert created is not None
+    await audits.record(
+        session,
+        principal=principal,
+        action="staff_recipient.create",
+        resource_type="staff_recipient",
+        resource_id=str(created.id),
+    )
     return created
 
 
 async def list_staff(
-    *, session: AsyncSession, role: StaffRole | None, site_id: str | None
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    role: StaffRole | None,
+    site_id: str | None,
 ) -> list[StaffRecipient]:
+    """The directory, by role, site and id (the read is audited)."""
     query = select(StaffRecipient)
     if role is not None:
         query = query.where(col(StaffRecipient.role) == role)
@@ -168,13 +181,29 @@ async def list_staff(
     query = query.order_by(
         col(StaffRecipient.role), col(StaffRecipient.site_id), col(StaffRecipient.id)
     )
-    return list(await session.exec(query))
+    found = list(await session.exec(query))
+    await audits.record(
+        session,
+        principal=principal,
+        action="staff_recipient.list",
+        resource_type="staff_recipient",
+        resource_id=None,
+    )
+    return found
 
 
-async def remove_staff(*, session: AsyncSession, recipient_id: UUID) -> None:
+async def remove_staff(*, session: AsyncSession, principal: Principal, recipient_id: UUID) -> None:
+    """Remove a directory entry (audited)."""
     result = await execute(
         session,
         sa.delete(StaffRecipient).where(col(StaffRecipient.id) == recipient_id),
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise StaffRecipientNotFound(f"No staff recipient {recipient_id}.")
+    await audits.record(
+        session,
+        principal=principal,
+        action="staff_recipient.delete",
+        resource_type="staff_recipient",
+        resource_id=str(recipient_id),
+    )

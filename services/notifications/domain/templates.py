@@ -15,22 +15,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2 import Template as CompiledTemplate
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.notifications import queries
+from services.notifications.domain import audits
 from services.notifications.domain.errors import (
     TemplateInvalid,
     TemplateNotFound,
     UnknownMessageType,
 )
 from services.notifications.domain.messages import MESSAGES, MessageKind
-from services.notifications.domain.sql import execute
-from services.notifications.models import Template, table_of
+from services.notifications.models import Template
+from shared.auth import Principal
+from shared.db import run
 
 MAX_RENDERED_CHARS = 4000
 MAX_SEQUENCE_PRODUCT = 10_000
@@ -146,13 +147,6 @@ class Stored:
 
 TemplateKey = tuple[str, str]  # (event_type, language)
 
-# Built once: the sender reads every template a round needs in one statement.
-_TEMPLATES = sa.text(
-    "SELECT event_type, language, subject, body FROM notification_template "
-    "WHERE (event_type, language) IN "
-    "(SELECT * FROM unnest(CAST(:event_types AS text[]), CAST(:languages AS text[])))"
-)
-
 
 async def stored_templates(
     *, session: AsyncSession, keys: Iterable[TemplateKey]
@@ -161,9 +155,9 @@ async def stored_templates(
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    rows = await execute(
+    rows = await run(
         session,
-        _TEMPLATES,
+        queries.TEMPLATES,
         {
             "event_types": [event_type for event_type, _ in wanted],
             "languages": [language for _, language in wanted],
@@ -229,30 +223,33 @@ async def put(
     language: str,
     subject: str | None,
     body: str,
-    actor: str,
+    principal: Principal,
     now: datetime,
 ) -> tuple[Template, bool]:
-    """Create or replace a template after checking it; return it and whether it is new."""
+    """Create or replace a template after checking it (audited); return it and whether it
+    is new."""
     kind = kind_of(event_type)
     check(kind, subject=subject, body=body)
-    table = table_of(Template)
-    statement = insert(table).values(
-        event_type=event_type,
-        language=language,
-        subject=subject,
-        body=body,
-        updated_at=now,
-        updated_by=actor,
-    )
-    # xmax = 0 only for a row this statement inserted (not one it updated).
-    result = await execute(
+    result = await run(
         session,
-        statement.on_conflict_do_update(
-            index_elements=["event_type", "language"],
-            set_={"subject": subject, "body": body, "updated_at": now, "updated_by": actor},
-        ).returning(sa.literal_column("xmax = 0")),
+        queries.PUT_TEMPLATE,
+        {
+            "event_type": event_type,
+            "language": language,
+            "subject": subject,
+            "body": body,
+            "now": now,
+            "actor": principal.sub,
+        },
     )
     created = bool(result.scalar_one())
     template = await session.get(Template, (event_type, language), populate_existing=True)
     assert template is not None
+    await audits.record(
+        session,
+        principal=principal,
+        action="template.create" if created else "template.update",
+        resource_type="template",
+        resource_id=f"{event_type}/{language}",
+    )
     return template, created

@@ -1,11 +1,11 @@
-"""The sender loop: claim due notifications, hand them to their channel, record the outcome.
+"""Background work of the notifications service: the sender (claim what is due, send it,
+record the outcome).
 
-Runs in every replica (``ServiceDefinition.background``). Each round claims per channel in
-one short transaction (see :mod:`.domain.delivery`), sends outside any transaction with
-bounded concurrency, then records the round's deliveries in one transaction (each failure
-in its own). It wakes on
-``NOTIFY haven_notifications`` (sent when something becomes due now) or every
-``sender_poll_seconds``.
+Runs in every replica. Each round claims per channel in one short transaction (see
+:mod:`.domain.delivery`), sends outside any transaction with bounded concurrency, then records
+the round's deliveries in one transaction (each failure in its own). It wakes on ``NOTIFY
+haven_notifications`` (sent when something becomes due now) or every ``sender_poll_seconds``:
+not a periodic job, so a plain :data:`shared.jobs.BackgroundJob`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ from services.notifications.channels.base import (
     ChannelTransport,
     TransientChannelError,
 )
+from services.notifications.channels.registry import build_transports
 from services.notifications.domain import delivery
 from services.notifications.domain.households import WAKE_CHANNEL
-from services.notifications.domain.schedule import Clock
 from services.notifications.settings import Channel, NotificationsSettings
+from shared.clock import Clock
 from shared.db import SessionFactory, Wakeup
+from shared.service import ServiceRuntime
+from shared.telemetry import scrubbed
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,9 @@ MAX_ERROR_BACKOFF_SECONDS = 30.0
 
 
 class Sender:
+    """The sender of one replica: its channels' transports, clock and jitter. Tests build one
+    with their own transports, clock and seeded ``rng`` and drive it with :meth:`run_once`."""
+
     def __init__(
         self,
         *,
@@ -132,7 +138,7 @@ class Sender:
         for claim in claims:
             log.warning(
                 "could not record a notification attempt; its lease will expire",
-                extra={"notification_id": str(claim.notification_id), "error": repr(exc)},
+                extra={"notification_id": str(claim.notification_id), "error": scrubbed(exc)},
             )
 
     def _attempted(self, claim: delivery.Claim, error: ChannelError | None, held: bool) -> None:
@@ -172,7 +178,7 @@ class Sender:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.warning("sender round failed; retrying", extra={"error": repr(exc)})
+                    log.warning("sender round failed; retrying", extra={"error": scrubbed(exc)})
                     backoff = min(backoff * 2, MAX_ERROR_BACKOFF_SECONDS)
                     await self._wakeup.sleep(stop, backoff)
                     continue
@@ -183,3 +189,23 @@ class Sender:
             for transport in {id(t): t for t in self.transports.values()}.values():
                 with contextlib.suppress(Exception):
                     await transport.aclose()
+
+
+async def send_notifications(
+    runtime: ServiceRuntime[NotificationsSettings], stop: asyncio.Event
+) -> None:
+    """The sender of this replica, with the transports the settings choose
+    (``*_transport``), until the service stops."""
+    settings = runtime.settings
+    for warning in settings.production_warnings():
+        log.error("notifications misconfigured for production", extra={"problem": warning})
+    if not settings.sender_enabled:
+        return
+    sender = Sender(
+        engine=runtime.engine,
+        sessions=runtime.sessions,
+        settings=settings,
+        transports=build_transports(settings, clock=runtime.clock),
+        clock=runtime.clock,
+    )
+    await sender.run(stop)
