@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.referral.domain import consent, referrals
 from services.referral.domain.common import Actor, caused_by, record_audit
+from services.referral.domain.errors import ConcurrentFirstProfile
 from services.referral.domain.rules import (
     AskConsent,
     Refer,
@@ -159,10 +160,6 @@ def view_row(event: ProfileEvent) -> dict[str, Any]:
         "profile": profile,
         "updated_at": event.now,
     }
-
-
-class ConcurrentFirstProfile(RuntimeError):
-    """Another transaction inserted the household meanwhile; the event is retried."""
 
 
 async def take_profiles(*, session: AsyncSession, events: Sequence[ProfileEvent]) -> list[Held]:

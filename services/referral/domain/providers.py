@@ -12,12 +12,8 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.referral.domain.common import (
-    Actor,
-    ProviderNotFound,
-    new_id,
-    record_audit,
-)
+from services.referral.domain.common import Actor, new_id, record_audit
+from services.referral.domain.errors import ProviderExists, ProviderNotFound
 from services.referral.domain.routing import Candidate
 from services.referral.domain.states import AT_PROVIDER_STATUSES
 from services.referral.models import (
@@ -28,13 +24,6 @@ from services.referral.models import (
     ProviderUpdate,
     Referral,
 )
-from shared.problems import Conflict
-
-
-class ProviderExists(Conflict):
-    type_slug = "provider-exists"
-    title = "Provider already in the directory"
-
 
 _SLOT_STATUSES = sorted(str(s) for s in AT_PROVIDER_STATUSES)
 # Built once: calls only bind values.

@@ -18,16 +18,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.referral.domain import consent, providers, routing
-from services.referral.domain.common import (
-    Actor,
+from services.referral.domain.common import Actor, emit, new_id, record_audit
+from services.referral.domain.errors import (
+    ConsentRequired,
+    DuplicateReferral,
     HouseholdInactive,
     HouseholdNotFound,
     HouseholdOutOfScope,
+    ProviderUnsuitable,
     ReferralNotFound,
     ReferralOutOfScope,
-    emit,
-    new_id,
-    record_audit,
 )
 from services.referral.domain.metrics import count_acceptance
 from services.referral.domain.states import (
@@ -75,27 +75,11 @@ from shared.events.referral import (
     ReferralSent,
     ReferralStarted,
 )
-from shared.problems import Conflict
 from shared.vocabulary import HouseholdStatus
 
 PROVIDER_ACTIONS = frozenset({Action.ACCEPT, Action.DECLINE, Action.START, Action.COMPLETE})
 STAFF_ACTIONS = frozenset({Action.CANCEL, Action.REVOKE, Action.ASSIGN})
 MANAGERS_TIER = 3
-
-
-class ConsentRequired(Conflict):
-    type_slug = "consent-required"
-    title = "No consent to share with providers"
-
-
-class DuplicateReferral(Conflict):
-    type_slug = "duplicate-referral"
-    title = "An open referral already exists"
-
-
-class ProviderUnsuitable(Conflict):
-    type_slug = "provider-unsuitable"
-    title = "Provider cannot take this referral"
 
 
 # --- the household read model, as referrals need it ----------------------------------------
