@@ -18,7 +18,6 @@ from services.referral.domain.common import (
     DEFAULT_PAGE,
     MAX_PAGE,
     Actor,
-    record_audit,
 )
 from services.referral.domain.states import Status
 from services.referral.domain.vocabulary import ConsentTaskStatus, ServiceType
@@ -46,6 +45,7 @@ from services.referral.models import (
 from services.referral.settings import SettingsDep
 from shared.auth import Principal, Role, require_roles
 from shared.clock import Clock
+from shared.db import in_transaction
 from shared.http import problem_responses
 from shared.pagination import decode_id_cursor, encode_id_cursor
 from shared.service import ClockDep, SessionDep
@@ -84,11 +84,14 @@ async def create_provider(
     data: ProviderCreate, principal: Admin, session: SessionDep, clock: ClockDep
 ) -> ProviderPublic:
     """Add an organisation to the directory (409 if its name or id is already there)."""
-    async with session.begin():
+
+    async def work() -> ProviderPublic:
         provider = await providers.create(
             session=session, data=data, actor=Actor(principal), now=clock()
         )
         return providers.to_public(provider, 0)
+
+    return await in_transaction(session, work)
 
 
 @router.get("/providers", response_model=ProviderPage)
@@ -134,7 +137,8 @@ async def import_providers_hsds(
     document: Annotated[dict[str, Any], Body(description="HSDS organisation page.")],
 ) -> HsdsImportResult:
     """Create or update providers from HSDS organisations, all or nothing."""
-    async with session.begin():
+
+    async def work() -> HsdsImportResult:
         return await hsds.import_document(
             session=session,
             raw=document,
@@ -142,6 +146,8 @@ async def import_providers_hsds(
             now=clock(),
             max_organizations=settings.import_max_organizations,
         )
+
+    return await in_transaction(session, work)
 
 
 @router.get("/providers/{provider_id}", response_model=ProviderPublic, responses=NOT_FOUND)
@@ -161,7 +167,7 @@ async def update_provider(
     session: SessionDep,
     clock: ClockDep,
 ) -> ProviderPublic:
-    async with session.begin():
+    async def work() -> ProviderPublic:
         provider = await providers.update(
             session=session,
             provider_id=provider_id,
@@ -170,6 +176,8 @@ async def update_provider(
             now=clock(),
         )
         return (await providers.public_views(session, [provider]))[0]
+
+    return await in_transaction(session, work)
 
 
 # --- referrals -----------------------------------------------------------------------------
@@ -198,7 +206,8 @@ async def create_referral(
 ) -> ReferralPublic:
     """Refer a household by hand. 404 if the household is not known here (yet), 409 without
     referral-sharing consent unless ``consent_override`` with an ``override_reason``."""
-    async with session.begin():
+
+    async def work() -> ReferralPublic:
         referral = await referrals.create_manual(
             session=session,
             principal=principal,
@@ -207,6 +216,8 @@ async def create_referral(
             settings=settings,
         )
         return await referrals.to_public(session, referral, clock())
+
+    return await in_transaction(session, work)
 
 
 @router.get("/referrals", response_model=ReferralPage | ProviderReferralPage)
@@ -239,13 +250,6 @@ async def list_referrals(
             provider_id=provider_id,
             overdue=overdue,
         )
-        await record_audit(
-            session,
-            Actor(principal),
-            action="referral.list",
-            resource_type="referral",
-            resource_id=None,
-        )
         next_cursor = encode_id_cursor(rows[-1].id) if len(rows) == limit else None
         if referrals.sees_as_provider(principal):
             return ProviderReferralPage(
@@ -266,17 +270,7 @@ async def get_referral(
 ) -> ReferralPublic | ProviderReferralView:
     """One referral with its history (a provider sees only its own steps)."""
     async with session.begin():
-        if referrals.sees_as_provider(principal):
-            referral = await referrals.load_for_provider(session, referral_id, principal)
-        else:
-            referral = await referrals.load_for_staff(session, referral_id, principal)
-        await record_audit(
-            session,
-            Actor(principal),
-            action="referral.read",
-            resource_type="referral",
-            resource_id=referral.id,
-        )
+        referral = await referrals.read(session, referral_id, principal)
         return await _view_for(session, referral, principal, clock)
 
 
@@ -286,11 +280,13 @@ async def get_referral(
 async def accept_referral(
     referral_id: UUID, principal: ProviderStaff, session: SessionDep, clock: ClockDep
 ) -> ProviderReferralView:
-    async with session.begin():
+    async def work() -> ProviderReferralView:
         referral = await referrals.accept(
             session=session, principal=principal, referral_id=referral_id, now=clock()
         )
         return (await referrals.provider_views(session, [referral]))[0]
+
+    return await in_transaction(session, work)
 
 
 @router.post("/referrals/{referral_id}/decline", response_model=DeclineReceipt, responses=CONFLICT)
@@ -304,7 +300,8 @@ async def decline_referral(
 ) -> DeclineReceipt:
     """Decline with a reason; the referral moves on to the next provider (or the queue) and
     is no longer the decliner's to see."""
-    async with session.begin():
+
+    async def work() -> None:
         await referrals.decline(
             session=session,
             principal=principal,
@@ -314,6 +311,8 @@ async def decline_referral(
             now=clock(),
             settings=settings,
         )
+
+    await in_transaction(session, work)
     return DeclineReceipt(id=referral_id, status=Status.DECLINED, reason_code=data.reason_code)
 
 
@@ -323,11 +322,13 @@ async def decline_referral(
 async def start_referral(
     referral_id: UUID, principal: ProviderStaff, session: SessionDep, clock: ClockDep
 ) -> ProviderReferralView:
-    async with session.begin():
+    async def work() -> ProviderReferralView:
         referral = await referrals.start(
             session=session, principal=principal, referral_id=referral_id, now=clock()
         )
         return (await referrals.provider_views(session, [referral]))[0]
+
+    return await in_transaction(session, work)
 
 
 @router.post(
@@ -336,11 +337,13 @@ async def start_referral(
 async def complete_referral(
     referral_id: UUID, principal: ProviderStaff, session: SessionDep, clock: ClockDep
 ) -> ProviderReferralView:
-    async with session.begin():
+    async def work() -> ProviderReferralView:
         referral = await referrals.complete(
             session=session, principal=principal, referral_id=referral_id, now=clock()
         )
         return (await referrals.provider_views(session, [referral]))[0]
+
+    return await in_transaction(session, work)
 
 
 @router.post("/referrals/{referral_id}/cancel", response_model=ReferralPublic, responses=CONFLICT)
@@ -352,7 +355,8 @@ async def cancel_referral(
     data: Annotated[CancelRequest | None, Body()] = None,
 ) -> ReferralPublic:
     data = data or CancelRequest()
-    async with session.begin():
+
+    async def work() -> ReferralPublic:
         referral = await referrals.cancel(
             session=session,
             principal=principal,
@@ -363,6 +367,8 @@ async def cancel_referral(
         )
         return await referrals.to_public(session, referral, clock())
 
+    return await in_transaction(session, work)
+
 
 @router.post("/referrals/{referral_id}/revoke", response_model=ReferralPublic, responses=CONFLICT)
 async def revoke_referral(
@@ -372,7 +378,7 @@ async def revoke_referral(
     session: SessionDep,
     clock: ClockDep,
 ) -> ReferralPublic:
-    async with session.begin():
+    async def work() -> ReferralPublic:
         referral = await referrals.revoke(
             session=session,
             principal=principal,
@@ -382,6 +388,8 @@ async def revoke_referral(
             now=clock(),
         )
         return await referrals.to_public(session, referral, clock())
+
+    return await in_transaction(session, work)
 
 
 @router.post("/referrals/{referral_id}/assign", response_model=ReferralPublic, responses=CONFLICT)
@@ -394,7 +402,8 @@ async def assign_referral(
     settings: SettingsDep,
 ) -> ReferralPublic:
     """Take a referral out of the managers' queue and send it to a chosen provider."""
-    async with session.begin():
+
+    async def work() -> ReferralPublic:
         referral = await referrals.assign(
             session=session,
             principal=principal,
@@ -404,6 +413,8 @@ async def assign_referral(
             settings=settings,
         )
         return await referrals.to_public(session, referral, clock())
+
+    return await in_transaction(session, work)
 
 
 # --- consent follow-ups --------------------------------------------------------------------
@@ -427,13 +438,7 @@ async def list_consent_tasks(
             limit=limit,
             status=status,
             household_id=household_id,
-        )
-        await record_audit(
-            session,
-            Actor(principal),
-            action="consent_task.list",
-            resource_type="consent_task",
-            resource_id=None,
+            actor=Actor(principal),
         )
     return ConsentTaskPage(
         items=[ConsentTaskPublic.model_validate(t, from_attributes=True) for t in rows],

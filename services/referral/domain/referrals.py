@@ -711,6 +711,22 @@ async def load_for_staff(
     return referral
 
 
+async def read(session: AsyncSession, referral_id: UUID, principal: Principal) -> Referral:
+    """One referral the caller may see (providers: their organisation's), audited as read."""
+    if sees_as_provider(principal):
+        referral = await load_for_provider(session, referral_id, principal)
+    else:
+        referral = await load_for_staff(session, referral_id, principal)
+    await record_audit(
+        session,
+        Actor(principal),
+        action="referral.read",
+        resource_type="referral",
+        resource_id=referral.id,
+    )
+    return referral
+
+
 # --- what people do to a referral ----------------------------------------------------------
 
 
@@ -1074,6 +1090,42 @@ async def provider_views(
 
 
 async def page(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    now: datetime,
+    after: UUID | None,
+    limit: int,
+    household_id: UUID | None = None,
+    status: Status | None = None,
+    service_type: ServiceType | None = None,
+    provider_id: UUID | None = None,
+    overdue: bool | None = None,
+) -> list[Referral]:
+    """The referrals the caller may see, filtered, oldest first; the listing is audited."""
+    rows = await _find(
+        session,
+        principal=principal,
+        now=now,
+        after=after,
+        limit=limit,
+        household_id=household_id,
+        status=status,
+        service_type=service_type,
+        provider_id=provider_id,
+        overdue=overdue,
+    )
+    await record_audit(
+        session,
+        Actor(principal),
+        action="referral.list",
+        resource_type="referral",
+        resource_id=None,
+    )
+    return rows
+
+
+async def _find(
     session: AsyncSession,
     *,
     principal: Principal,
