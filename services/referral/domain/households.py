@@ -26,6 +26,7 @@ from pydantic_core import to_json
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.referral import queries
 from services.referral.domain import consent, referrals
 from services.referral.domain.common import Actor, caused_by, record_audit
 from services.referral.domain.errors import ConcurrentFirstProfile
@@ -40,6 +41,7 @@ from services.referral.domain.vocabulary import CancelReason, ConsentTaskStatus,
 from services.referral.models import ConsentTask, HouseholdView, Referral, ReferralHistory
 from services.referral.settings import ReferralSettings
 from shared.consumer import acting_on, distinct_runs
+from shared.db import run
 from shared.events.envelope import Envelope
 from shared.events.registration import (
     HouseholdDeactivated,
@@ -61,61 +63,6 @@ _PROGRESS = {
     Status.UNASSIGNED: 1,
     Status.CREATED: 0,
 }
-
-
-# The rows travel as one JSON array and PostgreSQL turns them into table rows, so the
-# statement is the same whatever the number of households: prepared once per connection,
-# never compiled again. Per row it is the rule of one profile event: lock the household's
-# row and read what it held, then insert or replace it unless it already holds this version
-# or a newer one. Every part reads the snapshot from before the statement, so the previous
-# values are the old ones. A row that appeared after that snapshot (a concurrent first
-# insert) is left alone: not taken, with no previous version, and the caller fails the event
-# so it is retried. The held rows are locked in household id order, then the new ones
-# inserted in that order (no deadlock with another transaction doing the same); the answer
-# comes back in the events' order.
-_TAKE_PROFILES = """
-WITH incoming AS (
-    SELECT * FROM jsonb_populate_recordset(NULL::referral_household, $1::jsonb)
-        WITH ORDINALITY AS i
-),
-previous AS (
-    SELECT h.household_id, h.version, h.referral_sharing, h.profile
-    FROM referral_household h
-    WHERE h.household_id = ANY(ARRAY(SELECT household_id FROM incoming))
-    ORDER BY h.household_id
-    FOR UPDATE OF h
-),
-taken AS (
-    INSERT INTO referral_household AS h (
-        household_id, site_id, status, version, referral_sharing, admin1, admin2,
-        preferred_language, household_size, profile, updated_at
-    )
-    SELECT household_id, site_id, status, version, referral_sharing, admin1, admin2,
-        preferred_language, household_size, profile, updated_at
-    FROM incoming
-    WHERE (SELECT count(*) FROM previous) >= 0  -- every held row locked before any insert
-    ORDER BY household_id
-    ON CONFLICT (household_id) DO UPDATE SET
-        site_id = excluded.site_id,
-        status = excluded.status,
-        version = excluded.version,
-        referral_sharing = excluded.referral_sharing,
-        admin1 = excluded.admin1,
-        admin2 = excluded.admin2,
-        preferred_language = excluded.preferred_language,
-        household_size = excluded.household_size,
-        profile = excluded.profile,
-        updated_at = excluded.updated_at
-    WHERE h.version < excluded.version
-        AND EXISTS (SELECT FROM previous p WHERE p.household_id = excluded.household_id)
-    RETURNING h.household_id
-)
-SELECT t.household_id IS NOT NULL, p.version, p.referral_sharing, p.profile
-FROM incoming i
-LEFT JOIN previous p ON p.household_id = i.household_id
-LEFT JOIN taken t ON t.household_id = i.household_id
-ORDER BY i.ordinality
-"""
 
 
 @dataclass(frozen=True)
@@ -168,8 +115,7 @@ async def take_profiles(*, session: AsyncSession, events: Sequence[ProfileEvent]
     when a household was inserted meanwhile by another transaction."""
     # Serialised by pydantic in one pass (the profile as model_dump(mode="json") has it)
     rows = to_json([view_row(event) for event in events], by_alias=False).decode()
-    connection = await session.connection()
-    result: Sequence[Any] = (await connection.exec_driver_sql(_TAKE_PROFILES, (rows,))).all()
+    result: Sequence[Any] = (await run(session, queries.TAKE_PROFILES, {"rows": rows})).all()
     held = [Held(*row) for row in result]  # the profile comes decoded
     for event, found in zip(events, held, strict=True):
         if not found.taken and found.version is None:
@@ -187,10 +133,10 @@ async def apply_profiles(
     households first seen here (most) have their referrals routed and written together.
     True for each event that was taken, False for a stale version."""
     taken: list[bool] = []
-    for run in distinct_runs(events, key=lambda event: event.profile.household_id):
-        held = await take_profiles(session=session, events=run)
+    for distinct in distinct_runs(events, key=lambda event: event.profile.household_id):
+        held = await take_profiles(session=session, events=distinct)
         new_ones: list[tuple[ProfileEvent, list[Refer | AskConsent]]] = []
-        for event, found in zip(run, held, strict=True):
+        for event, found in zip(distinct, held, strict=True):
             taken.append(found.taken)
             if not found.taken:
                 continue

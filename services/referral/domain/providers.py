@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.referral import queries
 from services.referral.domain.common import Actor, new_id, record_audit
 from services.referral.domain.errors import ProviderExists, ProviderNotFound
 from services.referral.domain.routing import Candidate
@@ -37,16 +38,11 @@ _OPEN_REFERRAL_COUNTS = (
     .group_by(col(Referral.provider_id))
 )
 _PROVIDER_COLUMNS = tuple(Provider.__table__.c)  # type: ignore[attr-defined]
-_ROUTING_CANDIDATES = select(Provider, sa.column("open_referrals", sa.BigInteger)).from_statement(
-    sa.text("SELECT * FROM referral_routing_candidates(:service_types, :regions, :slot_statuses)")
-    .bindparams(
-        sa.bindparam("service_types", type_=postgresql.ARRAY(sa.Text)),
-        sa.bindparam("regions", type_=postgresql.ARRAY(sa.Text)),
-        sa.bindparam("slot_statuses", type_=postgresql.ARRAY(sa.Text)),
-    )
-    .columns(*_PROVIDER_COLUMNS, sa.column("open_referrals", sa.BigInteger))
+_OPEN_REFERRALS = sa.column("open_referrals", sa.BigInteger)
+# The hand-written statement (queries.py), its rows read as Provider entities.
+_ROUTING_CANDIDATES = select(Provider, _OPEN_REFERRALS).from_statement(
+    queries.ROUTING_CANDIDATES.statement.columns(*_PROVIDER_COLUMNS, _OPEN_REFERRALS)
 )
-"""Lock the candidates, then count their slots: one round trip (migration 0003)."""
 
 
 async def open_referral_counts(

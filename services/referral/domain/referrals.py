@@ -17,6 +17,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.referral import queries
 from services.referral.domain import consent, providers, routing
 from services.referral.domain.common import Actor, emit, new_id, record_audit
 from services.referral.domain.errors import (
@@ -63,6 +64,7 @@ from services.referral.models import (
 )
 from services.referral.settings import ReferralSettings
 from shared.auth import Principal, Role
+from shared.db import run, run_many
 from shared.events.referral import (
     ReferralAccepted,
     ReferralCancelled,
@@ -204,51 +206,10 @@ async def save(
 
 
 _REFERRAL_COLUMNS = tuple(Referral.__table__.c.keys())  # type: ignore[attr-defined]
-_HISTORY_COLUMNS = (
-    "referral_id",
-    "at",
-    "action",
-    "from_status",
-    "to_status",
-    "actor",
-    "provider_id",
-    "reason_code",
-    "note",
-    "tier",
-)
-
-
-def _insert_created() -> sa.Insert:
-    """One statement for a new referral: its row, then its creation step and first routing
-    step (the branches of a UNION ALL are inserted in order, so their ids sort the same way).
-    Built once: calls bind values."""
-    referral = Referral.__table__  # type: ignore[attr-defined]
-    history = ReferralHistory.__table__  # type: ignore[attr-defined]
-    row = (
-        sa.insert(referral)
-        .values(
-            {name: sa.bindparam(name, type_=referral.c[name].type) for name in _REFERRAL_COLUMNS}
-        )
-        .cte("new_referral")
-    )
-    created, routed = (
-        sa.select(
-            *(
-                sa.bindparam(f"{name}_{step}", type_=history.c[name].type).label(name)
-                for name in _HISTORY_COLUMNS
-            )
-        )
-        for step in ("created", "routed")
-    )
-    steps = sa.union_all(created, routed)
-    return sa.insert(history).from_select(_HISTORY_COLUMNS, steps).add_cte(row)
-
-
-_INSERT_CREATED = _insert_created()
 
 
 def _created_params(referral: Referral, routed: dict[str, Any], *, actor: Actor) -> dict[str, Any]:
-    """What :data:`_INSERT_CREATED` binds for a new referral and its ``routed`` step."""
+    """What :data:`queries.INSERT_CREATED` binds for a new referral and its ``routed`` step."""
     created = _history_step(
         referral,
         action="create",
@@ -267,7 +228,7 @@ async def _write_created(
     session: AsyncSession, referral: Referral, routed: dict[str, Any], *, actor: Actor
 ) -> None:
     """Insert a new referral as routed, with its creation step and ``routed`` step."""
-    await session.exec(_INSERT_CREATED, params=_created_params(referral, routed, actor=actor))
+    await run(session, queries.INSERT_CREATED, _created_params(referral, routed, actor=actor))
     # Held by the session as if loaded: a later change in this transaction updates the row.
     make_transient_to_detached(referral)
     session.add(referral)
@@ -578,7 +539,7 @@ async def create_automatic_together(
         params.append(_created_params(referral, step, actor=new.actor))
         created.append(Created(referral, new.actor, creation, _routed_event(referral, provider)))
     if params:
-        await session.exec(_INSERT_CREATED, params=params)
+        await run_many(session, queries.INSERT_CREATED, params)
     return created
 
 
