@@ -1,16 +1,4 @@
-"""Registration's household events and what they do here.
-
-* A profile event (registered, updated, needs assessed, vulnerabilities flagged) newer than
-  the version held replaces the read model, then creates the automatic referrals its *new*
-  needs call for — or, without referral-sharing consent, consent follow-up tasks. Withdrawing
-  consent cancels the open referrals that relied on it.
-* Deactivation cancels open referrals, closes consent tasks and removes the profile and the
-  free text written about the household, keeping only its id, site, status and version.
-* Erasure cancels open referrals (so providers and notifications hear of it), then deletes
-  everything held about the household: referrals, their history, tasks and the read model.
-* A merge moves everything of the merged household to the survivor; where both had an open
-  referral of one service type, the further advanced one stays and the other is cancelled.
-"""
+"""Household profile events: the read model, then the automatic referrals or consent tasks."""
 
 from __future__ import annotations
 
@@ -19,11 +7,8 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-import sqlalchemy as sa
 from pydantic_core import to_json
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.referral import queries
@@ -36,33 +21,19 @@ from services.referral.domain.rules import (
     automatic_actions,
     required_services,
 )
-from services.referral.domain.states import OPEN_STATUSES, Action, Status
-from services.referral.domain.vocabulary import CancelReason, ConsentTaskStatus, Origin
-from services.referral.models import ConsentTask, HouseholdView, Referral, ReferralHistory
+from services.referral.domain.vocabulary import CancelReason, Origin
+from services.referral.models import HouseholdView
 from services.referral.settings import ReferralSettings
 from shared.consumer import acting_on, distinct_runs
 from shared.db import run
 from shared.events.envelope import Envelope
 from shared.events.registration import (
-    HouseholdDeactivated,
-    HouseholdErased,
     HouseholdProfile,
-    HouseholdsMerged,
 )
 from shared.vocabulary import HouseholdStatus
 
 ACTS_ON = frozenset({HouseholdStatus.ACTIVE, HouseholdStatus.PENDING_REVIEW})
 """Household statuses for which automatic referrals are made."""
-
-# How far a referral has come: on a merge, the further one survives.
-_PROGRESS = {
-    Status.IN_PROGRESS: 5,
-    Status.ACCEPTED: 4,
-    Status.SENT: 3,
-    Status.DECLINED: 2,
-    Status.UNASSIGNED: 1,
-    Status.CREATED: 0,
-}
 
 
 @dataclass(frozen=True)
@@ -306,206 +277,3 @@ async def _act_on_first_seen(
                     await consent.announce(session, task, actor=event.actor)
     await session.flush()
     session.expunge_all()
-
-
-async def deactivate(
-    *, session: AsyncSession, event: HouseholdDeactivated, actor: Actor, now: datetime
-) -> None:
-    view = await referrals.lock_household(session, event.household_id)
-    if view is not None and view.version > event.version:
-        return  # a later reactivation already arrived
-    await referrals.close_open_for_household(
-        session=session,
-        household_id=event.household_id,
-        reason=CancelReason.HOUSEHOLD_DEACTIVATED,
-        actor=actor,
-        now=now,
-    )
-    await consent.close_tasks(
-        session=session,
-        household_id=event.household_id,
-        status=ConsentTaskStatus.CLOSED,
-        reason="household_deactivated",
-        actor=actor,
-        now=now,
-    )
-    # What caseworkers wrote about the household goes; the referrals' skeletons stay.
-    await session.exec(
-        sa.update(Referral)
-        .where(col(Referral.household_id) == event.household_id)
-        .values(reason=None, override_reason=None)
-    )
-    await _scrub_history_notes(session, event.household_id)
-    if view is None:
-        view = HouseholdView(
-            household_id=event.household_id,
-            site_id=event.site_id,
-            status=HouseholdStatus.DEACTIVATED,
-            version=event.version,
-            updated_at=now,
-        )
-    view.site_id = event.site_id
-    view.status = HouseholdStatus.DEACTIVATED
-    view.version = max(view.version, event.version)
-    view.referral_sharing = False
-    view.admin1 = view.admin2 = view.preferred_language = None
-    view.household_size = None
-    view.profile = None
-    view.updated_at = now
-    session.add(view)
-    await session.flush()
-    await record_audit(
-        session,
-        actor,
-        action="household.deactivate",
-        resource_type="household",
-        resource_id=event.household_id,
-        reason=event.reason_code,
-    )
-
-
-async def _scrub_history_notes(session: AsyncSession, household_id: UUID) -> None:
-    of_household = select(Referral.id).where(Referral.household_id == household_id)
-    await session.exec(
-        sa.update(ReferralHistory)
-        .where(col(ReferralHistory.referral_id).in_(of_household))
-        .values(note=None)
-    )
-
-
-async def erase(
-    *, session: AsyncSession, event: HouseholdErased, actor: Actor, now: datetime
-) -> None:
-    await referrals.lock_household(session, event.household_id)
-    await referrals.close_open_for_household(
-        session=session,
-        household_id=event.household_id,
-        reason=CancelReason.HOUSEHOLD_ERASED,
-        actor=actor,
-        now=now,
-    )
-    # History rows go with their referral (ON DELETE CASCADE).
-    await session.exec(sa.delete(Referral).where(col(Referral.household_id) == event.household_id))
-    await consent.delete_for_household(session, event.household_id)
-    await session.exec(
-        sa.delete(HouseholdView).where(col(HouseholdView.household_id) == event.household_id)
-    )
-    await record_audit(
-        session,
-        actor,
-        action="household.erase",
-        resource_type="household",
-        resource_id=event.household_id,
-    )
-
-
-async def merge(
-    *, session: AsyncSession, event: HouseholdsMerged, actor: Actor, now: datetime
-) -> None:
-    survivor_id, merged_id = event.surviving_id, event.merged_id
-    if survivor_id == merged_id:
-        return
-    # Lock both households in a stable order, so two merges cannot deadlock.
-    for household_id in sorted((survivor_id, merged_id)):
-        await referrals.lock_household(session, household_id)
-    survivor = await session.get(HouseholdView, survivor_id)
-    merged = await session.get(HouseholdView, merged_id)
-
-    await _merge_referrals(session, survivor_id, merged_id, actor=actor, now=now)
-    await _merge_consent_tasks(session, survivor_id, merged_id, actor=actor, now=now)
-
-    site_id = survivor.site_id if survivor else (merged.site_id if merged else event.site_id)
-    moved = await session.exec(
-        sa.update(Referral)
-        .where(col(Referral.household_id) == merged_id)
-        .values(household_id=survivor_id, site_id=site_id)
-        .returning(col(Referral.id))
-    )
-    moved_ids = [row[0] for row in moved.all()]
-    await session.exec(
-        sa.update(ConsentTask)
-        .where(col(ConsentTask.household_id) == merged_id)
-        .values(household_id=survivor_id, site_id=site_id)
-    )
-    if merged is not None:
-        if survivor is None:
-            # Keep what is known until the survivor's own profile arrives (any version wins).
-            await session.exec(
-                sa.update(HouseholdView)
-                .where(col(HouseholdView.household_id) == merged_id)
-                .values(household_id=survivor_id, version=0)
-            )
-        else:
-            await session.delete(merged)
-    await session.flush()
-    for referral_id in moved_ids:
-        await record_audit(
-            session,
-            actor,
-            action="referral.rekey",
-            resource_type="referral",
-            resource_id=referral_id,
-            reason="households_merged",
-        )
-
-
-async def _merge_referrals(
-    session: AsyncSession, survivor_id: UUID, merged_id: UUID, *, actor: Actor, now: datetime
-) -> None:
-    """Where both have an open referral of one service type, cancel the less advanced one."""
-    open_ones = list(
-        (
-            await session.exec(
-                select(Referral)
-                .where(col(Referral.household_id).in_([survivor_id, merged_id]))
-                .where(col(Referral.status).in_([str(s) for s in OPEN_STATUSES]))
-                .order_by(col(Referral.id))
-                .with_for_update()
-            )
-        ).all()
-    )
-    by_type: dict[str, list[Referral]] = {}
-    for referral in open_ones:
-        by_type.setdefault(referral.service_type, []).append(referral)
-    for group in by_type.values():
-        if len(group) < 2:
-            continue
-        keep = max(
-            group,
-            key=lambda r: (_PROGRESS[Status(r.status)], r.household_id == survivor_id, r.id),
-        )
-        for referral in group:
-            if referral is not keep:
-                await referrals.close(
-                    session,
-                    referral,
-                    Action.CANCEL,
-                    reason_code=CancelReason.MERGED_DUPLICATE,
-                    actor=actor,
-                    now=now,
-                )
-
-
-async def _merge_consent_tasks(
-    session: AsyncSession, survivor_id: UUID, merged_id: UUID, *, actor: Actor, now: datetime
-) -> None:
-    survivor_open = {
-        task.service_type
-        for task in (
-            await session.exec(
-                select(ConsentTask)
-                .where(ConsentTask.household_id == survivor_id)
-                .where(ConsentTask.status == ConsentTaskStatus.OPEN)
-            )
-        ).all()
-    }
-    if survivor_open:
-        await consent.close_tasks(
-            session=session,
-            household_id=merged_id,
-            status=ConsentTaskStatus.CLOSED,
-            reason="households_merged",
-            actor=actor,
-            now=now,
-            service_types=survivor_open,
-        )
