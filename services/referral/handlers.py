@@ -1,7 +1,7 @@
 """Kafka handlers of the referral service: decode, call the domain, idempotently.
 
 Registration's household events keep the read model and trigger automatic referrals,
-consent follow-ups, cancellations, erasure and merges (see ``domain/households.py``).
+consent follow-ups, cancellations, erasure and merges (see ``domain/households/``).
 """
 
 from __future__ import annotations
