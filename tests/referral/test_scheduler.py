@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.referral.domain import deadlines, households, referrals
 from services.referral.domain.common import SYSTEM_ACTOR
-from services.referral.jobs import deadline_scheduler
+from services.referral.jobs import check_deadlines, deadline_scheduler
 from services.referral.settings import ReferralSettings
 from shared.auth import Principal, Role
 from shared.db import SessionFactory, create_engine, session_factory
@@ -366,3 +366,12 @@ async def test_the_background_job_ticks_with_the_injected_clock(scheduler: Sched
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
+
+
+async def test_a_disabled_scheduler_leaves_due_referrals_alone(scheduler: Scheduler) -> None:
+    household, _ = await scheduler.refer()
+    settings = scheduler.settings.model_copy(update={"scheduler_enabled": False})
+    clock = FakeClock(START + timedelta(days=30))
+    runtime = types.SimpleNamespace(sessions=scheduler.sessions, settings=settings, clock=clock)
+    await check_deadlines(runtime)  # type: ignore[arg-type]
+    assert kinds(await referral_events(scheduler.engine, household)) == []
