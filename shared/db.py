@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -142,6 +142,11 @@ async def run(
     # (and no SQLModel deprecation warning for ``session.execute``).
     connection = await session.connection()
     return await connection.execute(query.statement, dict(params or {}))
+
+
+async def run_many(session: AsyncSession, query: Query, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Run a :class:`Query` once per parameter set, as one executemany (a batch of rows)."""
+    await session.execute(query.statement, rows)
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -1,7 +1,5 @@
-"""python -m services.referral — serve the referral service."""
-
-from services.referral.service import create_app
-from shared.service import serve
+from services.referral.service import DEFINITION
+from shared.service import run
 
 if __name__ == "__main__":
-    serve(create_app())
+    run(DEFINITION)

@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Query, status
 
-from services.referral.context import ReferralContext
 from services.referral.domain import consent, hsds, providers, referrals
 from services.referral.domain.common import (
     DEFAULT_PAGE,
     MAX_PAGE,
     Actor,
-    record_audit,
 )
 from services.referral.domain.states import Status
 from services.referral.domain.vocabulary import ConsentTaskStatus, ServiceType
@@ -44,22 +42,17 @@ from services.referral.models import (
     ReferralPublic,
     RevokeRequest,
 )
+from services.referral.settings import SettingsDep
 from shared.auth import Principal, Role, require_roles
+from shared.clock import Clock
+from shared.db import in_transaction
 from shared.http import problem_responses
 from shared.pagination import decode_id_cursor, encode_id_cursor
-from shared.service import SessionDep, runtime_of
+from shared.service import ClockDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["referral"])
 
 
-async def context_of(request: Request) -> ReferralContext:
-    context = getattr(runtime_of(request).definition, "context", None)
-    if not isinstance(context, ReferralContext):
-        raise RuntimeError("build the referral app with services.referral.service.build_definition")
-    return context
-
-
-ContextDep = Annotated[ReferralContext, Depends(context_of)]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 DirectoryReader = Annotated[
     Principal, Depends(require_roles(Role.ADMIN, Role.CASEWORKER, Role.MANAGER))
@@ -88,14 +81,17 @@ CONFLICT = problem_responses(404, 409)
     responses=problem_responses(409),
 )
 async def create_provider(
-    data: ProviderCreate, principal: Admin, session: SessionDep, context: ContextDep
+    data: ProviderCreate, principal: Admin, session: SessionDep, clock: ClockDep
 ) -> ProviderPublic:
     """Add an organisation to the directory (409 if its name or id is already there)."""
-    async with session.begin():
+
+    async def work() -> ProviderPublic:
         provider = await providers.create(
-            session=session, data=data, actor=Actor(principal), now=context.now()
+            session=session, data=data, actor=Actor(principal), now=clock()
         )
         return providers.to_public(provider, 0)
+
+    return await in_transaction(session, work)
 
 
 @router.get("/providers", response_model=ProviderPage)
@@ -125,29 +121,33 @@ async def list_providers(
 
 @router.get("/providers/hsds", responses=problem_responses(403))
 async def export_providers_hsds(
-    principal: DirectoryExporter, session: SessionDep, context: ContextDep
+    principal: DirectoryExporter, session: SessionDep, clock: ClockDep
 ) -> dict[str, Any]:
     """The whole directory as one page of Open Referral HSDS 3 organisations."""
     async with session.begin():
-        return await hsds.export(session, now=context.now())
+        return await hsds.export(session, now=clock())
 
 
 @router.post("/providers/hsds", response_model=HsdsImportResult, responses=CONFLICT)
 async def import_providers_hsds(
     principal: Admin,
     session: SessionDep,
-    context: ContextDep,
+    clock: ClockDep,
+    settings: SettingsDep,
     document: Annotated[dict[str, Any], Body(description="HSDS organisation page.")],
 ) -> HsdsImportResult:
     """Create or update providers from HSDS organisations, all or nothing."""
-    async with session.begin():
+
+    async def work() -> HsdsImportResult:
         return await hsds.import_document(
             session=session,
             raw=document,
             actor=Actor(principal),
-            now=context.now(),
-            max_organizations=context.settings.import_max_organizations,
+            now=clock(),
+            max_organizations=settings.import_max_organizations,
         )
+
+    return await in_transaction(session, work)
 
 
 @router.get("/providers/{provider_id}", response_model=ProviderPublic, responses=NOT_FOUND)
@@ -165,28 +165,30 @@ async def update_provider(
     data: ProviderUpdate,
     principal: Admin,
     session: SessionDep,
-    context: ContextDep,
+    clock: ClockDep,
 ) -> ProviderPublic:
-    async with session.begin():
+    async def work() -> ProviderPublic:
         provider = await providers.update(
             session=session,
             provider_id=provider_id,
             data=data,
             actor=Actor(principal),
-            now=context.now(),
+            now=clock(),
         )
         return (await providers.public_views(session, [provider]))[0]
+
+    return await in_transaction(session, work)
 
 
 # --- referrals -----------------------------------------------------------------------------
 
 
 async def _view_for(
-    session: Any, referral: Referral, principal: Principal, context: ReferralContext
+    session: Any, referral: Referral, principal: Principal, clock: Clock
 ) -> ReferralPublic | ProviderReferralView:
     if referrals.sees_as_provider(principal):
         return (await referrals.provider_views(session, [referral]))[0]
-    return await referrals.to_public(session, referral, context.now())
+    return await referrals.to_public(session, referral, clock())
 
 
 @router.post(
@@ -196,26 +198,33 @@ async def _view_for(
     responses=CONFLICT,
 )
 async def create_referral(
-    data: ReferralCreate, principal: Referrer, session: SessionDep, context: ContextDep
+    data: ReferralCreate,
+    principal: Referrer,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> ReferralPublic:
     """Refer a household by hand. 404 if the household is not known here (yet), 409 without
     referral-sharing consent unless ``consent_override`` with an ``override_reason``."""
-    async with session.begin():
+
+    async def work() -> ReferralPublic:
         referral = await referrals.create_manual(
             session=session,
             principal=principal,
             data=data,
-            now=context.now(),
-            settings=context.settings,
+            now=clock(),
+            settings=settings,
         )
-        return await referrals.to_public(session, referral, context.now())
+        return await referrals.to_public(session, referral, clock())
+
+    return await in_transaction(session, work)
 
 
 @router.get("/referrals", response_model=ReferralPage | ProviderReferralPage)
 async def list_referrals(
     principal: ReferralReader,
     session: SessionDep,
-    context: ContextDep,
+    clock: ClockDep,
     household_id: UUID | None = None,
     status: Annotated[
         Status | None, Query(description="`unassigned` is the managers' queue.")
@@ -227,7 +236,7 @@ async def list_referrals(
     limit: Limit = DEFAULT_PAGE,
 ) -> ReferralPage | ProviderReferralPage:
     """Referrals the caller may see, oldest first. Providers get their own, restricted."""
-    now = context.now()
+    now = clock()
     async with session.begin():
         rows = await referrals.page(
             session,
@@ -240,13 +249,6 @@ async def list_referrals(
             service_type=service_type,
             provider_id=provider_id,
             overdue=overdue,
-        )
-        await record_audit(
-            session,
-            Actor(principal),
-            action="referral.list",
-            resource_type="referral",
-            resource_id=None,
         )
         next_cursor = encode_id_cursor(rows[-1].id) if len(rows) == limit else None
         if referrals.sees_as_provider(principal):
@@ -264,35 +266,27 @@ async def list_referrals(
     responses=NOT_FOUND,
 )
 async def get_referral(
-    referral_id: UUID, principal: ReferralReader, session: SessionDep, context: ContextDep
+    referral_id: UUID, principal: ReferralReader, session: SessionDep, clock: ClockDep
 ) -> ReferralPublic | ProviderReferralView:
     """One referral with its history (a provider sees only its own steps)."""
     async with session.begin():
-        if referrals.sees_as_provider(principal):
-            referral = await referrals.load_for_provider(session, referral_id, principal)
-        else:
-            referral = await referrals.load_for_staff(session, referral_id, principal)
-        await record_audit(
-            session,
-            Actor(principal),
-            action="referral.read",
-            resource_type="referral",
-            resource_id=referral.id,
-        )
-        return await _view_for(session, referral, principal, context)
+        referral = await referrals.read(session, referral_id, principal)
+        return await _view_for(session, referral, principal, clock)
 
 
 @router.post(
     "/referrals/{referral_id}/accept", response_model=ProviderReferralView, responses=CONFLICT
 )
 async def accept_referral(
-    referral_id: UUID, principal: ProviderStaff, session: SessionDep, context: ContextDep
+    referral_id: UUID, principal: ProviderStaff, session: SessionDep, clock: ClockDep
 ) -> ProviderReferralView:
-    async with session.begin():
+    async def work() -> ProviderReferralView:
         referral = await referrals.accept(
-            session=session, principal=principal, referral_id=referral_id, now=context.now()
+            session=session, principal=principal, referral_id=referral_id, now=clock()
         )
         return (await referrals.provider_views(session, [referral]))[0]
+
+    return await in_transaction(session, work)
 
 
 @router.post("/referrals/{referral_id}/decline", response_model=DeclineReceipt, responses=CONFLICT)
@@ -301,20 +295,24 @@ async def decline_referral(
     data: DeclineRequest,
     principal: ProviderStaff,
     session: SessionDep,
-    context: ContextDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> DeclineReceipt:
     """Decline with a reason; the referral moves on to the next provider (or the queue) and
     is no longer the decliner's to see."""
-    async with session.begin():
+
+    async def work() -> None:
         await referrals.decline(
             session=session,
             principal=principal,
             referral_id=referral_id,
             reason_code=data.reason_code,
             note=data.note,
-            now=context.now(),
-            settings=context.settings,
+            now=clock(),
+            settings=settings,
         )
+
+    await in_transaction(session, work)
     return DeclineReceipt(id=referral_id, status=Status.DECLINED, reason_code=data.reason_code)
 
 
@@ -322,26 +320,30 @@ async def decline_referral(
     "/referrals/{referral_id}/start", response_model=ProviderReferralView, responses=CONFLICT
 )
 async def start_referral(
-    referral_id: UUID, principal: ProviderStaff, session: SessionDep, context: ContextDep
+    referral_id: UUID, principal: ProviderStaff, session: SessionDep, clock: ClockDep
 ) -> ProviderReferralView:
-    async with session.begin():
+    async def work() -> ProviderReferralView:
         referral = await referrals.start(
-            session=session, principal=principal, referral_id=referral_id, now=context.now()
+            session=session, principal=principal, referral_id=referral_id, now=clock()
         )
         return (await referrals.provider_views(session, [referral]))[0]
+
+    return await in_transaction(session, work)
 
 
 @router.post(
     "/referrals/{referral_id}/complete", response_model=ProviderReferralView, responses=CONFLICT
 )
 async def complete_referral(
-    referral_id: UUID, principal: ProviderStaff, session: SessionDep, context: ContextDep
+    referral_id: UUID, principal: ProviderStaff, session: SessionDep, clock: ClockDep
 ) -> ProviderReferralView:
-    async with session.begin():
+    async def work() -> ProviderReferralView:
         referral = await referrals.complete(
-            session=session, principal=principal, referral_id=referral_id, now=context.now()
+            session=session, principal=principal, referral_id=referral_id, now=clock()
         )
         return (await referrals.provider_views(session, [referral]))[0]
+
+    return await in_transaction(session, work)
 
 
 @router.post("/referrals/{referral_id}/cancel", response_model=ReferralPublic, responses=CONFLICT)
@@ -349,20 +351,23 @@ async def cancel_referral(
     referral_id: UUID,
     principal: Referrer,
     session: SessionDep,
-    context: ContextDep,
+    clock: ClockDep,
     data: Annotated[CancelRequest | None, Body()] = None,
 ) -> ReferralPublic:
     data = data or CancelRequest()
-    async with session.begin():
+
+    async def work() -> ReferralPublic:
         referral = await referrals.cancel(
             session=session,
             principal=principal,
             referral_id=referral_id,
             reason_code=data.reason_code,
             note=data.note,
-            now=context.now(),
+            now=clock(),
         )
-        return await referrals.to_public(session, referral, context.now())
+        return await referrals.to_public(session, referral, clock())
+
+    return await in_transaction(session, work)
 
 
 @router.post("/referrals/{referral_id}/revoke", response_model=ReferralPublic, responses=CONFLICT)
@@ -371,18 +376,20 @@ async def revoke_referral(
     data: RevokeRequest,
     principal: Manager,
     session: SessionDep,
-    context: ContextDep,
+    clock: ClockDep,
 ) -> ReferralPublic:
-    async with session.begin():
+    async def work() -> ReferralPublic:
         referral = await referrals.revoke(
             session=session,
             principal=principal,
             referral_id=referral_id,
             reason_code=data.reason_code,
             note=data.note,
-            now=context.now(),
+            now=clock(),
         )
-        return await referrals.to_public(session, referral, context.now())
+        return await referrals.to_public(session, referral, clock())
+
+    return await in_transaction(session, work)
 
 
 @router.post("/referrals/{referral_id}/assign", response_model=ReferralPublic, responses=CONFLICT)
@@ -391,19 +398,23 @@ async def assign_referral(
     data: AssignRequest,
     principal: Manager,
     session: SessionDep,
-    context: ContextDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> ReferralPublic:
     """Take a referral out of the managers' queue and send it to a chosen provider."""
-    async with session.begin():
+
+    async def work() -> ReferralPublic:
         referral = await referrals.assign(
             session=session,
             principal=principal,
             referral_id=referral_id,
             provider_id=data.provider_id,
-            now=context.now(),
-            settings=context.settings,
+            now=clock(),
+            settings=settings,
         )
-        return await referrals.to_public(session, referral, context.now())
+        return await referrals.to_public(session, referral, clock())
+
+    return await in_transaction(session, work)
 
 
 # --- consent follow-ups --------------------------------------------------------------------
@@ -427,13 +438,7 @@ async def list_consent_tasks(
             limit=limit,
             status=status,
             household_id=household_id,
-        )
-        await record_audit(
-            session,
-            Actor(principal),
-            action="consent_task.list",
-            resource_type="consent_task",
-            resource_id=None,
+            actor=Actor(principal),
         )
     return ConsentTaskPage(
         items=[ConsentTaskPublic.model_validate(t, from_attributes=True) for t in rows],

@@ -1,7 +1,7 @@
 """Kafka handlers of the referral service: decode, call the domain, idempotently.
 
 Registration's household events keep the read model and trigger automatic referrals,
-consent follow-ups, cancellations, erasure and merges (see ``domain/households.py``).
+consent follow-ups, cancellations, erasure and merges (see ``domain/households/``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.referral.context import ReferralContext
 from services.referral.domain import households
 from services.referral.domain.common import caused_by
+from services.referral.settings import ReferralSettings
 from shared.consumer import EventConsumer
 from shared.events.envelope import Envelope
 from shared.events.registration import (
@@ -25,11 +25,12 @@ from shared.events.registration import (
     NeedsAssessed,
     VulnerabilitiesFlagged,
 )
+from shared.service import ServiceRuntime
 
 
-def register(consumer: EventConsumer, context: ReferralContext | None = None) -> None:
-    """Register this service's event handlers."""
-    context = context or ReferralContext()
+def register(consumer: EventConsumer, runtime: ServiceRuntime[ReferralSettings]) -> None:
+    """Register this service's event handlers; they read the runtime's settings and clock."""
+    settings, clock = runtime.settings, runtime.clock
 
     @consumer.on_batch(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)
     async def on_profiles(
@@ -37,8 +38,8 @@ def register(consumer: EventConsumer, context: ReferralContext | None = None) ->
     ) -> None:
         await households.apply_profiles(
             session=session,
-            events=[households.ProfileEvent.of(envelope, context.now()) for envelope in envelopes],
-            settings=context.settings,
+            events=[households.ProfileEvent.of(envelope, clock()) for envelope in envelopes],
+            settings=settings,
         )
 
     @consumer.on(HouseholdDeactivated)
@@ -46,17 +47,17 @@ def register(consumer: EventConsumer, context: ReferralContext | None = None) ->
         session: AsyncSession, envelope: Envelope[HouseholdDeactivated]
     ) -> None:
         await households.deactivate(
-            session=session, event=envelope.data, actor=caused_by(envelope), now=context.now()
+            session=session, event=envelope.data, actor=caused_by(envelope), now=clock()
         )
 
     @consumer.on(HouseholdErased)
     async def on_erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) -> None:
         await households.erase(
-            session=session, event=envelope.data, actor=caused_by(envelope), now=context.now()
+            session=session, event=envelope.data, actor=caused_by(envelope), now=clock()
         )
 
     @consumer.on(HouseholdsMerged)
     async def on_merged(session: AsyncSession, envelope: Envelope[HouseholdsMerged]) -> None:
         await households.merge(
-            session=session, event=envelope.data, actor=caused_by(envelope), now=context.now()
+            session=session, event=envelope.data, actor=caused_by(envelope), now=clock()
         )

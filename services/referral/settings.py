@@ -8,10 +8,13 @@ Deadline policies are JSON in the environment, e.g.::
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
+from fastapi import Depends
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.referral.domain.vocabulary import ServiceType, Urgency
+from shared.service import current_settings
 from shared.settings import ServiceSettings
 
 EscalationHours = tuple[float, float, float]
@@ -85,3 +88,7 @@ class ReferralSettings(ServiceSettings):
 
     def policy_for(self, service_type: str) -> DeadlinePolicy:
         return self.service_policies.get(ServiceType(service_type), self.default_policy)
+
+
+SettingsDep = Annotated[ReferralSettings, Depends(current_settings)]
+"""The service's settings in a route (tests replace ``current_settings``)."""

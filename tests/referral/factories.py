@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -18,10 +20,9 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.referral import handlers
-from services.referral.context import ReferralContext
 from services.referral.domain.common import SYSTEM_ACTOR
 from services.referral.models import ProviderCreate
-from services.referral.service import build_definition
+from services.referral.service import DEFINITION
 from services.referral.settings import ReferralSettings
 from shared.auth import Role
 from shared.consumer import EventConsumer
@@ -171,8 +172,13 @@ def referral_consumer(
         sessions=sessions,
         dead_letters=LazyProducer(bootstrap, client_id=client_id),
     )
-    handlers.register(events, ReferralContext(settings, clock))
+    handlers.register(events, handler_runtime(settings, clock))
     return events
+
+
+def handler_runtime(settings: ReferralSettings, clock: FakeClock) -> Any:
+    """What referral's handlers read from the service runtime: its settings and clock."""
+    return types.SimpleNamespace(settings=settings, clock=clock)
 
 
 async def add_provider(sessions: SessionFactory, now: datetime = START, **fields: Any) -> uuid.UUID:
@@ -240,7 +246,7 @@ async def audit_records(
 class RunningApp:
     client: httpx.AsyncClient
     clock: FakeClock
-    context: ReferralContext
+    settings: ReferralSettings
     engine: AsyncEngine
     sessions: SessionFactory
     database_url: str
@@ -272,15 +278,14 @@ async def running_app(
             patch.setenv(name, value)
         settings = load_settings("referral", ReferralSettings)
     clock = FakeClock(START)
-    context = ReferralContext(settings, clock)
     name = name or unique("referral")  # its own consumer group on the shared broker
-    app = build_app(build_definition(context, name=name), settings)
+    app = build_app(dataclasses.replace(DEFINITION, name=name), settings, clock=clock)
     async with serving(app, base_url="http://referral.test") as client:
         runtime = app.state.runtime
         yield RunningApp(
             client=client,
             clock=clock,
-            context=context,
+            settings=settings,
             engine=runtime.engine,
             sessions=runtime.sessions,
             database_url=url,

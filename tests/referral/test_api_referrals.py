@@ -58,7 +58,7 @@ async def known_household(app: RunningApp, **fields: Any) -> uuid.UUID:
             profile=event,
             actor=SYSTEM_ACTOR,
             now=app.clock(),
-            settings=app.context.settings,
+            settings=app.settings,
         )
     return event.household_id
 

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.referral import handlers
-from services.referral.context import ReferralContext
 from services.referral.settings import ReferralSettings
 from shared.consumer import EventConsumer
 from shared.db import create_engine, session_factory
@@ -31,7 +30,13 @@ from shared.events.registration import (
 )
 from shared.settings import load_settings
 from shared.vocabulary import HouseholdStatus, NeedType, Priority
-from tests.referral.factories import START, add_provider, profile, referral_consumer
+from tests.referral.factories import (
+    START,
+    add_provider,
+    handler_runtime,
+    profile,
+    referral_consumer,
+)
 from tests.support import consumer_record, eventually, migrated_database, sent_statements, unique
 from tests.support.clock import FakeClock
 
@@ -326,7 +331,7 @@ async def test_batches_routed_at_once_never_exceed_a_providers_capacity(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HAVEN_REFERRAL_DATABASE_URL", str(first.engine.url))
         settings = load_settings("referral", ReferralSettings)
-    handlers.register(second, ReferralContext(settings, FakeClock(START)))
+    handlers.register(second, handler_runtime(settings, FakeClock(START)))
     medical = [(NeedType.MEDICAL_CARE, Priority.URGENT)]
     batches = [
         [wrap(profile(needs=medical, admin1=SCARCE_REGION, admin2=None)) for _ in range(6)]

@@ -17,10 +17,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.referral.context import ReferralContext
 from services.referral.domain import deadlines, households, referrals
 from services.referral.domain.common import SYSTEM_ACTOR
-from services.referral.scheduler import scheduler_job
+from services.referral.jobs import check_deadlines, deadline_scheduler
 from services.referral.settings import ReferralSettings
 from shared.auth import Principal, Role
 from shared.db import SessionFactory, create_engine, session_factory
@@ -355,10 +354,9 @@ async def test_the_background_job_ticks_with_the_injected_clock(scheduler: Sched
     household, _ = await scheduler.refer()
     clock = FakeClock(START)
     settings = scheduler.settings.model_copy(update={"scheduler_interval_seconds": 0.05})
-    job = scheduler_job(ReferralContext(settings, clock))
     stop = asyncio.Event()
-    runtime = types.SimpleNamespace(sessions=scheduler.sessions)
-    task = asyncio.create_task(job(runtime, stop))  # type: ignore[arg-type]
+    runtime = types.SimpleNamespace(sessions=scheduler.sessions, settings=settings, clock=clock)
+    task = asyncio.create_task(deadline_scheduler(runtime, stop))  # type: ignore[arg-type]
     try:
         clock.advance(hours=72)
 
@@ -369,3 +367,12 @@ async def test_the_background_job_ticks_with_the_injected_clock(scheduler: Sched
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
+
+
+async def test_a_disabled_scheduler_leaves_due_referrals_alone(scheduler: Scheduler) -> None:
+    household, _ = await scheduler.refer()
+    settings = scheduler.settings.model_copy(update={"scheduler_enabled": False})
+    clock = FakeClock(START + timedelta(days=30))
+    runtime = types.SimpleNamespace(sessions=scheduler.sessions, settings=settings, clock=clock)
+    await check_deadlines(runtime)  # type: ignore[arg-type]
+    assert kinds(await referral_events(scheduler.engine, household)) == []

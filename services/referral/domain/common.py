@@ -1,4 +1,4 @@
-"""What every domain module uses: who acts, how events and audit records are staged, errors."""
+"""What every domain module uses: who acts, how events and audit records are staged."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from shared import audit
 from shared.auth import Principal
 from shared.events.envelope import Envelope, EventPayload, new_event_id
 from shared.outbox import add_event
-from shared.problems import Conflict, NotFound, NotInYourSites
 
 SERVICE = "referral"
 SOURCE = "haven/referral"
@@ -84,41 +83,3 @@ async def record_audit(
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-class HouseholdNotFound(NotFound):
-    type_slug = "household-not-found"
-    title = "Household not known here"
-
-
-class HouseholdOutOfScope(NotInYourSites):
-    """Answered exactly like HouseholdNotFound; audited as a refused request."""
-
-    type_slug = HouseholdNotFound.type_slug
-    title = HouseholdNotFound.title
-
-
-class HouseholdInactive(Conflict):
-    type_slug = "household-inactive"
-    title = "Household is not active"
-
-
-class ProviderNotFound(NotFound):
-    type_slug = "provider-not-found"
-    title = "Provider not in the directory"
-
-
-class ReferralNotFound(NotFound):
-    type_slug = "referral-not-found"
-    title = "Referral not found"
-
-
-class ReferralOutOfScope(NotInYourSites):
-    """A referral of another site, or not with the caller's organisation: answered exactly
-    like ReferralNotFound, audited as a refused request."""
-
-    type_slug = ReferralNotFound.type_slug
-    title = ReferralNotFound.title

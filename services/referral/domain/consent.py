@@ -139,8 +139,9 @@ async def page(
     limit: int,
     status: str | None,
     household_id: UUID | None,
+    actor: Actor,
 ) -> list[ConsentTask]:
-    """Tasks in ``sites`` (None: every site), oldest first."""
+    """Tasks in ``sites`` (None: every site), oldest first; the listing is audited."""
     query = select(ConsentTask).order_by(col(ConsentTask.id)).limit(limit)
     if sites is not None:
         query = query.where(col(ConsentTask.site_id).in_(list(sites)))
@@ -150,7 +151,11 @@ async def page(
         query = query.where(ConsentTask.status == status)
     if household_id is not None:
         query = query.where(ConsentTask.household_id == household_id)
-    return list((await session.exec(query)).all())
+    tasks = list((await session.exec(query)).all())
+    await record_audit(
+        session, actor, action="consent_task.list", resource_type="consent_task", resource_id=None
+    )
+    return tasks
 
 
 async def delete_for_household(session: AsyncSession, household_id: UUID) -> int:

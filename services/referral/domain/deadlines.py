@@ -109,46 +109,66 @@ async def _step(
     now: datetime,
     result: TickResult,
 ) -> None:
+    """One claimed referral: overdue once, then rerouted or escalated as its policy says."""
     policy = settings.policy_for(referral.service_type)
-    urgency = Urgency(referral.urgency)
     assert referral.due_at is not None  # a sent referral always has one
-    actor = SYSTEM_ACTOR
-
     if referral.overdue_at is None:
-        referral.overdue_at = now
-        referral.updated_at = now
-        await referrals.save(
-            session,
-            referral,
-            action="overdue",
-            from_status=Status(referral.status),
-            actor=actor,
-            now=now,
-            provider_id=referral.provider_id,
-        )
-        await emit(
-            session,
-            ReferralOverdue(**referrals.event_fields(referral)),
-            household_id=referral.household_id,
-            actor=actor,
-        )
+        await _mark_overdue(session, referral, now=now)
         result.overdue.append(referral.id)
-
     if policy.reroute_on_deadline:
-        await referrals.reroute(
-            session, referral, actor=actor, now=now, settings=settings, reason="deadline"
-        )
-        await record_audit(
-            session,
-            actor,
-            action="referral.reroute",
-            resource_type="referral",
-            resource_id=referral.id,
-            reason="deadline",
-        )
+        await _reroute(session, referral, settings=settings, now=now)
         result.rerouted.append(referral.id)
         return
+    await _escalate(session, referral, policy=policy, now=now, result=result)
 
+
+async def _mark_overdue(session: AsyncSession, referral: Referral, *, now: datetime) -> None:
+    referral.overdue_at = now
+    referral.updated_at = now
+    await referrals.save(
+        session,
+        referral,
+        action="overdue",
+        from_status=Status(referral.status),
+        actor=SYSTEM_ACTOR,
+        now=now,
+        provider_id=referral.provider_id,
+    )
+    await emit(
+        session,
+        ReferralOverdue(**referrals.event_fields(referral)),
+        household_id=referral.household_id,
+        actor=SYSTEM_ACTOR,
+    )
+
+
+async def _reroute(
+    session: AsyncSession, referral: Referral, *, settings: ReferralSettings, now: datetime
+) -> None:
+    await referrals.reroute(
+        session, referral, actor=SYSTEM_ACTOR, now=now, settings=settings, reason="deadline"
+    )
+    await record_audit(
+        session,
+        SYSTEM_ACTOR,
+        action="referral.reroute",
+        resource_type="referral",
+        resource_id=referral.id,
+        reason="deadline",
+    )
+
+
+async def _escalate(
+    session: AsyncSession,
+    referral: Referral,
+    *,
+    policy: DeadlinePolicy,
+    now: datetime,
+    result: TickResult,
+) -> None:
+    """Reach every tier whose time has come, each once and in order."""
+    assert referral.due_at is not None
+    urgency = Urgency(referral.urgency)
     times = tier_times(referral.due_at, policy, urgency)
     reached = tiers_reached(referral.due_at, policy, urgency, now)
     escalated = referral.escalation_tier < reached
@@ -162,7 +182,7 @@ async def _step(
             referral,
             action="escalate",
             from_status=Status(referral.status),
-            actor=actor,
+            actor=SYSTEM_ACTOR,
             now=now,
             provider_id=referral.provider_id,
             tier=tier,
@@ -177,7 +197,7 @@ async def _step(
                 caseworker_sub=referral.caseworker_sub,
             ),
             household_id=referral.household_id,
-            actor=actor,
+            actor=SYSTEM_ACTOR,
         )
         result.escalations.append((referral.id, tier))
     if referral.escalation_tier < LAST_TIER:
@@ -188,7 +208,7 @@ async def _step(
     await session.flush()
     await record_audit(
         session,
-        actor,
+        SYSTEM_ACTOR,
         action="referral.escalate" if escalated else "referral.overdue",
         resource_type="referral",
         resource_id=referral.id,

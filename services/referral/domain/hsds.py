@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.referral.domain import providers
 from services.referral.domain.common import Actor
+from services.referral.domain.errors import DuplicateOrganization, TooManyOrganizations
 from services.referral.domain.vocabulary import ServiceType
 from services.referral.models import (
     HsdsImportResult,
@@ -40,7 +41,7 @@ from services.referral.models import (
     ProviderPublic,
     ProviderUpdate,
 )
-from shared.problems import UnprocessableContent, ValidationFailed
+from shared.problems import ValidationFailed
 
 TAXONOMY = "haven-referral-service-type"
 UNIT_IDENTIFIER = "referral_slot"
@@ -378,16 +379,6 @@ def to_provider(org: HsdsOrganization) -> tuple[dict[str, Any] | None, list[dict
         },
         skipped,
     )
-
-
-class DuplicateOrganization(UnprocessableContent):
-    type_slug = "duplicate-organization"
-    title = "The document lists an organisation twice"
-
-
-class TooManyOrganizations(UnprocessableContent):
-    type_slug = "too-many-organizations"
-    title = "Too many organisations in one import"
 
 
 def parse(

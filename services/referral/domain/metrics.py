@@ -3,22 +3,19 @@ shared/metrics.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.referral import queries
 from services.referral.domain.states import OPEN_STATUSES
 from services.referral.domain.vocabulary import ServiceType
 from services.referral.models import Referral
 from shared import metrics
+from shared.db import run
 from shared.settings import ServiceSettings
-
-# Overdue: the deadline scheduler marked it (overdue_at) and it has not moved on since.
-_OPEN = sa.text(
-    "SELECT service_type, count(*), count(*) FILTER (WHERE overdue_at IS NOT NULL) "
-    "FROM referral WHERE status = ANY(:open) GROUP BY 1"
-).bindparams(sa.bindparam("open", type_=sa.ARRAY(sa.Text)))
 
 _EVERY_SERVICE_TYPE = [(str(service_type),) for service_type in ServiceType]
 
@@ -33,7 +30,11 @@ def count_acceptance(session: AsyncSession, referral: Referral, now: datetime) -
 
 
 async def _open_and_overdue(session: AsyncSession) -> list[tuple[str, float, float]]:
-    found = await metrics.rows(session, _OPEN, open=sorted(str(s) for s in OPEN_STATUSES))
+    found: Sequence[Any] = (
+        await run(
+            session, queries.OPEN_AND_OVERDUE, {"open": sorted(str(s) for s in OPEN_STATUSES)}
+        )
+    ).all()
     return [(service_type, float(n), float(overdue)) for service_type, n, overdue in found]
 
 

@@ -12,12 +12,9 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.referral.domain.common import (
-    Actor,
-    ProviderNotFound,
-    new_id,
-    record_audit,
-)
+from services.referral import queries
+from services.referral.domain.common import Actor, new_id, record_audit
+from services.referral.domain.errors import ProviderExists, ProviderNotFound
 from services.referral.domain.routing import Candidate
 from services.referral.domain.states import AT_PROVIDER_STATUSES
 from services.referral.models import (
@@ -28,13 +25,6 @@ from services.referral.models import (
     ProviderUpdate,
     Referral,
 )
-from shared.problems import Conflict
-
-
-class ProviderExists(Conflict):
-    type_slug = "provider-exists"
-    title = "Provider already in the directory"
-
 
 _SLOT_STATUSES = sorted(str(s) for s in AT_PROVIDER_STATUSES)
 # Built once: calls only bind values.
@@ -48,16 +38,11 @@ _OPEN_REFERRAL_COUNTS = (
     .group_by(col(Referral.provider_id))
 )
 _PROVIDER_COLUMNS = tuple(Provider.__table__.c)  # type: ignore[attr-defined]
-_ROUTING_CANDIDATES = select(Provider, sa.column("open_referrals", sa.BigInteger)).from_statement(
-    sa.text("SELECT * FROM referral_routing_candidates(:service_types, :regions, :slot_statuses)")
-    .bindparams(
-        sa.bindparam("service_types", type_=postgresql.ARRAY(sa.Text)),
-        sa.bindparam("regions", type_=postgresql.ARRAY(sa.Text)),
-        sa.bindparam("slot_statuses", type_=postgresql.ARRAY(sa.Text)),
-    )
-    .columns(*_PROVIDER_COLUMNS, sa.column("open_referrals", sa.BigInteger))
+_OPEN_REFERRALS = sa.column("open_referrals", sa.BigInteger)
+# The hand-written statement (queries.py), its rows read as Provider entities.
+_ROUTING_CANDIDATES = select(Provider, _OPEN_REFERRALS).from_statement(
+    queries.ROUTING_CANDIDATES.statement.columns(*_PROVIDER_COLUMNS, _OPEN_REFERRALS)
 )
-"""Lock the candidates, then count their slots: one round trip (migration 0003)."""
 
 
 async def open_referral_counts(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from shared.problems import Conflict
+from services.referral.domain.errors import IllegalTransition
 
 
 class Status(StrEnum):
@@ -90,11 +90,6 @@ API_ACTIONS = (
     Action.ASSIGN,
 )
 """Actions people take through ``POST /v1/referrals/{id}/<action>``; the rest are the system's."""
-
-
-class IllegalTransition(Conflict):
-    type_slug = "illegal-transition"
-    title = "This referral cannot do that now"
 
 
 def allowed_actions(status: Status) -> list[Action]:
