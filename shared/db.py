@@ -18,7 +18,12 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Result, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -138,15 +143,20 @@ async def run(
     session: AsyncSession, query: Query, params: Mapping[str, Any] | None = None
 ) -> Result[Any]:
     """Run one of a service's :class:`Query` statements inside the session's transaction."""
-    # On the session's connection, as the hand-tuned paths did: no ORM execute path per call
-    # (and no SQLModel deprecation warning for ``session.execute``).
-    connection = await session.connection()
-    return await connection.execute(query.statement, dict(params or {}))
+    return await (await _connection(session)).execute(query.statement, dict(params or {}))
 
 
 async def run_many(session: AsyncSession, query: Query, rows: Sequence[Mapping[str, Any]]) -> None:
     """Run a :class:`Query` once per parameter set, as one executemany (a batch of rows)."""
-    await session.execute(query.statement, rows)
+    await (await _connection(session)).execute(query.statement, list(rows))
+
+
+async def _connection(session: AsyncSession) -> AsyncConnection:
+    """The session's connection, its pending ORM changes flushed first (as ``session.execute``
+    would) but without the ORM execute path per statement, as the hand-tuned paths had it."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    return await session.connection()
 
 
 def asyncpg_dsn(url: str) -> str:
