@@ -11,11 +11,10 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from services.registration.domain import households, idempotency, reports, reviews, sites
-from services.registration.domain.ages import Clock, system_clock
 from services.registration.domain.errors import InvalidParameter, SiteOutOfScope
 from services.registration.domain.views import Actor, HouseholdView, household_public
 from services.registration.models import (
@@ -36,11 +35,11 @@ from services.registration.models import (
     SiteCreate,
     SitePublic,
 )
-from services.registration.settings import RegistrationSettings
+from services.registration.settings import RegistrationSettings, SettingsDep
 from shared import metrics
 from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.http import problem_responses
-from shared.service import SessionDep, runtime_of
+from shared.service import ClockDep, SessionDep
 from shared.vocabulary import HouseholdStatus
 
 router = APIRouter(prefix="/v1", tags=["registration"])
@@ -62,21 +61,6 @@ IfMatch = Annotated[
     Header(description='The ETag last read, e.g. W/"3". Required for changes.'),
 ]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-
-
-async def settings_of(request: Request) -> RegistrationSettings:
-    settings = runtime_of(request).settings
-    return settings if isinstance(settings, RegistrationSettings) else RegistrationSettings()
-
-
-async def clock_of(request: Request) -> Clock:
-    """The service's clock; tests replace it through ``app.state.clock``."""
-    clock: Clock = getattr(request.app.state, "clock", system_clock)
-    return clock
-
-
-SettingsDep = Annotated[RegistrationSettings, Depends(settings_of)]
-ClockDep = Annotated[Clock, Depends(clock_of)]
 
 
 def etag(version: int) -> str:

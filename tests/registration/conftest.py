@@ -236,9 +236,8 @@ async def service(infra: Any) -> AsyncIterator[Service]:
         env.setenv("HAVEN_KAFKA_BOOTSTRAP", bootstrap)
         env.setenv("HAVEN_REGISTRATION_RELAY_POLL_SECONDS", "0.2")
         settings = load_settings("registration", RegistrationSettings)
-    app = build_app(DEFINITION, settings)
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
-    app.state.clock = clock
+    app = build_app(DEFINITION, settings, clock=clock)
     engine = create_engine(database_url, pool_size=2)
     try:
         async with (
