@@ -1,4 +1,4 @@
-"""HTTP routes of the registration service: parse, authorise, call the domain, map errors.
+"""HTTP routes of the registration service: parse, authorise, call the domain.
 
 Roles: field_staff register, read and change households of their own sites; caseworker and
 manager read; admin does everything (sites, erasure). Another site's household is 404.
@@ -14,7 +14,16 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from services.registration.domain import households, idempotency, reports, reviews, sites
+from services.registration.domain import (
+    erasure,
+    households,
+    intake,
+    members,
+    reports,
+    reviews,
+    sites,
+)
+from services.registration.domain.dedup import DedupPolicy
 from services.registration.domain.errors import InvalidParameter, SiteOutOfScope
 from services.registration.domain.views import Actor, HouseholdView, household_public
 from services.registration.models import (
@@ -38,7 +47,9 @@ from services.registration.models import (
 from services.registration.settings import RegistrationSettings, SettingsDep
 from shared import metrics
 from shared.auth import Principal, PrincipalDep, Role, require_roles
+from shared.db import in_transaction
 from shared.http import problem_responses
+from shared.idempotency import status_of
 from shared.service import ClockDep, SessionDep
 from shared.vocabulary import HouseholdStatus
 
@@ -78,8 +89,8 @@ def parse_if_match(value: str | None) -> frozenset[int] | None:
     return frozenset(versions)
 
 
-def policy(settings: RegistrationSettings) -> households.DedupPolicy:
-    return households.DedupPolicy(
+def policy(settings: RegistrationSettings) -> DedupPolicy:
+    return DedupPolicy(
         threshold=settings.duplicate_threshold,
         candidates_per_member=settings.dedup_candidates_per_member,
     )
@@ -106,8 +117,10 @@ def household_response(
 async def create_site(
     body: SiteCreate, principal: Admin, session: SessionDep, clock: ClockDep
 ) -> SitePublic:
-    async with session.begin():
-        return await sites.create_site(session=session, data=body, principal=principal, now=clock())
+    return await in_transaction(
+        session,
+        lambda: sites.create_site(session=session, data=body, principal=principal, now=clock()),
+    )
 
 
 @router.get("/sites", response_model=list[SitePublic], summary="Registration sites")
@@ -141,34 +154,21 @@ async def register_household(
         raise InvalidParameter(
             "Idempotency-Key", "must be 1 to 200 visible ASCII characters (a UUID is ideal)"
         )
-    actor = Actor(principal)
-    now = clock()
-    async with session.begin():
-        if idempotency_key is not None:
-            stored = await idempotency.claim(
-                session=session,
-                principal_sub=principal.sub,
-                key=idempotency_key,
-                body_hash=idempotency.request_hash(body.model_dump(mode="json")),
-                now=now,
-                ttl=timedelta(hours=settings.idempotency_ttl_hours),
-            )
-            if stored is not None:
-                return _registered_response(stored.body, stored.status_code)
-        result = await households.register(
+    outcome = await in_transaction(
+        session,
+        lambda: intake.register(
             session=session,
             data=body,
-            actor=actor,
-            now=now,
+            actor=Actor(principal),
+            now=clock(),
             policy=policy(settings),
-            claimed=(
-                idempotency.Claimed(principal.sub, idempotency_key)
-                if idempotency_key is not None
-                else None
-            ),
-        )
-    metrics.HOUSEHOLDS_REGISTERED.labels(body.site_id, result.status).inc()
-    return _registered_response(result.model_dump(mode="json"), idempotency.CREATED_STATUS)
+            key=idempotency_key,
+            key_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        ),
+    )
+    if not outcome.replayed:
+        metrics.HOUSEHOLDS_REGISTERED.labels(body.site_id, outcome.body["status"]).inc()
+    return _registered_response(outcome.body, status_of(outcome))
 
 
 def _registered_response(content: dict[str, Any], status_code: int) -> JSONResponse:
@@ -240,15 +240,17 @@ async def update_household(
     if_match: IfMatch = None,
 ) -> HouseholdPublic:
     actor = Actor(principal)
-    async with session.begin():
-        view = await households.update(
+    view = await in_transaction(
+        session,
+        lambda: households.update(
             session=session,
             household_id=household_id,
             data=body,
             if_match=parse_if_match(if_match),
             actor=actor,
             now=clock(),
-        )
+        ),
+    )
     return household_response(view, actor, response)
 
 
@@ -270,8 +272,9 @@ async def add_member(
     if_match: IfMatch = None,
 ) -> HouseholdPublic:
     actor = Actor(principal)
-    async with session.begin():
-        view, member_id = await households.add_member(
+    view, member_id = await in_transaction(
+        session,
+        lambda: members.add_member(
             session=session,
             household_id=household_id,
             data=body,
@@ -279,7 +282,8 @@ async def add_member(
             actor=actor,
             now=clock(),
             policy=policy(settings),
-        )
+        ),
+    )
     response.headers["Location"] = f"/v1/households/{household_id}/members/{member_id}"
     return household_response(view, actor, response, 201)
 
@@ -301,8 +305,9 @@ async def update_member(
     if_match: IfMatch = None,
 ) -> HouseholdPublic:
     actor = Actor(principal)
-    async with session.begin():
-        view = await households.update_member(
+    view = await in_transaction(
+        session,
+        lambda: members.update_member(
             session=session,
             household_id=household_id,
             member_id=member_id,
@@ -310,7 +315,8 @@ async def update_member(
             if_match=parse_if_match(if_match),
             actor=actor,
             now=clock(),
-        )
+        ),
+    )
     return household_response(view, actor, response)
 
 
@@ -330,15 +336,17 @@ async def remove_member(
     if_match: IfMatch = None,
 ) -> HouseholdPublic:
     actor = Actor(principal)
-    async with session.begin():
-        view = await households.remove_member(
+    view = await in_transaction(
+        session,
+        lambda: members.remove_member(
             session=session,
             household_id=household_id,
             member_id=member_id,
             if_match=parse_if_match(if_match),
             actor=actor,
             now=clock(),
-        )
+        ),
+    )
     return household_response(view, actor, response)
 
 
@@ -358,15 +366,17 @@ async def set_needs(
     if_match: IfMatch = None,
 ) -> HouseholdPublic:
     actor = Actor(principal)
-    async with session.begin():
-        view = await households.set_needs(
+    view = await in_transaction(
+        session,
+        lambda: households.set_needs(
             session=session,
             household_id=household_id,
             needs=body.needs,
             if_match=parse_if_match(if_match),
             actor=actor,
             now=clock(),
-        )
+        ),
+    )
     return household_response(view, actor, response)
 
 
@@ -386,15 +396,17 @@ async def deactivate_household(
     if_match: IfMatch = None,
 ) -> HouseholdPublic:
     actor = Actor(principal)
-    async with session.begin():
-        view = await households.deactivate(
+    view = await in_transaction(
+        session,
+        lambda: households.deactivate(
             session=session,
             household_id=household_id,
             reason=body.reason,
             if_match=parse_if_match(if_match),
             actor=actor,
             now=clock(),
-        )
+        ),
+    )
     return household_response(view, actor, response)
 
 
@@ -407,10 +419,12 @@ async def deactivate_household(
 async def erase_household(
     household_id: UUID, principal: Admin, session: SessionDep, clock: ClockDep
 ) -> Response:
-    async with session.begin():
-        await households.erase(
+    await in_transaction(
+        session,
+        lambda: erasure.erase(
             session=session, household_id=household_id, actor=Actor(principal), now=clock()
-        )
+        ),
+    )
     return Response(status_code=204)
 
 
@@ -454,10 +468,12 @@ async def resolve_duplicate(
     session: SessionDep,
     clock: ClockDep,
 ) -> DuplicateReviewPublic:
-    async with session.begin():
-        return await reviews.resolve(
+    return await in_transaction(
+        session,
+        lambda: reviews.resolve(
             session=session, review_id=review_id, decision=body, actor=Actor(principal), now=clock()
-        )
+        ),
+    )
 
 
 # --- reports -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The name blocks' birth-date filter drops only people who could never match.
 
-``dedup.LOOKUP_SQL`` leaves out candidates whose birth date cannot bring the pair to the
+``queries.DUPLICATE_LOOKUP`` leaves out candidates whose birth date cannot bring the pair to the
 threshold even with the same name and sex. Here one registered person per day over ±3 years
 (exact dates and estimated ages) shares the new person's name and sex: every one of them
 whose pair can reach the threshold (with the phone's bonus when the phone is the same) must

@@ -29,7 +29,9 @@ from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.registration import queries
 from services.registration.domain.names import NameKeys
+from shared.db import run
 from shared.vocabulary import HouseholdStatus, Sex
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,15 @@ class Reason:
     SAME_BIRTH_YEAR = "same_birth_year"
     ESTIMATED_AGE_CLOSE = "estimated_age_within_2_years"
     SAME_PHONE = "same_phone"
+
+
+@dataclass(frozen=True)
+class DedupPolicy:
+    """How hard the check looks: the score that sends a household to review, and the most
+    people fetched per look-up (both from the service's settings)."""
+
+    threshold: float
+    candidates_per_member: int
 
 
 @dataclass(frozen=True)
@@ -355,10 +366,8 @@ def _registered(values: Sequence[Any]) -> Registered:
 
 # --- one statement for every look-up ------------------------------------------------------
 #
-# The three look-ups of all the new members run as ONE statement (one round trip, prepared
-# once per connection): LATERAL sub-queries per member (its two name blocks) and per
-# document, each with its own LIMIT, plus the phone look-up. Each branch is an index range
-# scan (tests/registration/test_dedup_indexes.py checks the plan).
+# The look-ups of all the new members run as ONE statement (queries.DUPLICATE_LOOKUP): one
+# round trip, prepared once per connection; each branch an index range scan.
 #
 # The name block also leaves out the people whose birth date cannot bring the pair to the
 # threshold, even with the same name and sex: for two exact dates that is anyone not born
@@ -371,73 +380,7 @@ def _registered(values: Sequence[Any]) -> Registered:
 # row and PostgreSQL applies it in the index scan, before it joins each household: about half
 # as many household look-ups for a large block at a million people.
 
-_CANDIDATE_COLUMNS = """m.id, m.household_id, h.case_number, h.site_id, m.given_key,
-        m.family_key, m.sex, m.date_of_birth, m.birth_year, m.estimated_age IS NOT NULL, h.phone"""
-_CANDIDATE_FILTER = """h.status = ANY($12::text[])
-        AND ($13::uuid IS NULL OR m.household_id <> $13::uuid)"""
 NAME_ARMS = ("family", "given")
-# Birth dates that score enough whatever the threshold (or an estimated age on either side).
-# The same-year condition on its own line is implied by the next one; it lets PostgreSQL
-# drop the rest of the year while reading the member rows, before it joins each household.
-_BIRTH_CLOSE = """(p.born IS NULL OR m.date_of_birth IS NULL OR m.estimated_age IS NOT NULL
-        OR m.date_of_birth BETWEEN p.born - $15::int AND p.born + $15::int
-        OR (to_char(m.date_of_birth, 'MM-DD') = to_char(p.born, 'MM-DD')
-            AND abs(m.birth_year - p.birth_year) = 1))"""
-# Constant fragments only: every value is a bind parameter. One arm per blocking index
-# (family name code, or given name code with the family initial), so that each is an
-# index-only scan of its covering index (migration 0003); a person in both blocks comes
-# back twice and is scored once.
-_NAME_ARM = """
-SELECT '{kind}', p.idx, c.* FROM unnest(
-    $1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::date[]
-) AS p(idx, code_a, code_b, initial_a, initial_b, birth_year, born)
-CROSS JOIN LATERAL (
-    SELECT {columns}
-    FROM household_member m JOIN household h ON h.id = m.household_id
-    WHERE {block}
-    AND m.birth_year BETWEEN p.birth_year - $14 AND p.birth_year + $14
-    AND ({close} OR m.birth_year = p.birth_year)
-    AND ({close} OR $18::bool
-        OR m.household_id = ANY(ARRAY(SELECT ph.id FROM household ph WHERE ph.phone = $17::text))
-        OR to_char(m.date_of_birth, 'DD-MM') = to_char(p.born, 'MM-DD'))
-    AND {candidate_filter}
-    LIMIT $16
-) AS c
-"""
-_FAMILY_BLOCK = "m.family_phonetic IN (p.code_a, p.code_b)"
-_GIVEN_BLOCK = """m.given_phonetic IN (p.code_a, p.code_b)
-    AND m.family_initial IN (p.initial_a, p.initial_b, '')"""
-_NAME_ARMS = "UNION ALL".join(
-    _NAME_ARM.format(
-        kind=kind,
-        block=block,
-        columns=_CANDIDATE_COLUMNS,
-        close=_BIRTH_CLOSE,
-        candidate_filter=_CANDIDATE_FILTER,
-    )
-    for kind, block in (("family", _FAMILY_BLOCK), ("given", _GIVEN_BLOCK))
-)
-LOOKUP_SQL = f"""{_NAME_ARMS}
-UNION ALL
-SELECT 'document', d.idx, c.* FROM unnest($8::int[], $9::text[], $10::text[], $11::text[])
-    AS d(idx, doc_type, issuing_country, number_key)
-CROSS JOIN LATERAL (
-    SELECT {_CANDIDATE_COLUMNS}
-    FROM member_document md
-    JOIN household_member m ON m.id = md.member_id
-    JOIN household h ON h.id = m.household_id
-    WHERE md.number_key = d.number_key AND md.doc_type = d.doc_type
-        AND md.issuing_country = d.issuing_country AND {_CANDIDATE_FILTER}
-    LIMIT $16
-) AS c
-UNION ALL
-(
-    SELECT 'phone', -1, {_CANDIDATE_COLUMNS}
-    FROM household h JOIN household_member m ON m.household_id = h.id
-    WHERE h.phone = $17::text AND {_CANDIDATE_FILTER}
-    LIMIT $16
-)
-"""  # noqa: S608
 
 
 def same_year_can_match(threshold: float) -> bool:
@@ -454,8 +397,8 @@ def lookup_parameters(
     limit: int,
     exclude: UUID | None,
     threshold: float,
-) -> tuple[Any, ...]:
-    """The parameters of :data:`LOOKUP_SQL` for these people (in its $n order)."""
+) -> dict[str, Any]:
+    """The parameters of :data:`queries.DUPLICATE_LOOKUP` for these people."""
     blocked = [
         (index, person)
         for index, person in enumerate(people)
@@ -464,26 +407,26 @@ def lookup_parameters(
     documents = [
         (index, document) for index, person in enumerate(people) for document in person.documents
     ]
-    return (
-        [index for index, _ in blocked],
-        [p.keys.family_phonetic or None for _, p in blocked],
-        [p.keys.given_phonetic or None for _, p in blocked],
-        [p.keys.family_initial for _, p in blocked],
-        [p.keys.given_key[:1] for _, p in blocked],
-        [p.birth_year for _, p in blocked],
-        [None if p.estimated else p.date_of_birth for _, p in blocked],
-        [index for index, _ in documents],
-        [doc_type for _, (doc_type, _, _) in documents],
-        [country for _, (_, country, _) in documents],
-        [number_key for _, (_, _, number_key) in documents],
-        [s.value for s in CANDIDATE_STATUSES],
-        exclude,
-        YEAR_TOLERANCE,
-        CLOSE_DATE_DAYS,
-        limit,
-        phone,
-        same_year_can_match(threshold),
-    )
+    return {
+        "block_index": [index for index, _ in blocked],
+        "code_a": [p.keys.family_phonetic or None for _, p in blocked],
+        "code_b": [p.keys.given_phonetic or None for _, p in blocked],
+        "initial_a": [p.keys.family_initial for _, p in blocked],
+        "initial_b": [p.keys.given_key[:1] for _, p in blocked],
+        "birth_year": [p.birth_year for _, p in blocked],
+        "born": [None if p.estimated else p.date_of_birth for _, p in blocked],
+        "document_index": [index for index, _ in documents],
+        "doc_type": [doc_type for _, (doc_type, _, _) in documents],
+        "issuing_country": [country for _, (_, country, _) in documents],
+        "number_key": [number_key for _, (_, _, number_key) in documents],
+        "statuses": [s.value for s in CANDIDATE_STATUSES],
+        "exclude": exclude,
+        "year_tolerance": YEAR_TOLERANCE,
+        "close_days": CLOSE_DATE_DAYS,
+        "limit": limit,
+        "phone": phone,
+        "same_year_can_match": same_year_can_match(threshold),
+    }
 
 
 @dataclass
@@ -511,9 +454,8 @@ async def look_up(
 ) -> LookupRows:
     """Run every look-up of ``people`` in one statement: every registered person who could
     score ``threshold`` against one of them (up to ``limit`` per look-up)."""
-    connection = await session.connection()
     parameters = lookup_parameters(people, phone, limit=limit, exclude=exclude, threshold=threshold)
-    result = await connection.exec_driver_sql(LOOKUP_SQL, parameters)
+    result = await run(session, queries.DUPLICATE_LOOKUP, parameters)
     found = LookupRows()
     per_branch: dict[tuple[str, int], int] = {}
     seen: set[tuple[int, UUID]] = set()
