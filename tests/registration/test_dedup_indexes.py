@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.registration import queries
 from services.registration.domain import dedup
-from services.registration.domain.dedup import Person
 from services.registration.domain.households import search_condition
 from services.registration.domain.names import NameKeys, comparison_key
+from services.registration.domain.scoring import Person
 from services.registration.models import Household
 from shared.db import create_engine
 from shared.vocabulary import Sex
