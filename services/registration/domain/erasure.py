@@ -10,19 +10,11 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registration.domain import changes, idempotency, reviews
-from services.registration.domain.views import (
-    Actor,
-)
-from services.registration.models import (
-    Member,
-    MemberDocument,
-    ReviewResolution,
-)
+from services.registration.domain.views import Actor
+from services.registration.models import Member, MemberDocument, ReviewResolution
 from shared import outbox
 from shared.events.catalog import CONTACTS
-from shared.events.registration import (
-    HouseholdErased,
-)
+from shared.events.registration import HouseholdErased
 from shared.outbox import outbox_table
 from shared.vocabulary import HouseholdStatus
 

@@ -15,9 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registration.domain import changes, reviews
-from services.registration.domain.errors import (
-    IllegalTransition,
-)
+from services.registration.domain.errors import IllegalTransition
 from services.registration.domain.names import comparison_key, document_number_key
 from services.registration.domain.profiles import ContactCard
 from services.registration.domain.views import (
@@ -40,11 +38,7 @@ from services.registration.models import (
     ReviewResolution,
 )
 from shared import outbox
-from shared.events.registration import (
-    HouseholdDeactivated,
-    HouseholdUpdated,
-    NeedsAssessed,
-)
+from shared.events.registration import HouseholdDeactivated, HouseholdUpdated, NeedsAssessed
 from shared.pagination import decode_id_cursor, encode_id_cursor
 from shared.vocabulary import HouseholdStatus
 

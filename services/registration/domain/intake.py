@@ -13,15 +13,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.registration import queries
 from services.registration.domain import changes, dedup, idempotency, reviews
 from services.registration.domain.dedup import DedupPolicy, Match
-from services.registration.domain.errors import (
-    SiteOutOfScope,
-    UnknownSite,
-)
+from services.registration.domain.errors import SiteOutOfScope, UnknownSite
 from services.registration.domain.members import new_member, person_of
 from services.registration.domain.sites import next_case_number
-from services.registration.domain.views import (
-    Actor,
-)
+from services.registration.domain.views import Actor
 from services.registration.models import (
     DuplicateReview,
     Household,
@@ -32,9 +27,7 @@ from services.registration.models import (
     RegistrationResult,
 )
 from shared.db import run
-from shared.events.registration import (
-    HouseholdRegistered,
-)
+from shared.events.registration import HouseholdRegistered
 from shared.idempotency import Outcome, OutcomeKind, fingerprint
 from shared.vocabulary import HouseholdStatus
 

@@ -16,16 +16,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.registration.domain import changes, dedup, reviews
 from services.registration.domain.ages import birth_year
 from services.registration.domain.dedup import DedupPolicy, Person
-from services.registration.domain.errors import (
-    HeadRule,
-    MemberNotFound,
-)
+from services.registration.domain.errors import HeadRule, MemberNotFound
 from services.registration.domain.names import document_number_key, name_keys
-from services.registration.domain.views import (
-    Actor,
-    HouseholdView,
-    load_view,
-)
+from services.registration.domain.views import Actor, HouseholdView, load_view
 from services.registration.models import (
     DocumentIn,
     Member,
@@ -34,10 +27,7 @@ from services.registration.models import (
     MemberUpdate,
     Relationship,
 )
-from shared.events.registration import (
-    HouseholdUpdated,
-    VulnerabilitiesFlagged,
-)
+from shared.events.registration import HouseholdUpdated, VulnerabilitiesFlagged
 from shared.vocabulary import SENSITIVE_VULNERABILITIES, HouseholdStatus, Sex
 
 

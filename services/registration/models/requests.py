@@ -16,19 +16,9 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 from pydantic import model_validator as pydantic_model_validator
 
 from services.registration.domain.names import document_number_key
-from services.registration.models.tables import (
-    DeactivationReason,
-    DocumentType,
-    Relationship,
-)
+from services.registration.models.tables import DeactivationReason, DocumentType, Relationship
 from shared.validation import CleanText, StrictModel
-from shared.vocabulary import (
-    DisplacementStatus,
-    NeedType,
-    Priority,
-    Sex,
-    Vulnerability,
-)
+from shared.vocabulary import DisplacementStatus, NeedType, Priority, Sex, Vulnerability
 
 MAX_MEMBERS = 30
 MAX_DOCUMENTS = 10
