@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from services.registration.domain import idempotency
 from services.registration.domain import metrics as registration_metrics
+from services.registration.settings import RegistrationSettings
 from shared import metrics
 from shared.jobs import periodic
 from shared.service import ServiceRuntime
@@ -14,7 +14,7 @@ from shared.service import ServiceRuntime
 log = logging.getLogger(__name__)
 
 
-async def purge_idempotency_records(runtime: ServiceRuntime[Any]) -> None:
+async def purge_idempotency_records(runtime: ServiceRuntime[RegistrationSettings]) -> None:
     """Delete expired Idempotency-Key records (one round)."""
     async with runtime.sessions() as session, session.begin():
         purged = await idempotency.purge_expired(session=session, now=runtime.clock())

@@ -24,9 +24,6 @@ from shared.service import ClockDep, SessionDep
 router = APIRouter(prefix="/v1", tags=["registration"])
 
 
-# --- duplicate review ----------------------------------------------------------------------
-
-
 @router.get(
     "/duplicates",
     response_model=DuplicateReviewPage,

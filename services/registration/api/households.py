@@ -47,9 +47,6 @@ from shared.vocabulary import HouseholdStatus
 router = APIRouter(prefix="/v1", tags=["registration"])
 
 
-# --- households ----------------------------------------------------------------------------
-
-
 @router.post(
     "/households",
     status_code=201,

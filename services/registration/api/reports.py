@@ -19,9 +19,6 @@ from shared.service import ClockDep, SessionDep
 router = APIRouter(prefix="/v1", tags=["registration"])
 
 
-# --- reports -------------------------------------------------------------------------------
-
-
 @router.get(
     "/reports/households.csv",
     response_class=Response,

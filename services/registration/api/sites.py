@@ -15,9 +15,6 @@ from shared.service import ClockDep, SessionDep
 router = APIRouter(prefix="/v1", tags=["registration"])
 
 
-# --- sites ---------------------------------------------------------------------------------
-
-
 @router.post(
     "/sites",
     status_code=201,

@@ -89,8 +89,8 @@ async def register(
     actor: Actor,
     now: datetime,
     policy: DedupPolicy,
-    key: str | None = None,
-    key_ttl: timedelta = timedelta(hours=72),
+    key: str | None,
+    key_ttl: timedelta,
 ) -> Outcome[idempotency.Response]:
     """Register a household, once per Idempotency-Key ``key`` (of this caller, for
     ``key_ttl``): a re-sent request gets the first outcome again, replayed."""
