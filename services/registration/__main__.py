@@ -1,7 +1,7 @@
 """python -m services.registration — serve the registration service."""
 
-from services.registration.service import create_app
-from shared.service import serve
+from services.registration.service import DEFINITION
+from shared.service import run
 
 if __name__ == "__main__":
-    serve(create_app())
+    run(DEFINITION)

@@ -1,30 +1,16 @@
-"""The registration service: what it is made of."""
+"""The registration service: what it is made of (wiring only)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.registration import api, handlers
-from services.registration.domain import idempotency
-from services.registration.domain import metrics as registration_metrics
+from services.registration.jobs import JOBS
 from services.registration.settings import RegistrationSettings
-from shared import metrics
-from shared.jobs import periodic
-from shared.service import ServiceDefinition, ServiceRuntime, build_app
-
-log = logging.getLogger(__name__)
-
-
-async def purge_idempotency_records(runtime: ServiceRuntime[RegistrationSettings]) -> None:
-    """Delete expired Idempotency-Key records."""
-    async with runtime.sessions() as session, session.begin():
-        purged = await idempotency.purge_expired(session=session, now=runtime.clock())
-    if purged:
-        log.info("purged expired idempotency records", extra={"count": purged})
-
+from shared.clock import Clock, system_clock
+from shared.service import ServiceDefinition, build_app
 
 DEFINITION = ServiceDefinition(
     name="registration",
@@ -32,18 +18,13 @@ DEFINITION = ServiceDefinition(
     settings_class=RegistrationSettings,
     migrations=Path(__file__).parent / "migrations",
     routers=[api.router],
-    handlers=lambda consumer, runtime: handlers.register(consumer),
-    jobs=[
-        periodic(
-            lambda settings: settings.idempotency_purge_seconds,
-            purge_idempotency_records,
-            name="idempotency-purge",
-        ),
-        metrics.refresh_job(*registration_metrics.GAUGES),
-    ],
+    handlers=handlers.register,
+    jobs=JOBS,
 )
 
 
-def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
+def create_app(
+    settings: RegistrationSettings | None = None, *, clock: Clock = system_clock
+) -> FastAPI:
     """The service's app; settings from the environment (``HAVEN_REGISTRATION_*``) unless given."""
-    return build_app(DEFINITION, settings)
+    return build_app(DEFINITION, settings, clock=clock)

@@ -1,7 +1,11 @@
 """Settings of the registration service (``HAVEN_REGISTRATION_*``), with documented defaults."""
 
+from typing import Annotated
+
+from fastapi import Depends
 from pydantic import Field
 
+from shared.service import current_settings
 from shared.settings import ServiceSettings
 
 
@@ -28,3 +32,7 @@ class RegistrationSettings(ServiceSettings):
     report_min_cell: int = Field(
         5, ge=1, description="Counts below this are suppressed in aggregated reports."
     )
+
+
+SettingsDep = Annotated[RegistrationSettings, Depends(current_settings)]
+"""The service's typed settings in a route (tests replace ``current_settings``)."""

@@ -39,7 +39,6 @@ async def service(infra: Any) -> AsyncIterator[Service]:
         settings = load_settings("registration", RegistrationSettings)
     clock = FakeClock()
     app = build_app(DEFINITION, settings, clock=clock)
-    app.state.clock = clock
     engine = create_engine(database_url, pool_size=2)
     try:
         async with serving(app, base_url="http://registration") as client:

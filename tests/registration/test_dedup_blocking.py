@@ -1,6 +1,6 @@
 """The name blocks' birth-date filter drops only people who could never match.
 
-``dedup.LOOKUP_SQL`` leaves out candidates whose birth date cannot bring the pair to the
+``queries.DUPLICATE_LOOKUP`` leaves out candidates whose birth date cannot bring the pair to the
 threshold even with the same name and sex. Here one registered person per day over ±3 years
 (exact dates and estimated ages) shares the new person's name and sex: every one of them
 whose pair can reach the threshold (with the phone's bonus when the phone is the same) must
@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.registration.domain import dedup
-from services.registration.domain.dedup import Person
+from services.registration.domain import dedup, scoring
 from services.registration.domain.names import NameKeys
+from services.registration.domain.scoring import Person
 from shared.db import create_engine, session_factory
 from shared.vocabulary import Sex
 from tests.support import migrated_database
@@ -102,7 +102,7 @@ async def engine(infra: Any) -> AsyncIterator[AsyncEngine]:
 
 def _best_score(person: Person, row: dict[str, Any], *, same_phone: bool) -> float:
     """The pair's score with the same name and sex: the most this birth date allows."""
-    registered = dedup.Registered(
+    registered = scoring.Registered(
         member_id=uuid.uuid4(),
         household_id=uuid.uuid4(),
         case_number="MDA-CHI-000000",
@@ -115,8 +115,8 @@ def _best_score(person: Person, row: dict[str, Any], *, same_phone: bool) -> flo
         estimated=row["estimated"] is not None,
         phone=PHONE if same_phone else None,
     )
-    score = dedup.score_pair(person, registered, same_phone=same_phone).score
-    return min(1.0, score + dedup.WEIGHT_PHONE) if same_phone and score else score
+    score = scoring.score_pair(person, registered, same_phone=same_phone).score
+    return min(1.0, score + scoring.WEIGHT_PHONE) if same_phone and score else score
 
 
 @pytest.mark.parametrize(("threshold", "phone"), [(0.80, None), (0.80, PHONE), (0.70, None)])

@@ -8,9 +8,9 @@ from typing import Any
 
 from rapidfuzz.distance import JaroWinkler
 
-from services.registration.domain import dedup
-from services.registration.domain.dedup import NO_MATCH, Person, Reason
+from services.registration.domain import scoring
 from services.registration.domain.names import NameKeys, phonetic_code
+from services.registration.domain.scoring import NO_MATCH, Person, Reason
 from shared.vocabulary import Sex
 
 STEMS = ("ivan", "ion", "olena", "alexandru", "natalia", "maria", "mihai", "stefan", "rusu")
@@ -98,12 +98,12 @@ def candidate(rng: random.Random, person: Person) -> tuple[Any, ...]:
 
 def reference(
     person: Person, rows: list[tuple[Any, ...]], phone: str | None
-) -> list[tuple[dedup.Registered, dedup.PairScore]]:
+) -> list[tuple[scoring.Registered, scoring.PairScore]]:
     pairs = []
     for row in rows:
-        registered = dedup._registered(row)
+        registered = scoring.registered_from(row)
         same_phone = phone is not None and registered.phone == phone
-        pair = dedup.score_pair(person, registered, same_phone=same_phone)
+        pair = scoring.score_pair(person, registered, same_phone=same_phone)
         if pair is not NO_MATCH:
             pairs.append((registered, pair))
     return pairs
@@ -118,24 +118,24 @@ def test_bulk_scoring_equals_the_per_pair_reference_on_random_pairs() -> None:
         phone = rng.choice(PHONES)
         rows = [candidate(rng, person) for _ in range(rng.randrange(1, 60))]
         expected = reference(person, rows, phone)
-        assert dedup.score_candidates(person, rows, phone=phone) == expected
+        assert scoring.score_candidates(person, rows, phone=phone) == expected
         compared += len(rows)
         for registered, pair in expected:
             kinds.update(pair.reasons)
-            name, _ = dedup.name_similarity(
+            name, _ = scoring.name_similarity(
                 person.keys.given_key,
                 person.keys.family_key,
                 registered.given_key,
                 registered.family_key,
             )
-            if name < dedup.NAME_GATE:
+            if name < scoring.NAME_GATE:
                 kinds["gate lifted by the phone"] += 1
             if not person.keys.family_key or not registered.family_key:
                 kinds["single name"] += 1
             elif (
-                name >= dedup.NAME_GATE
+                name >= scoring.NAME_GATE
                 and JaroWinkler.similarity(person.keys.given_key, registered.given_key)
-                < dedup.NAME_FLOOR + 0.03
+                < scoring.NAME_FLOOR + 0.03
             ):
                 kinds["one name at the floor"] += 1
     # the random pairs reach every branch the bulk path has to get right
@@ -160,7 +160,7 @@ def test_a_block_where_nobody_passes_the_name_gate_scores_nothing_without_the_ph
         estimated=False,
     )
     row = (uuid.uuid4(), uuid.uuid4(), "C-1", "S", "ion", "lupu", "female", BORN, 1980, False, "+1")
-    assert dedup.score_candidates(person, [row], phone=None) == []
-    [(registered, pair)] = dedup.score_candidates(person, [row], phone="+1")
+    assert scoring.score_candidates(person, [row], phone=None) == []
+    [(registered, pair)] = scoring.score_candidates(person, [row], phone="+1")
     assert registered.given_key == "ion"
-    assert pair == dedup.score_pair(person, registered, same_phone=True)
+    assert pair == scoring.score_pair(person, registered, same_phone=True)

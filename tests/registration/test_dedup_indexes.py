@@ -16,10 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.registration import queries
 from services.registration.domain import dedup
-from services.registration.domain.dedup import Person
 from services.registration.domain.households import search_condition
 from services.registration.domain.names import NameKeys, comparison_key
+from services.registration.domain.scoring import Person
 from services.registration.models import Household
 from shared.db import create_engine
 from shared.vocabulary import Sex
@@ -115,7 +116,8 @@ def assert_indexed(plan: list[tuple[str, str | None]]) -> None:
 async def plan_of_lookups(engine: AsyncEngine, phone: str | None) -> dict[str, Any]:
     parameters = dedup.lookup_parameters([PERSON], phone, limit=LIMIT, exclude=None, threshold=0.80)
     async with engine.connect() as conn:
-        raw = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {dedup.LOOKUP_SQL}", parameters)
+        explain = sa.text(f"EXPLAIN (FORMAT JSON) {queries.DUPLICATE_LOOKUP.statement.text}")
+        raw = await conn.execute(explain, parameters)
         document = raw.scalar_one()
         await conn.rollback()
     root: dict[str, Any] = (document if isinstance(document, list) else json.loads(document))[0]

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.registration.domain import dedup
-from services.registration.domain.dedup import Person, Reason, Registered
+from services.registration.domain import scoring
 from services.registration.domain.names import name_keys
+from services.registration.domain.scoring import Person, Reason, Registered
 from shared.vocabulary import Sex
 
 THRESHOLD = 0.80
@@ -52,10 +52,10 @@ def registered(p: Person, *, phone: str | None = None) -> Registered:
     )
 
 
-def household_score(new: Person, old: Person, *, phone: str | None = None) -> list[dedup.Match]:
+def household_score(new: Person, old: Person, *, phone: str | None = None) -> list[scoring.Match]:
     row = registered(old, phone=phone)
-    pair = dedup.score_pair(new, row, same_phone=phone is not None)
-    return dedup.combine([(row, pair)], document_matches=[], phone=phone, threshold=THRESHOLD)
+    pair = scoring.score_pair(new, row, same_phone=phone is not None)
+    return scoring.combine([(row, pair)], document_matches=[], phone=phone, threshold=THRESHOLD)
 
 
 BORN = date(1980, 4, 2)
@@ -88,7 +88,7 @@ def test_same_common_name_with_a_different_birth_date_is_not_a_duplicate() -> No
 
 
 def test_birth_date_tolerance() -> None:
-    similarity = dedup.birth_similarity
+    similarity = scoring.birth_similarity
     assert similarity(BORN, 1980, False, BORN, 1980, False) == (1.0, Reason.SAME_BIRTH_DATE)
     assert similarity(date(1980, 4, 2), 1980, False, date(1980, 2, 4), 1980, False)[0] == 0.9
     assert similarity(date(1980, 4, 2), 1980, False, date(1980, 4, 30), 1980, False)[0] == 0.8
@@ -137,7 +137,7 @@ def test_the_same_phone_adds_weight_and_lifts_the_name_gate() -> None:
 
 def test_a_shared_document_is_certain_whatever_the_names() -> None:
     row = registered(person("Olena", "Bondar", BORN))
-    matches = dedup.combine([], document_matches=[row], phone=None, threshold=THRESHOLD)
+    matches = scoring.combine([], document_matches=[row], phone=None, threshold=THRESHOLD)
     assert [(m.score, m.reasons) for m in matches] == [(1.0, (Reason.SAME_DOCUMENT,))]
 
 
@@ -156,8 +156,8 @@ def test_people_with_a_single_name() -> None:
 def test_households_are_ranked_best_first_and_keep_their_best_pair() -> None:
     new = person("Ion", "Rusu", BORN)
     first, second = registered(person("Ion", "Rusu", BORN)), registered(person("Ion", "Rus", BORN))
-    pairs = [(row, dedup.score_pair(new, row, same_phone=False)) for row in (second, first)]
-    matches = dedup.combine(pairs, document_matches=[], phone=None, threshold=THRESHOLD)
+    pairs = [(row, scoring.score_pair(new, row, same_phone=False)) for row in (second, first)]
+    matches = scoring.combine(pairs, document_matches=[], phone=None, threshold=THRESHOLD)
     assert [m.household_id for m in matches] == [first.household_id, second.household_id]
     assert matches[0].score > matches[1].score
 
@@ -172,7 +172,7 @@ birth_dates = st.dates(min_value=date(1910, 1, 1), max_value=date(2024, 12, 31))
 def test_scores_stay_between_zero_and_one(
     g1: str, f1: str, d1: date, g2: str, f2: str, d2: date, same_phone: bool
 ) -> None:
-    pair = dedup.score_pair(
+    pair = scoring.score_pair(
         person(g1, f1, d1), registered(person(g2, f2, d2)), same_phone=same_phone
     )
     assert 0.0 <= pair.score <= 1.0
@@ -184,4 +184,4 @@ def test_everyone_is_a_certain_duplicate_of_themself(
 ) -> None:
     me = person(given_name, family, born)
     if me.keys.given_key and me.keys.family_key:
-        assert dedup.score_pair(me, registered(me), same_phone=False).score == 1.0
+        assert scoring.score_pair(me, registered(me), same_phone=False).score == 1.0

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Protocol
 
 from shared.vocabulary import AgeBand
-
-Clock = Callable[[], datetime]
-"""Returns the current time (UTC, aware); injected so tests control it."""
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class HasAge(Protocol):

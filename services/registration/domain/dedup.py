@@ -11,26 +11,58 @@ Look-ups (each one an index range scan, never a scan of everyone; see the migrat
 
 Only households that are active, pending review or deactivated are candidates (merged and
 erased ones are not people any more). Each candidate member is scored against the new
-member it was found for; a household scores as its best member pair plus the phone bonus.
-The weights are below and in the service README.
+member it was found for (``domain/scoring.py``); a household scores as its best member
+pair plus the phone bonus.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, cast
 from uuid import UUID
 
 from prometheus_client import Counter
-from rapidfuzz import process
-from rapidfuzz.distance import JaroWinkler
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registration.domain.names import NameKeys
-from shared.vocabulary import HouseholdStatus, Sex
+from services.registration import queries
+from services.registration.domain.scoring import (
+    BIRTH_SAME_YEAR,
+    CLOSE_DATE_DAYS,
+    NAME_GATE,
+    SEX_SAME,
+    WEIGHT_BIRTH,
+    WEIGHT_NAME,
+    WEIGHT_SEX,
+    YEAR_TOLERANCE,
+    CandidateRow,
+    Match,
+    PairScore,
+    Person,
+    Reason,
+    Registered,
+    combine,
+    registered_from,
+    score_candidates,
+    score_pair,
+)
+from shared.db import run
+from shared.vocabulary import HouseholdStatus
+
+__all__ = [  # the check, and the scoring names its callers (tests, the benchmark) use
+    "NAME_GATE",
+    "DedupPolicy",
+    "Match",
+    "Person",
+    "Reason",
+    "Registered",
+    "find_duplicates",
+    "look_up",
+    "lookup_parameters",
+    "same_year_can_match",
+    "score_pair",
+]
 
 log = logging.getLogger(__name__)
 TRUNCATED = Counter(
@@ -39,30 +71,6 @@ TRUNCATED = Counter(
     ["lookup"],
 )
 
-# --- weights (documented in services/registration/README.md) ------------------------------
-WEIGHT_NAME = 0.55
-WEIGHT_BIRTH = 0.35
-WEIGHT_SEX = 0.10
-WEIGHT_PHONE = 0.15
-NAME_GATE = 0.85  # below this two names are different, unless the phone is the same
-SWAPPED_NAMES_FACTOR = 0.97  # given and family name exchanged: slightly less certain
-SINGLE_NAME_FACTOR = 0.90  # one of them has no family name: only given names compared
-SAME_NAME = 0.99
-DOCUMENT_SCORE = 1.0  # the same document is certain
-YEAR_TOLERANCE = 2  # blocking window, and the estimated-age tolerance
-CLOSE_DATE_DAYS = 31
-
-BIRTH_SAME_DATE = 1.0
-BIRTH_DAY_MONTH_SWAPPED = 0.9
-BIRTH_WITHIN_A_MONTH = 0.8
-BIRTH_YEAR_TYPO = 0.6  # same day and month, one year apart
-BIRTH_SAME_YEAR = 0.3
-ESTIMATED_BY_YEARS = {0: 0.8, 1: 0.7, 2: 0.6}  # either age is an estimate
-
-SEX_SAME = 1.0
-SEX_UNSURE = 0.5  # either is other or unknown
-SEX_DIFFERENT = 0.0
-
 CANDIDATE_STATUSES = (
     HouseholdStatus.ACTIVE,
     HouseholdStatus.PENDING_REVIEW,
@@ -70,295 +78,19 @@ CANDIDATE_STATUSES = (
 )
 
 
-class Reason:
-    """Reason codes shown to reviewers and carried in DuplicateReviewRequested."""
-
-    SAME_DOCUMENT = "same_document"
-    SAME_NAME = "same_name"
-    SIMILAR_NAME = "similar_name"
-    SWAPPED_NAMES = "swapped_names"
-    SAME_BIRTH_DATE = "same_birth_date"
-    CLOSE_BIRTH_DATE = "close_birth_date"
-    SAME_BIRTH_YEAR = "same_birth_year"
-    ESTIMATED_AGE_CLOSE = "estimated_age_within_2_years"
-    SAME_PHONE = "same_phone"
-
-
 @dataclass(frozen=True)
-class Person:
-    """A member being registered, as the duplicate check sees them."""
+class DedupPolicy:
+    """How hard the check looks: the score that sends a household to review, and the most
+    people fetched per look-up (both from the service's settings)."""
 
-    keys: NameKeys
-    sex: Sex
-    date_of_birth: date | None
-    birth_year: int
-    estimated: bool
-    documents: tuple[tuple[str, str, str], ...] = ()  # (type, issuing country, number key)
-
-
-@dataclass(frozen=True)
-class Registered:
-    """A registered member found by a look-up, with their household's facts."""
-
-    member_id: UUID
-    household_id: UUID
-    case_number: str
-    site_id: str
-    given_key: str
-    family_key: str
-    sex: Sex
-    date_of_birth: date | None
-    birth_year: int
-    estimated: bool
-    phone: str | None
-
-
-@dataclass(frozen=True)
-class PairScore:
-    score: float
-    reasons: frozenset[str]
-
-
-NO_MATCH = PairScore(0.0, frozenset())
-
-
-@dataclass
-class Match:
-    """A registered household that is probably the same as the new one."""
-
-    household_id: UUID
-    case_number: str
-    site_id: str
-    score: float
-    reasons: tuple[str, ...]
-
-
-@dataclass
-class _HouseholdTally:
-    case_number: str
-    site_id: str
-    best: float = 0.0
-    reasons: set[str] = field(default_factory=set)
-    same_phone: bool = False
-
-
-# --- scoring (pure) ------------------------------------------------------------------------
-
-
-def _jw(a: str, b: str) -> float:
-    return float(JaroWinkler.similarity(a, b)) if a and b else 0.0
-
-
-def name_similarity(
-    new_given: str, new_family: str, old_given: str, old_family: str
-) -> tuple[float, str | None]:
-    """Similarity of two names in [0, 1] and its reason (same, similar or swapped)."""
-    if not new_family or not old_family:
-        score = SINGLE_NAME_FACTOR * _jw(new_given, old_given)
-        return score, (Reason.SIMILAR_NAME if score else None)
-    straight = (_jw(new_given, old_given) + _jw(new_family, old_family)) / 2
-    swapped = SWAPPED_NAMES_FACTOR * (_jw(new_given, old_family) + _jw(new_family, old_given)) / 2
-    if swapped > straight:
-        return swapped, Reason.SWAPPED_NAMES
-    return straight, (Reason.SAME_NAME if straight >= SAME_NAME else Reason.SIMILAR_NAME)
-
-
-def birth_similarity(
-    new_date: date | None,
-    new_year: int,
-    new_estimated: bool,
-    old_date: date | None,
-    old_year: int,
-    old_estimated: bool,
-) -> tuple[float, str | None]:
-    """How well two birth dates (or estimated ages) agree, in [0, 1], and why."""
-    if new_estimated or old_estimated or new_date is None or old_date is None:
-        score = ESTIMATED_BY_YEARS.get(abs(new_year - old_year), 0.0)
-        return score, (Reason.ESTIMATED_AGE_CLOSE if score else None)
-    if new_date == old_date:
-        return BIRTH_SAME_DATE, Reason.SAME_BIRTH_DATE
-    if new_date.year == old_date.year and (new_date.month, new_date.day) == (
-        old_date.day,
-        old_date.month,
-    ):
-        return BIRTH_DAY_MONTH_SWAPPED, Reason.CLOSE_BIRTH_DATE
-    if abs((new_date - old_date).days) <= CLOSE_DATE_DAYS:
-        return BIRTH_WITHIN_A_MONTH, Reason.CLOSE_BIRTH_DATE
-    if (new_date.month, new_date.day) == (old_date.month, old_date.day) and (
-        abs(new_date.year - old_date.year) == 1
-    ):
-        return BIRTH_YEAR_TYPO, Reason.CLOSE_BIRTH_DATE
-    if new_date.year == old_date.year:
-        return BIRTH_SAME_YEAR, Reason.SAME_BIRTH_YEAR
-    return 0.0, None
-
-
-def sex_agreement(new: Sex, old: Sex) -> float:
-    known = {Sex.FEMALE, Sex.MALE}
-    if new not in known or old not in known:
-        return SEX_UNSURE
-    return SEX_SAME if new == old else SEX_DIFFERENT
-
-
-def score_pair(person: Person, registered: Registered, *, same_phone: bool) -> PairScore:
-    """Score of one new member against one registered member (before the phone bonus).
-
-    ``WEIGHT_NAME·name + WEIGHT_BIRTH·birth + WEIGHT_SEX·sex`` when the birth dates agree at
-    all and the names pass ``NAME_GATE`` (the gate is lifted when the phone is the same, so
-    names in scripts that do not transliterate into each other can still meet).
-    """
-    birth, birth_reason = birth_similarity(
-        person.date_of_birth,
-        person.birth_year,
-        person.estimated,
-        registered.date_of_birth,
-        registered.birth_year,
-        registered.estimated,
-    )
-    if birth <= 0:
-        return NO_MATCH
-    name, name_reason = name_similarity(
-        person.keys.given_key, person.keys.family_key, registered.given_key, registered.family_key
-    )
-    if name < NAME_GATE and not same_phone:
-        return NO_MATCH
-    score = (
-        WEIGHT_NAME * name
-        + WEIGHT_BIRTH * birth
-        + WEIGHT_SEX * sex_agreement(person.sex, registered.sex)
-    )
-    reasons = {r for r in (birth_reason,) if r}
-    if name >= NAME_GATE and name_reason:
-        reasons.add(name_reason)
-    return PairScore(min(1.0, score), frozenset(reasons))
-
-
-# A name can pass NAME_GATE only if each of the two similarities it averages is at least
-# 2·NAME_GATE - 1 (the other is at most 1); the swapped and single-name scores, scaled down by
-# their factors, need more. So a candidate none of whose similarities reaches this floor
-# cannot pass the gate (the margin absorbs rounding).
-NAME_FLOOR = 2 * NAME_GATE - 1 - 1e-9
-
-# A registered member as the look-up returns it: the columns of ``Registered``, in order.
-CandidateRow = Sequence[Any]
-_GIVEN, _FAMILY, _PHONE = 4, 5, 10
-
-
-def _near(query: str, choices: list[str]) -> set[int]:
-    """Positions of ``choices`` whose Jaro-Winkler similarity to ``query`` reaches NAME_FLOOR
-    (computed in C for the whole list at once)."""
-    if not query:
-        return set()  # _jw scores an empty name 0
-    near = process.extract(
-        query, choices, scorer=JaroWinkler.similarity, score_cutoff=NAME_FLOOR, limit=None
-    )
-    return {position for _, _, position in near}
-
-
-def score_candidates(
-    person: Person, rows: Sequence[CandidateRow], *, phone: str | None
-) -> list[tuple[Registered, PairScore]]:
-    """The pairs of ``person`` with ``rows`` that score, in the order of ``rows``: the same as
-    :func:`score_pair` on every row (which stays the reference), but a row whose names cannot
-    pass NAME_GATE (found for the whole block at once, in C) and whose household does not
-    have the same phone is dropped before it becomes a ``Registered`` and is scored."""
-    givens = [row[_GIVEN] for row in rows]
-    families = [row[_FAMILY] for row in rows]
-    new_given, new_family = person.keys.given_key, person.keys.family_key
-    given_near = _near(new_given, givens)
-    if new_family:
-        family_near = _near(new_family, families)
-        swapped_near = _near(new_given, families) & _near(new_family, givens)
-    pairs: list[tuple[Registered, PairScore]] = []
-    for position, row in enumerate(rows):
-        same_phone = phone is not None and row[_PHONE] == phone
-        if not same_phone and not (
-            (
-                position in given_near
-                and (not new_family or not families[position] or position in family_near)
-            )
-            or (new_family and position in swapped_near)
-        ):
-            continue
-        registered = _registered(row)
-        pair = score_pair(person, registered, same_phone=same_phone)
-        if pair is not NO_MATCH:
-            pairs.append((registered, pair))
-    return pairs
-
-
-def combine(
-    pairs: Iterable[tuple[Registered, PairScore]],
-    *,
-    document_matches: Iterable[Registered],
-    phone: str | None,
-    threshold: float,
-) -> list[Match]:
-    """Household scores: best pair, plus ``WEIGHT_PHONE`` for the same phone; a shared
-    document scores ``DOCUMENT_SCORE``. Returns those at or above ``threshold``, best first."""
-    tallies: dict[UUID, _HouseholdTally] = {}
-
-    def tally(row: Registered) -> _HouseholdTally:
-        entry = tallies.setdefault(row.household_id, _HouseholdTally(row.case_number, row.site_id))
-        entry.same_phone = entry.same_phone or (phone is not None and row.phone == phone)
-        return entry
-
-    for row, pair in pairs:
-        entry = tally(row)
-        if pair.score > 0:
-            entry.best = max(entry.best, pair.score)
-            entry.reasons |= pair.reasons
-    for row in document_matches:
-        entry = tally(row)
-        entry.best = DOCUMENT_SCORE
-        entry.reasons.add(Reason.SAME_DOCUMENT)
-    matches: list[Match] = []
-    for household_id, entry in tallies.items():
-        if entry.best <= 0:
-            continue
-        score = entry.best
-        if entry.same_phone:
-            score = min(1.0, score + WEIGHT_PHONE)
-            entry.reasons.add(Reason.SAME_PHONE)
-        if score >= threshold:
-            matches.append(
-                Match(
-                    household_id=household_id,
-                    case_number=entry.case_number,
-                    site_id=entry.site_id,
-                    score=round(score, 3),
-                    reasons=tuple(sorted(entry.reasons)),
-                )
-            )
-    matches.sort(key=lambda m: (-m.score, m.case_number))
-    return matches
-
-
-# --- look-ups (index-backed) ---------------------------------------------------------------
-
-
-def _registered(values: Sequence[Any]) -> Registered:
-    return Registered(
-        member_id=values[0],
-        household_id=values[1],
-        case_number=values[2],
-        site_id=values[3],
-        given_key=values[4],
-        family_key=values[5],
-        sex=Sex(values[6]),
-        date_of_birth=values[7],
-        birth_year=values[8],
-        estimated=bool(values[9]),
-        phone=values[10],
-    )
+    threshold: float
+    candidates_per_member: int
 
 
 # --- one statement for every look-up ------------------------------------------------------
 #
-# The three look-ups of all the new members run as ONE statement (one round trip, prepared
-# once per connection): LATERAL sub-queries per member (its two name blocks) and per
-# document, each with its own LIMIT, plus the phone look-up. Each branch is an index range
-# scan (tests/registration/test_dedup_indexes.py checks the plan).
+# The look-ups of all the new members run as ONE statement (queries.DUPLICATE_LOOKUP): one
+# round trip, prepared once per connection; each branch an index range scan.
 #
 # The name block also leaves out the people whose birth date cannot bring the pair to the
 # threshold, even with the same name and sex: for two exact dates that is anyone not born
@@ -371,73 +103,7 @@ def _registered(values: Sequence[Any]) -> Registered:
 # row and PostgreSQL applies it in the index scan, before it joins each household: about half
 # as many household look-ups for a large block at a million people.
 
-_CANDIDATE_COLUMNS = """m.id, m.household_id, h.case_number, h.site_id, m.given_key,
-        m.family_key, m.sex, m.date_of_birth, m.birth_year, m.estimated_age IS NOT NULL, h.phone"""
-_CANDIDATE_FILTER = """h.status = ANY($12::text[])
-        AND ($13::uuid IS NULL OR m.household_id <> $13::uuid)"""
 NAME_ARMS = ("family", "given")
-# Birth dates that score enough whatever the threshold (or an estimated age on either side).
-# The same-year condition on its own line is implied by the next one; it lets PostgreSQL
-# drop the rest of the year while reading the member rows, before it joins each household.
-_BIRTH_CLOSE = """(p.born IS NULL OR m.date_of_birth IS NULL OR m.estimated_age IS NOT NULL
-        OR m.date_of_birth BETWEEN p.born - $15::int AND p.born + $15::int
-        OR (to_char(m.date_of_birth, 'MM-DD') = to_char(p.born, 'MM-DD')
-            AND abs(m.birth_year - p.birth_year) = 1))"""
-# Constant fragments only: every value is a bind parameter. One arm per blocking index
-# (family name code, or given name code with the family initial), so that each is an
-# index-only scan of its covering index (migration 0003); a person in both blocks comes
-# back twice and is scored once.
-_NAME_ARM = """
-SELECT '{kind}', p.idx, c.* FROM unnest(
-    $1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::date[]
-) AS p(idx, code_a, code_b, initial_a, initial_b, birth_year, born)
-CROSS JOIN LATERAL (
-    SELECT {columns}
-    FROM household_member m JOIN household h ON h.id = m.household_id
-    WHERE {block}
-    AND m.birth_year BETWEEN p.birth_year - $14 AND p.birth_year + $14
-    AND ({close} OR m.birth_year = p.birth_year)
-    AND ({close} OR $18::bool
-        OR m.household_id = ANY(ARRAY(SELECT ph.id FROM household ph WHERE ph.phone = $17::text))
-        OR to_char(m.date_of_birth, 'DD-MM') = to_char(p.born, 'MM-DD'))
-    AND {candidate_filter}
-    LIMIT $16
-) AS c
-"""
-_FAMILY_BLOCK = "m.family_phonetic IN (p.code_a, p.code_b)"
-_GIVEN_BLOCK = """m.given_phonetic IN (p.code_a, p.code_b)
-    AND m.family_initial IN (p.initial_a, p.initial_b, '')"""
-_NAME_ARMS = "UNION ALL".join(
-    _NAME_ARM.format(
-        kind=kind,
-        block=block,
-        columns=_CANDIDATE_COLUMNS,
-        close=_BIRTH_CLOSE,
-        candidate_filter=_CANDIDATE_FILTER,
-    )
-    for kind, block in (("family", _FAMILY_BLOCK), ("given", _GIVEN_BLOCK))
-)
-LOOKUP_SQL = f"""{_NAME_ARMS}
-UNION ALL
-SELECT 'document', d.idx, c.* FROM unnest($8::int[], $9::text[], $10::text[], $11::text[])
-    AS d(idx, doc_type, issuing_country, number_key)
-CROSS JOIN LATERAL (
-    SELECT {_CANDIDATE_COLUMNS}
-    FROM member_document md
-    JOIN household_member m ON m.id = md.member_id
-    JOIN household h ON h.id = m.household_id
-    WHERE md.number_key = d.number_key AND md.doc_type = d.doc_type
-        AND md.issuing_country = d.issuing_country AND {_CANDIDATE_FILTER}
-    LIMIT $16
-) AS c
-UNION ALL
-(
-    SELECT 'phone', -1, {_CANDIDATE_COLUMNS}
-    FROM household h JOIN household_member m ON m.household_id = h.id
-    WHERE h.phone = $17::text AND {_CANDIDATE_FILTER}
-    LIMIT $16
-)
-"""  # noqa: S608
 
 
 def same_year_can_match(threshold: float) -> bool:
@@ -454,8 +120,8 @@ def lookup_parameters(
     limit: int,
     exclude: UUID | None,
     threshold: float,
-) -> tuple[Any, ...]:
-    """The parameters of :data:`LOOKUP_SQL` for these people (in its $n order)."""
+) -> dict[str, Any]:
+    """The parameters of :data:`queries.DUPLICATE_LOOKUP` for these people."""
     blocked = [
         (index, person)
         for index, person in enumerate(people)
@@ -464,26 +130,26 @@ def lookup_parameters(
     documents = [
         (index, document) for index, person in enumerate(people) for document in person.documents
     ]
-    return (
-        [index for index, _ in blocked],
-        [p.keys.family_phonetic or None for _, p in blocked],
-        [p.keys.given_phonetic or None for _, p in blocked],
-        [p.keys.family_initial for _, p in blocked],
-        [p.keys.given_key[:1] for _, p in blocked],
-        [p.birth_year for _, p in blocked],
-        [None if p.estimated else p.date_of_birth for _, p in blocked],
-        [index for index, _ in documents],
-        [doc_type for _, (doc_type, _, _) in documents],
-        [country for _, (_, country, _) in documents],
-        [number_key for _, (_, _, number_key) in documents],
-        [s.value for s in CANDIDATE_STATUSES],
-        exclude,
-        YEAR_TOLERANCE,
-        CLOSE_DATE_DAYS,
-        limit,
-        phone,
-        same_year_can_match(threshold),
-    )
+    return {
+        "block_index": [index for index, _ in blocked],
+        "code_a": [p.keys.family_phonetic or None for _, p in blocked],
+        "code_b": [p.keys.given_phonetic or None for _, p in blocked],
+        "initial_a": [p.keys.family_initial for _, p in blocked],
+        "initial_b": [p.keys.given_key[:1] for _, p in blocked],
+        "birth_year": [p.birth_year for _, p in blocked],
+        "born": [None if p.estimated else p.date_of_birth for _, p in blocked],
+        "document_index": [index for index, _ in documents],
+        "doc_type": [doc_type for _, (doc_type, _, _) in documents],
+        "issuing_country": [country for _, (_, country, _) in documents],
+        "number_key": [number_key for _, (_, _, number_key) in documents],
+        "statuses": [s.value for s in CANDIDATE_STATUSES],
+        "exclude": exclude,
+        "year_tolerance": YEAR_TOLERANCE,
+        "close_days": CLOSE_DATE_DAYS,
+        "limit": limit,
+        "phone": phone,
+        "same_year_can_match": same_year_can_match(threshold),
+    }
 
 
 @dataclass
@@ -497,7 +163,7 @@ class LookupRows:
 
     def members(self, index: int) -> list[Registered]:
         """The name-block candidates of the member at ``index``."""
-        return [_registered(row) for row in self.names.get(index, [])]
+        return [registered_from(row) for row in self.names.get(index, [])]
 
 
 async def look_up(
@@ -511,9 +177,8 @@ async def look_up(
 ) -> LookupRows:
     """Run every look-up of ``people`` in one statement: every registered person who could
     score ``threshold`` against one of them (up to ``limit`` per look-up)."""
-    connection = await session.connection()
     parameters = lookup_parameters(people, phone, limit=limit, exclude=exclude, threshold=threshold)
-    result = await connection.exec_driver_sql(LOOKUP_SQL, parameters)
+    result = await run(session, queries.DUPLICATE_LOOKUP, parameters)
     found = LookupRows()
     per_branch: dict[tuple[str, int], int] = {}
     seen: set[tuple[int, UUID]] = set()
@@ -528,7 +193,7 @@ async def look_up(
                 seen.add((index, values[0]))
                 rows.append(values)
         elif kind == "document":
-            found.documents.append(_registered(values))
+            found.documents.append(registered_from(values))
         else:
             found.phone.append(values)
     for (kind, _), count in per_branch.items():

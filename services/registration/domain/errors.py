@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from shared.idempotency import OutcomeGone, RequestKeyReused
 from shared.problems import (
     Conflict,
     NotFound,
     NotInYourSites,
     PreconditionFailed,
     PreconditionRequired,
-    Problem,
     ValidationFailed,
 )
 
@@ -42,8 +42,10 @@ class HouseholdOutOfScope(HouseholdNotFound, NotInYourSites):
     audited as a refused request."""
 
 
-class HouseholdErased(Problem):
-    status, type_slug, title = 410, "household-erased", "Household erased"
+class HouseholdErased(OutcomeGone):
+    """An erased household (410), also the answer to a key whose registration was erased."""
+
+    type_slug, title = "household-erased", "Household erased"
 
 
 class MemberNotFound(NotFound):
@@ -70,7 +72,7 @@ class HeadRule(Conflict):
     type_slug, title = "household-head", "A household has exactly one head"
 
 
-class IdempotencyKeyReused(Conflict):
+class IdempotencyKeyReused(RequestKeyReused):
     type_slug, title = "idempotency-key-reused", "Idempotency-Key already used"
 
 

@@ -21,12 +21,15 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.registration import queries
 from services.registration.domain.views import Actor
+from shared.db import run
 from shared.vocabulary import AgeBand, HouseholdStatus, Sex
 
 COUNTED_STATUSES = (HouseholdStatus.ACTIVE, HouseholdStatus.PENDING_REVIEW)
@@ -54,45 +57,6 @@ FIXED_COLUMNS = (
     ("Persons", "#affected+ind"),
 )
 CELLS = [(group, band) for group, _, _ in SEX_GROUPS for band in AGE_BANDS]
-
-_FILTERS = """
-    h.status = ANY(:statuses)
-    AND (CAST(:site_id AS text) IS NULL OR h.site_id = :site_id)
-    AND (CAST(:sites AS text[]) IS NULL OR h.site_id = ANY(:sites))
-    AND (CAST(:from_date AS date) IS NULL
-         OR (h.registered_at AT TIME ZONE s.timezone)::date >= :from_date)
-    AND (CAST(:to_date AS date) IS NULL
-         OR (h.registered_at AT TIME ZONE s.timezone)::date <= :to_date)
-"""
-_HOUSEHOLDS = sa.text(
-    """
-    SELECT h.site_id, s.name, s.country, s.admin1, s.admin2, h.displacement_status, count(*)
-    FROM household h JOIN registration_site s ON s.id = h.site_id
-    WHERE :filters
-    GROUP BY h.site_id, s.name, s.country, s.admin1, s.admin2, h.displacement_status
-    ORDER BY h.site_id, h.displacement_status
-    """.replace(":filters", _FILTERS)
-)
-_PERSONS = sa.text(
-    """
-    SELECT site_id, displacement_status, sex,
-           CASE WHEN age < 5 THEN '0-4' WHEN age < 18 THEN '5-17'
-                WHEN age < 60 THEN '18-59' ELSE '60+' END AS band,
-           count(*)
-    FROM (
-        SELECT h.site_id, h.displacement_status, m.sex,
-               CASE WHEN m.date_of_birth IS NOT NULL
-                    THEN date_part('year', age(:today, m.date_of_birth))
-                    ELSE m.estimated_age + date_part('year', age(:today, m.estimated_on))
-               END AS age
-        FROM household h
-        JOIN registration_site s ON s.id = h.site_id
-        JOIN household_member m ON m.household_id = h.id
-        WHERE :filters
-    ) AS people
-    GROUP BY 1, 2, 3, 4
-    """.replace(":filters", _FILTERS)
-)
 
 
 def header_rows() -> tuple[list[str], list[str]]:
@@ -137,12 +101,13 @@ async def households_csv(
         "to_date": to_date,
         "today": today,
     }
-    connection = await session.connection()
-    households = (await connection.execute(_HOUSEHOLDS, params)).all()
+    # Rows of several columns (``run`` types them loosely as ``Row[Any]``).
+    households: Sequence[Any] = (await run(session, queries.REPORT_HOUSEHOLDS, params)).all()
+    people: Sequence[Any] = (await run(session, queries.REPORT_PERSONS, params)).all()
     persons: dict[tuple[str, str], dict[tuple[str, str], int]] = defaultdict(
         lambda: defaultdict(int)
     )
-    for site, status, sex, band, count in (await connection.execute(_PERSONS, params)).all():
+    for site, status, sex, band, count in people:
         persons[(site, status)][(SEX_GROUP_OF[Sex(sex)], band)] += int(count)
     out = io.StringIO()
     writer = csv.writer(out)

@@ -13,23 +13,31 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.schema import CreateSequence
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.registration import queries
 from services.registration.domain.errors import SiteExists
 from services.registration.models import SITE_ID_PATTERN, Site, SiteCreate, SitePublic
 from shared import audit
 from shared.auth import Principal
+from shared.db import run
 
 SERVICE = "registration"
 CASE_NUMBER_DIGITS = 6
 
 
-def case_sequence(site_id: str) -> str:
-    """The quoted name of a site's case-number sequence (the id format makes it safe)."""
+def case_sequence_name(site_id: str) -> str:
+    """The name of a site's case-number sequence (the id format makes it a safe name)."""
     if not re.fullmatch(SITE_ID_PATTERN, site_id):
         raise ValueError(f"not a site id: {site_id!r}")
-    return f'"case_number_{site_id}"'
+    return f"case_number_{site_id}"
+
+
+def case_sequence(site_id: str) -> str:
+    """The quoted name of a site's case-number sequence, as ``to_regclass`` reads it."""
+    return f'"{case_sequence_name(site_id)}"'
 
 
 async def create_site(
@@ -45,7 +53,9 @@ async def create_site(
     if inserted.first() is None:
         raise SiteExists(f"Site {data.id} already exists.", site_id=data.id)
     connection = await session.connection()
-    await connection.execute(sa.text(f"CREATE SEQUENCE IF NOT EXISTS {case_sequence(data.id)}"))
+    await connection.execute(
+        CreateSequence(sa.Sequence(case_sequence_name(data.id)), if_not_exists=True)
+    )
     await audit.record(
         session,
         service=SERVICE,
@@ -62,19 +72,13 @@ async def list_sites(*, session: AsyncSession) -> list[SitePublic]:
     return [SitePublic.model_validate(site, from_attributes=True) for site in result.all()]
 
 
-# One round trip: the site's existence and its next number (to_regclass: a bind parameter,
-# so the statement is prepared once for every site).
-_NEXT_CASE_NUMBER = sa.text(
-    "SELECT nextval(to_regclass(:sequence)) FROM registration_site WHERE id = :site_id"
-)
-
-
 async def next_case_number(session: AsyncSession, site_id: str) -> str | None:
     """The site's next case number; None when there is no such site."""
-    connection = await session.connection()
     number = (
-        await connection.execute(
-            _NEXT_CASE_NUMBER, {"sequence": case_sequence(site_id), "site_id": site_id}
+        await run(
+            session,
+            queries.NEXT_CASE_NUMBER,
+            {"sequence": case_sequence(site_id), "site_id": site_id},
         )
     ).scalar_one_or_none()
     if number is None:

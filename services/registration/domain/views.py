@@ -151,3 +151,8 @@ def household_public(view: HouseholdView, *, sees_sensitive: bool) -> HouseholdP
             "deactivation_reason": h.deactivation_reason,
         }
     )
+
+
+async def load_view(session: AsyncSession, household: Household) -> HouseholdView:
+    """One household as callers see it."""
+    return (await load_views(session, [household]))[0]

@@ -1,9 +1,5 @@
-"""Tables and API shapes of the registration service.
-
-Tables (SQLModel, created by the hand-written migrations) come first; then the request shapes
-(`XCreate` / `XUpdate`, strict: unknown fields are refused, text is NFC without control
-characters) and the response shapes (`XPublic`).
-"""
+"""Request shapes of the registration service (``XCreate`` / ``XUpdate``): strict, unknown
+fields are refused, text is NFC without control characters; with the validated value types."""
 
 from __future__ import annotations
 
@@ -11,31 +7,18 @@ import re
 import unicodedata
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import pycountry
-import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 from pydantic import model_validator as pydantic_model_validator
-from sqlalchemy.dialects import postgresql
-from sqlmodel import Field as TableField
-from sqlmodel import SQLModel
 
 from services.registration.domain.names import document_number_key
+from services.registration.models.tables import DeactivationReason, DocumentType, Relationship
 from shared.validation import CleanText, StrictModel
-from shared.vocabulary import (
-    DisplacementStatus,
-    HouseholdStatus,
-    NeedType,
-    Priority,
-    Sex,
-    Vulnerability,
-)
-
-metadata = SQLModel.metadata
+from shared.vocabulary import DisplacementStatus, NeedType, Priority, Sex, Vulnerability
 
 MAX_MEMBERS = 30
 MAX_DOCUMENTS = 10
@@ -50,191 +33,6 @@ ICAO_SPECIAL_NATIONALITIES = frozenset({"XXA", "XXB", "XXC", "XXX"})
 # A device's "today" may be a day ahead of UTC; dates up to then are not "in the future".
 DATE_SKEW = timedelta(days=1)
 CONSENT_CLOCK_SKEW = timedelta(minutes=10)
-
-
-class Relationship(StrEnum):
-    """A member's relationship to the head of the household."""
-
-    HEAD = "head"
-    SPOUSE_OR_PARTNER = "spouse_or_partner"
-    CHILD = "child"
-    PARENT = "parent"
-    SIBLING = "sibling"
-    GRANDCHILD = "grandchild"
-    GRANDPARENT = "grandparent"
-    OTHER_RELATIVE = "other_relative"
-    NON_RELATIVE = "non_relative"
-
-
-class DocumentType(StrEnum):
-    PASSPORT = "passport"
-    NATIONAL_ID = "national_id"
-    BIRTH_CERTIFICATE = "birth_certificate"
-    RESIDENCE_PERMIT = "residence_permit"
-    REFUGEE_CERTIFICATE = "refugee_certificate"
-    TEMPORARY_PROTECTION_CERTIFICATE = "temporary_protection_certificate"
-    DRIVING_LICENCE = "driving_licence"
-    OTHER = "other"
-
-
-class DeactivationReason(StrEnum):
-    RELOCATED = "relocated"
-    RETURNED_HOME = "returned_home"
-    DECEASED = "deceased"
-    DUPLICATE = "duplicate"
-    NO_LONGER_ELIGIBLE = "no_longer_eligible"
-    LOST_CONTACT = "lost_contact"
-    OTHER = "other"
-
-
-class ReviewStatus(StrEnum):
-    OPEN = "open"
-    RESOLVED = "resolved"
-    CLOSED = "closed"  # the household was deactivated or erased before anyone decided
-
-
-class ReviewResolution(StrEnum):
-    MERGE = "merge"
-    NOT_DUPLICATE = "not_duplicate"
-    HOUSEHOLD_DEACTIVATED = "household_deactivated"
-    HOUSEHOLD_ERASED = "household_erased"
-
-
-# --- tables --------------------------------------------------------------------------------
-
-
-class Site(SQLModel, table=True):
-    """A registration site (reference data owned by registration)."""
-
-    __tablename__ = "registration_site"
-
-    id: str = TableField(primary_key=True)
-    name: str
-    country: str
-    admin1: str
-    admin2: str | None = None
-    timezone: str
-    created_at: datetime = TableField(sa_type=sa.DateTime(timezone=True))
-
-
-class Household(SQLModel, table=True):
-    """A household; once erased, only its id, case number, site and status remain."""
-
-    __tablename__ = "household"
-
-    id: UUID = TableField(primary_key=True)
-    case_number: str = TableField(unique=True)
-    site_id: str = TableField(foreign_key="registration_site.id")
-    admin1: str | None = None
-    admin2: str | None = None
-    settlement: str | None = None
-    displacement_status: str | None = None
-    arrival_date: date | None = None
-    preferred_language: str | None = None
-    phone: str | None = None
-    consent_data_processing: bool | None = None
-    consent_referral_sharing: bool | None = None
-    consent_contact: bool | None = None
-    consent_given_at: datetime | None = TableField(
-        default=None,
-        sa_type=sa.DateTime(timezone=True),
-    )
-    needs: list[dict[str, str]] = TableField(
-        default_factory=list, sa_column=sa.Column(postgresql.JSONB, nullable=False)
-    )
-    status: str
-    version: int = 1
-    registered_at: datetime = TableField(sa_type=sa.DateTime(timezone=True))
-    updated_at: datetime = TableField(sa_type=sa.DateTime(timezone=True))
-    merged_into_id: UUID | None = TableField(default=None, foreign_key="household.id")
-    deactivation_reason: str | None = None
-    erased_at: datetime | None = TableField(
-        default=None,
-        sa_type=sa.DateTime(timezone=True),
-    )
-
-
-class Member(SQLModel, table=True):
-    """A person in a household, with the comparison and blocking keys of the duplicate check."""
-
-    __tablename__ = "household_member"
-
-    id: UUID = TableField(primary_key=True)
-    household_id: UUID = TableField(foreign_key="household.id", ondelete="CASCADE")
-    position: int
-    given_name: str
-    family_name: str | None = None
-    sex: str
-    date_of_birth: date | None = None
-    estimated_age: int | None = None
-    estimated_on: date | None = None
-    relationship: str
-    nationality: str
-    vulnerabilities: list[str] = TableField(
-        default_factory=list, sa_column=sa.Column(postgresql.ARRAY(sa.Text), nullable=False)
-    )
-    given_key: str
-    family_key: str
-    given_phonetic: str
-    family_phonetic: str
-    family_initial: str
-    birth_year: int
-    name_key: str
-
-
-class MemberDocument(SQLModel, table=True):
-    __tablename__ = "member_document"
-
-    id: UUID = TableField(primary_key=True)
-    member_id: UUID = TableField(foreign_key="household_member.id", ondelete="CASCADE")
-    household_id: UUID = TableField(foreign_key="household.id", ondelete="CASCADE")
-    doc_type: str
-    number: str
-    number_key: str
-    issuing_country: str
-
-
-class DuplicateReview(SQLModel, table=True):
-    """A household waiting for someone to say whether it is a duplicate (one open per household)."""
-
-    __tablename__ = "duplicate_review"
-
-    id: UUID = TableField(primary_key=True)
-    household_id: UUID = TableField(foreign_key="household.id")
-    site_id: str
-    status: str
-    score: float
-    reasons: list[str] = TableField(
-        default_factory=list, sa_column=sa.Column(postgresql.ARRAY(sa.Text), nullable=False)
-    )
-    candidates: list[dict[str, Any]] = TableField(
-        default_factory=list, sa_column=sa.Column(postgresql.JSONB, nullable=False)
-    )
-    created_at: datetime = TableField(sa_type=sa.DateTime(timezone=True))
-    resolved_at: datetime | None = TableField(
-        default=None,
-        sa_type=sa.DateTime(timezone=True),
-    )
-    resolved_by: str | None = None
-    resolution: str | None = None
-    merge_into_id: UUID | None = None
-
-
-class IdempotencyRecord(SQLModel, table=True):
-    """The first response to an (caller, Idempotency-Key) pair, replayed to re-sent requests."""
-
-    __tablename__ = "registration_idempotency"
-
-    principal_sub: str = TableField(primary_key=True)
-    idempotency_key: str = TableField(primary_key=True)
-    request_hash: str | None = None
-    status_code: int | None = None
-    response_body: dict[str, Any] | None = TableField(
-        default=None, sa_column=sa.Column(postgresql.JSONB, nullable=True)
-    )
-    household_id: UUID | None = None
-    created_at: datetime = TableField(sa_type=sa.DateTime(timezone=True))
-    expires_at: datetime = TableField(sa_type=sa.DateTime(timezone=True))
 
 
 # --- validated value types -----------------------------------------------------------------
@@ -330,15 +128,6 @@ PastDate = Annotated[date, AfterValidator(_not_in_future)]
 # --- sites ---------------------------------------------------------------------------------
 
 
-class SiteBase(BaseModel):
-    id: str = Field(description="Site code, also the prefix of its case numbers: MDA-CHI.")
-    name: str
-    country: str = Field(description="ISO 3166-1 alpha-3.")
-    admin1: str = Field(description="Admin level 1 p-code.")
-    admin2: str | None = Field(None, description="Admin level 2 p-code.")
-    timezone: str = Field(description="IANA time zone, e.g. Europe/Chisinau.")
-
-
 class SiteCreate(StrictModel):
     id: SiteId
     name: CleanText = Field(min_length=1, max_length=200)
@@ -346,10 +135,6 @@ class SiteCreate(StrictModel):
     admin1: PCode
     admin2: PCode | None = None
     timezone: Annotated[str, AfterValidator(_timezone)]
-
-
-class SitePublic(SiteBase):
-    pass
 
 
 # --- households: requests ------------------------------------------------------------------
@@ -583,106 +368,3 @@ class ResolveRequest(StrictModel):
         if self.action == "not_duplicate" and self.merge_into is not None:
             raise ValueError("merge_into goes only with action 'merge'")
         return self
-
-
-# --- households: responses -----------------------------------------------------------------
-
-
-class DocumentPublic(BaseModel):
-    type: DocumentType
-    number: str
-    issuing_country: str
-
-
-class MemberPublic(BaseModel):
-    id: UUID
-    given_name: str
-    family_name: str | None
-    sex: Sex
-    date_of_birth: date | None
-    estimated_age: int | None
-    relationship: Relationship
-    nationality: str
-    documents: list[DocumentPublic]
-    vulnerabilities: list[Vulnerability] = Field(
-        description="Sensitive categories (survivor_of_trafficking, survivor_of_gbv) appear "
-        "only for caseworkers and administrators."
-    )
-
-
-class LocationPublic(BaseModel):
-    admin1: str
-    admin2: str | None
-    settlement: str | None
-
-
-class ConsentPublic(BaseModel):
-    data_processing: bool
-    referral_sharing: bool
-    contact: bool
-    given_at: datetime
-
-
-class NeedPublic(BaseModel):
-    type: NeedType
-    priority: Priority
-
-
-class HouseholdPublic(BaseModel):
-    id: UUID
-    case_number: str
-    site_id: str
-    location: LocationPublic
-    displacement_status: DisplacementStatus
-    arrival_date: date | None
-    preferred_language: str
-    phone: str | None
-    consent: ConsentPublic
-    status: HouseholdStatus
-    version: int
-    members: list[MemberPublic]
-    needs: list[NeedPublic]
-    registered_at: datetime
-    updated_at: datetime
-    merged_into: UUID | None = None
-    deactivation_reason: DeactivationReason | None = None
-
-
-class HouseholdPage(BaseModel):
-    items: list[HouseholdPublic]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
-
-
-class PossibleDuplicate(BaseModel):
-    household_id: UUID
-    case_number: str
-    site_id: str
-    score: float
-    reasons: list[str]
-
-
-class RegistrationResult(BaseModel):
-    id: UUID
-    case_number: str
-    status: HouseholdStatus
-    possible_duplicates: list[PossibleDuplicate]
-
-
-class DuplicateReviewPublic(BaseModel):
-    id: UUID
-    household_id: UUID
-    case_number: str
-    site_id: str
-    status: ReviewStatus
-    score: float
-    reasons: list[str]
-    candidates: list[PossibleDuplicate]
-    created_at: datetime
-    resolved_at: datetime | None
-    resolution: ReviewResolution | None
-    merge_into: UUID | None
-
-
-class DuplicateReviewPage(BaseModel):
-    items: list[DuplicateReviewPublic]
-    next_cursor: str | None
