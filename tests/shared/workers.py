@@ -1,7 +1,7 @@
-"""Processes the foundation tests start and kill: an outbox relay and a checking consumer.
+"""Processes the messaging-guarantee tests start and kill: an outbox relay and a checking consumer.
 
-python -m tests.foundation.workers relay <database_url> <bootstrap>
-python -m tests.foundation.workers consumer <database_url> <bootstrap>
+python -m tests.shared.workers relay <database_url> <bootstrap>
+python -m tests.shared.workers consumer <database_url> <bootstrap>
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from shared.db import create_engine, session_factory
 from shared.kafka import LazyProducer, ensure_topics
 from shared.outbox import OutboxRelay, add_event, outbox_table
-from tests.foundation.test_outbox_exactly_once import update
-from tests.foundation.workers import private_catalog
+from tests.shared.test_outbox_exactly_once import update
+from tests.shared.workers import private_catalog
 from tests.support import migrated_database, read_topic, unique
 
 KEYS = 5

@@ -16,7 +16,7 @@ from shared.events.registration import ConsentFlags, HouseholdUpdated, Location,
 from shared.kafka import ensure_topics
 from shared.outbox import add_event
 from shared.vocabulary import AgeBand, DisplacementStatus, HouseholdStatus, Sex
-from tests.foundation.workers import private_catalog
+from tests.shared.workers import private_catalog
 from tests.support import (
     eventually,
     kill_group,
@@ -63,7 +63,7 @@ async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_p
     households = [uuid.uuid4() for _ in range(HOUSEHOLDS)]
 
     consumer = start_python(
-        "tests.foundation.workers",
+        "tests.shared.workers",
         "consumer",
         sink_url,
         bootstrap,
@@ -71,7 +71,7 @@ async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_p
         log=tmp_path / "consumer.log",
     )
     relay = start_python(
-        "tests.foundation.workers",
+        "tests.shared.workers",
         "relay",
         source_url,
         bootstrap,
@@ -115,7 +115,7 @@ async def test_relay_killed_twice_delivers_each_event_once_in_order(infra, tmp_p
                 kills += 1
                 await asyncio.sleep(0.5)
                 relay = start_python(
-                    "tests.foundation.workers",
+                    "tests.shared.workers",
                     "relay",
                     source_url,
                     bootstrap,
