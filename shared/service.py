@@ -264,10 +264,8 @@ def run(definition: ServiceDefinition[Any]) -> None:
 def serve(app: FastAPI) -> None:
     """Serve a service's app (from :func:`build_app`) on its configured host and port."""
     settings = runtime_of_app(app).settings
-    # What exists now (modules, models, schemas, the app) lives as long as the process. Out of
-    # the collector's generations, a full collection no longer walks it: the consumers'
-    # allocation-heavy batches triggered full collections often enough to cost 15-30 % of
-    # their CPU (benchmark recovery scenario, docs/performance.md).
+    # Everything loaded so far lives as long as the process: frozen, full collections no
+    # longer walk it (docs/architecture.md, "Memory: the garbage collector").
     gc.collect()
     gc.freeze()
     uvicorn.run(
