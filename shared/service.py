@@ -287,10 +287,8 @@ def serve(app: FastAPI) -> None:
     http = HttpSettings()
     if http.metrics_port is not None:  # /metrics only on the internal port (shared/http.py)
         start_http_server(http.metrics_port, addr=http.metrics_host, registry=REGISTRY)
-    # What exists now (modules, models, schemas, the app) lives as long as the process. Out of
-    # the collector's generations, a full collection no longer walks it: the consumers'
-    # allocation-heavy batches triggered full collections often enough to cost 15-30 % of
-    # their CPU (benchmark recovery scenario, docs/performance.md).
+    # Everything loaded so far lives as long as the process: frozen, full collections no
+    # longer walk it (docs/architecture.md, "Memory: the garbage collector").
     gc.collect()
     gc.freeze()
     uvicorn.run(

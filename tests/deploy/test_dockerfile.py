@@ -73,6 +73,10 @@ def test_dependencies_come_from_the_lock_with_the_makefiles_uv(
     assert syncs
     for sync in syncs:
         assert "--frozen" in sync and "--no-dev" in sync, sync
+        # no dependency group (bench, the local stack's `local`) in the image, and no need to
+        # leave single packages out by hand
+        assert "--no-default-groups" in sync, sync
+        assert "--no-install-package" not in sync, sync
     assert any("uv.lock" in arg for keyword, arg in instructions if keyword == "COPY")
     uv_images = [
         arg.split()[0]
