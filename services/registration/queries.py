@@ -18,7 +18,7 @@ INSERT INTO registration_idempotency
     (principal_sub, idempotency_key, request_hash, created_at, expires_at)
 VALUES (:principal_sub, :idempotency_key, :request_hash, :created_at, :expires_at)
 ON CONFLICT (principal_sub, idempotency_key) DO UPDATE SET
-    request_hash = EXCLUDED.request_hash, status_code = NULL, response_body = NULL,
+    request_hash = EXCLUDED.request_hash, outcome = NULL, response_body = NULL,
     household_id = NULL, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
 WHERE registration_idempotency.expires_at <= EXCLUDED.created_at  -- an expired record is taken over
 RETURNING idempotency_key
@@ -37,7 +37,7 @@ WITH new_household AS (
     SELECT * FROM jsonb_populate_recordset(NULL::household_member, CAST(:members AS jsonb))
 ), stored_response AS (
     UPDATE registration_idempotency
-    SET status_code = :status_code, response_body = CAST(:response AS jsonb),
+    SET outcome = :outcome, response_body = CAST(:response AS jsonb),
         household_id = (CAST(:household AS jsonb) ->> 'id')::uuid
     WHERE principal_sub = :principal_sub AND idempotency_key = :idempotency_key
 ), new_review AS (

@@ -121,3 +121,39 @@ async def test_a_phone_must_be_e164(database: str) -> None:
             (HOUSEHOLD, {"id": household, "case": f"MDA-CHI-{household.hex[:6]}"}),
             ("UPDATE household SET phone = '069 123 456' WHERE id = :id", {"id": household}),
         )
+
+
+async def test_stored_idempotency_outcomes_become_outcome_kinds(infra: Any) -> None:
+    """0005: records stored as HTTP statuses (201, 410) are kept as outcome kinds, and back."""
+    url = await migrated_database(infra, "registration")
+    config = alembic_config(url, MIGRATIONS)
+    await asyncio.to_thread(command.downgrade, config, "0004")
+    insert = (
+        "INSERT INTO registration_idempotency (principal_sub, idempotency_key, request_hash,"
+        " status_code, created_at, expires_at) VALUES (:sub, :key, 'h', :status, now(), now())"
+    )
+    await run(
+        url,
+        (insert, {"sub": "clerk", "key": "k-created", "status": 201}),
+        (insert, {"sub": "clerk", "key": "k-erased", "status": 410}),
+    )
+    await asyncio.to_thread(command.upgrade, config, "head")
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT idempotency_key, outcome FROM registration_idempotency")
+            )
+            assert dict(rows.all()) == {"k-created": "created", "k-erased": "erased"}
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(command.downgrade, config, "0004")
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT idempotency_key, status_code FROM registration_idempotency")
+            )
+            assert dict(rows.all()) == {"k-created": 201, "k-erased": 410}
+    finally:
+        await engine.dispose()

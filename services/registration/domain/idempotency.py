@@ -23,22 +23,10 @@ from services.registration import queries
 from services.registration.domain.errors import HouseholdErased, IdempotencyKeyReused
 from services.registration.models import IdempotencyRecord
 from shared.db import run
-from shared.idempotency import HTTP_STATUS, Outcome, OutcomeKind
+from shared.idempotency import Outcome, OutcomeKind
 
 Response = dict[str, Any]
 """A registration's answer as JSON: what a re-sent request gets again."""
-
-# The ``status_code`` column predates outcome kinds and holds the HTTP status of the kind
-# (changing it would need a migration): these two functions are the only place that knows.
-_KIND_OF_STORED = {status: kind for kind, status in HTTP_STATUS.items()}
-
-
-def _stored(kind: OutcomeKind) -> int:
-    return HTTP_STATUS[kind]
-
-
-def _kind(stored: int) -> OutcomeKind:
-    return _KIND_OF_STORED[stored]
 
 
 @dataclass(frozen=True)
@@ -81,8 +69,8 @@ async def claim(
             )
         )
     ).one()
-    assert record.status_code is not None  # stored in the transaction that claimed the key
-    kind = _kind(record.status_code)
+    assert record.outcome is not None  # stored in the transaction that claimed the key
+    kind = OutcomeKind(record.outcome)
     if kind is OutcomeKind.ERASED:
         raise HouseholdErased("The household registered with this Idempotency-Key has been erased.")
     if record.request_hash != body_hash:
@@ -100,7 +88,7 @@ def outcome_parameters(
     """The parameters with which ``queries.INSERT_NEW_HOUSEHOLD`` stores a registration's
     outcome (its body as JSON text) under the claimed key; all NULL without a key."""
     return {
-        "status_code": _stored(kind),
+        "outcome": kind.value,
         "response": body_json if claimed else None,
         "principal_sub": claimed.principal_sub if claimed else None,
         "idempotency_key": claimed.key if claimed else None,
@@ -112,7 +100,7 @@ async def forget_household(*, session: AsyncSession, household_id: UUID) -> None
     await session.exec(
         sa.update(IdempotencyRecord)
         .where(col(IdempotencyRecord.household_id) == household_id)
-        .values(request_hash=None, response_body=None, status_code=_stored(OutcomeKind.ERASED))
+        .values(request_hash=None, response_body=None, outcome=OutcomeKind.ERASED.value)
     )
 
 

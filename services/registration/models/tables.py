@@ -185,14 +185,14 @@ class DuplicateReview(SQLModel, table=True):
 
 
 class IdempotencyRecord(SQLModel, table=True):
-    """The first response to an (caller, Idempotency-Key) pair, replayed to re-sent requests."""
+    """The first outcome of a (caller, Idempotency-Key) pair, replayed to re-sent requests."""
 
     __tablename__ = "registration_idempotency"
 
     principal_sub: str = TableField(primary_key=True)
     idempotency_key: str = TableField(primary_key=True)
     request_hash: str | None = None
-    status_code: int | None = None
+    outcome: str | None = None  # an OutcomeKind (shared/idempotency.py)
     response_body: dict[str, Any] | None = TableField(
         default=None, sa_column=sa.Column(postgresql.JSONB, nullable=True)
     )
