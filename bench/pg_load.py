@@ -197,7 +197,7 @@ async def registration_shaped_async(
                 await connection.executemany(document_sql, rows.documents)
             await connection.executemany(OUTBOX_INSERT, registration.outbox)
             await connection.execute(
-                "UPDATE registration_idempotency SET status_code = 201, response_body = $3, "
+                "UPDATE registration_idempotency SET outcome = 'created', response_body = $3, "
                 "household_id = $4 WHERE principal_sub = $1 AND idempotency_key = $2",
                 "bench",
                 key,
