@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.distribution.domain import households, lifecycle
+from services.distribution.domain import households
 from services.distribution.settings import DistributionSettings
 from shared.consumer import EventConsumer
 from shared.events.envelope import Envelope
@@ -38,11 +38,11 @@ async def on_deactivated(session: AsyncSession, envelope: Envelope[HouseholdDeac
 
 
 async def on_merged(session: AsyncSession, envelope: Envelope[HouseholdsMerged]) -> None:
-    await lifecycle.merge(session=session, event=envelope.data, at=envelope.time)
+    await households.merge(session=session, event=envelope.data, at=envelope.time)
 
 
 async def on_erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) -> None:
-    await lifecycle.erase(session=session, event=envelope.data, at=envelope.time)
+    await households.erase(session=session, event=envelope.data, at=envelope.time)
 
 
 def register(consumer: EventConsumer, runtime: ServiceRuntime[DistributionSettings]) -> None:

@@ -67,28 +67,21 @@ def register(consumer: EventConsumer, runtime: ServiceRuntime[NotificationsSetti
 
     @consumer.on(HouseholdContact)
     async def contact(session: AsyncSession, envelope: Envelope[HouseholdContact]) -> None:
-        await households.save_contact(session=session, contact=envelope.data, now=clock())
+        await households.save_contact(session=session, contact=envelope.data, at=clock())
 
     @consumer.on_tombstone(CONTACTS)
     async def contact_removed(session: AsyncSession, key: str) -> None:
         household_id = _uuid_key(key)
         if household_id is not None:
-            await households.forget_contact(session=session, household_id=household_id, now=clock())
+            await households.forget_contact(session=session, household_id=household_id, at=clock())
 
     @consumer.on(HouseholdErased)
     async def erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) -> None:
-        await households.erase(
-            session=session, household_id=envelope.data.household_id, now=clock()
-        )
+        await households.erase(session=session, event=envelope.data, at=clock())
 
     @consumer.on(HouseholdsMerged)
     async def merged(session: AsyncSession, envelope: Envelope[HouseholdsMerged]) -> None:
-        await households.merge(
-            session=session,
-            surviving_id=envelope.data.surviving_id,
-            merged_id=envelope.data.merged_id,
-            now=clock(),
-        )
+        await households.merge(session=session, event=envelope.data, at=clock())
 
 
 def _uuid_key(key: str) -> UUID | None:

@@ -47,17 +47,17 @@ def register(consumer: EventConsumer, runtime: ServiceRuntime[ReferralSettings])
         session: AsyncSession, envelope: Envelope[HouseholdDeactivated]
     ) -> None:
         await households.deactivate(
-            session=session, event=envelope.data, actor=caused_by(envelope), now=clock()
+            session=session, event=envelope.data, actor=caused_by(envelope), at=clock()
         )
 
     @consumer.on(HouseholdErased)
     async def on_erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) -> None:
         await households.erase(
-            session=session, event=envelope.data, actor=caused_by(envelope), now=clock()
+            session=session, event=envelope.data, actor=caused_by(envelope), at=clock()
         )
 
     @consumer.on(HouseholdsMerged)
     async def on_merged(session: AsyncSession, envelope: Envelope[HouseholdsMerged]) -> None:
         await households.merge(
-            session=session, event=envelope.data, actor=caused_by(envelope), now=clock()
+            session=session, event=envelope.data, actor=caused_by(envelope), at=clock()
         )

@@ -184,7 +184,7 @@ async def test_a_registration_batch_waits_for_a_contact_being_saved_and_sees_it(
     records = [_record(support.registered(h), h) for h in [*others[:2], household, *others[2:]]]
     async with sessions() as contact_session, contact_session.begin():
         await households.save_contact(
-            session=contact_session, contact=support.contact(household), now=clock()
+            session=contact_session, contact=support.contact(household), at=clock()
         )
         batch = asyncio.create_task(consumer.process_batch(HOUSEHOLDS, records))
         assert await _blocked(batch)

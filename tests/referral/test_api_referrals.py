@@ -57,7 +57,7 @@ async def known_household(app: RunningApp, **fields: Any) -> uuid.UUID:
             session=session,
             profile=event,
             actor=SYSTEM_ACTOR,
-            now=app.clock(),
+            at=app.clock(),
             settings=app.settings,
         )
     return event.household_id
@@ -198,7 +198,7 @@ async def test_deactivated_household_cannot_be_referred(app: RunningApp) -> None
                 household_id=household, site_id="MDA-CHI", reason_code="left", version=2
             ),
             actor=SYSTEM_ACTOR,
-            now=app.clock(),
+            at=app.clock(),
         )
     response = await refer(app, household)
     assert response.status_code == 409

@@ -88,7 +88,7 @@ class Scheduler:
         event = profile(needs=[(need, priority)], admin1=admin1, admin2=admin2)
         async with self.sessions() as session, session.begin():
             await households.apply_profile(
-                session=session, profile=event, actor=SYSTEM_ACTOR, now=at, settings=self.settings
+                session=session, profile=event, actor=SYSTEM_ACTOR, at=at, settings=self.settings
             )
         return event.household_id, ids
 

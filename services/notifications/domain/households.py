@@ -32,7 +32,12 @@ from services.notifications.models import (
     table_of,
 )
 from shared.db import run
-from shared.events.registration import HouseholdContact, HouseholdProfile
+from shared.events.registration import (
+    HouseholdContact,
+    HouseholdErased,
+    HouseholdProfile,
+    HouseholdsMerged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +111,7 @@ async def is_erased(*, session: AsyncSession, household_id: UUID) -> bool:
     return await session.get(Erasure, household_id) is not None
 
 
-async def save_contact(*, session: AsyncSession, contact: HouseholdContact, now: datetime) -> None:
+async def save_contact(*, session: AsyncSession, contact: HouseholdContact, at: datetime) -> None:
     """Upsert a household's contact (not after its erasure); messages waiting for it become
     due at once."""
     await lock_household(session, contact.household_id)
@@ -120,14 +125,14 @@ async def save_contact(*, session: AsyncSession, contact: HouseholdContact, now:
             "phone": contact.phone,
             "language": contact.preferred_language,
             "contact_consent": contact.contact_consent,
-            "now": now,
+            "now": at,
         },
     )
     if woken.rowcount:  # type: ignore[attr-defined]
         await wake_senders(session)
 
 
-async def forget_contact(*, session: AsyncSession, household_id: UUID, now: datetime) -> None:
+async def forget_contact(*, session: AsyncSession, household_id: UUID, at: datetime) -> None:
     """A tombstone: delete the contact and skip the household's messages not yet sent."""
     await lock_household(session, household_id)  # so a message being queued is seen
     await execute(session, sa.delete(Contact).where(col(Contact.household_id) == household_id))
@@ -142,7 +147,7 @@ async def forget_contact(*, session: AsyncSession, household_id: UUID, now: date
         .values(
             status=Status.SKIPPED,
             skip_reason=SkipReason.CONTACT_WITHDRAWN,
-            updated_at=now,
+            updated_at=at,
         ),
     )
     # The masked number goes too: the household no longer agrees to be contacted.
@@ -154,7 +159,7 @@ async def forget_contact(*, session: AsyncSession, household_id: UUID, now: date
     )
 
 
-async def remember_sites(*, session: AsyncSession, profiles: Sequence[HouseholdProfile]) -> None:
+async def apply_profiles(*, session: AsyncSession, profiles: Sequence[HouseholdProfile]) -> None:
     """Keep each household's site, case number and contact-consent flag (newest version
     wins; an erased household stays erased), and take the households' locks (see
     :func:`lock_household`) in the same statement. The profiles must be of distinct
@@ -164,7 +169,7 @@ async def remember_sites(*, session: AsyncSession, profiles: Sequence[HouseholdP
     if not profiles:
         return
     if len({p.household_id for p in profiles}) != len(profiles):
-        raise ValueError("remember_sites takes each household at most once")
+        raise ValueError("apply_profiles takes each household at most once")
     await run(
         session,
         queries.UPSERT_SITES_AND_LOCK,
@@ -184,13 +189,14 @@ async def site_of(*, session: AsyncSession, household_id: UUID) -> HouseholdSite
     return await session.get(HouseholdSite, household_id)
 
 
-async def erase(*, session: AsyncSession, household_id: UUID, now: datetime) -> None:
+async def erase(*, session: AsyncSession, event: HouseholdErased, at: datetime) -> None:
     """Delete everything about the household here; remember only that it was erased."""
+    household_id = event.household_id
     await lock_household(session, household_id)  # so a message being queued is deleted too
     await execute(
         session,
         insert(table_of(Erasure))
-        .values(household_id=household_id, erased_at=now)
+        .values(household_id=household_id, erased_at=at)
         .on_conflict_do_nothing(),
     )
     await execute(session, sa.delete(Contact).where(col(Contact.household_id) == household_id))
@@ -204,11 +210,10 @@ async def erase(*, session: AsyncSession, household_id: UUID, now: datetime) -> 
     log.info("household erased", extra={"notifications_deleted": deleted.rowcount})  # type: ignore[attr-defined]
 
 
-async def merge(
-    *, session: AsyncSession, surviving_id: UUID, merged_id: UUID, now: datetime
-) -> None:
+async def merge(*, session: AsyncSession, event: HouseholdsMerged, at: datetime) -> None:
     """Fold ``merged_id`` into ``surviving_id``: its history moves, its pending messages are
     skipped (they were about a case number that no longer exists)."""
+    surviving_id, merged_id = event.surviving_id, event.merged_id
     await lock_households(session, (surviving_id, merged_id))  # messages being queued too
     await execute(
         session,
@@ -218,7 +223,7 @@ async def merge(
             notifications.c.audience == Audience.BENEFICIARY,
             notifications.c.status.in_(WAITING),
         )
-        .values(status=Status.SKIPPED, skip_reason=SkipReason.MERGED, updated_at=now),
+        .values(status=Status.SKIPPED, skip_reason=SkipReason.MERGED, updated_at=at),
     )
     await execute(
         session,

@@ -287,11 +287,11 @@ async def take_profiles(
 ) -> None:
     """Household profile events, in order: each run of distinct households
     (:func:`shared.consumer.distinct_runs`) as one statement keeping their sites and taking
-    their locks (:func:`households.remember_sites`), then one queueing the confirmation SMS
+    their locks (:func:`households.apply_profiles`), then one queueing the confirmation SMS
     of the run's ``HouseholdRegistered`` events. The same effects as the events one by one:
     within a run no event reads what another household's event writes."""
     for distinct in distinct_runs(envelopes, key=lambda envelope: envelope.data.household_id):
-        await households.remember_sites(
+        await households.apply_profiles(
             session=session, profiles=[envelope.data for envelope in distinct]
         )
         registered = [e for e in distinct if isinstance(e.data, HouseholdRegistered)]

@@ -21,7 +21,7 @@ from shared.vocabulary import HouseholdStatus
 
 
 async def deactivate(
-    *, session: AsyncSession, event: HouseholdDeactivated, actor: Actor, now: datetime
+    *, session: AsyncSession, event: HouseholdDeactivated, actor: Actor, at: datetime
 ) -> None:
     view = await referrals.lock_household(session, event.household_id)
     if view is not None and view.version > event.version:
@@ -31,7 +31,7 @@ async def deactivate(
         household_id=event.household_id,
         reason=CancelReason.HOUSEHOLD_DEACTIVATED,
         actor=actor,
-        now=now,
+        now=at,
     )
     await consent.close_tasks(
         session=session,
@@ -39,7 +39,7 @@ async def deactivate(
         status=ConsentTaskStatus.CLOSED,
         reason="household_deactivated",
         actor=actor,
-        now=now,
+        now=at,
     )
     # What caseworkers wrote about the household goes; the referrals' skeletons stay.
     await session.exec(
@@ -54,7 +54,7 @@ async def deactivate(
             site_id=event.site_id,
             status=HouseholdStatus.DEACTIVATED,
             version=event.version,
-            updated_at=now,
+            updated_at=at,
         )
     view.site_id = event.site_id
     view.status = HouseholdStatus.DEACTIVATED
@@ -63,7 +63,7 @@ async def deactivate(
     view.admin1 = view.admin2 = view.preferred_language = None
     view.household_size = None
     view.profile = None
-    view.updated_at = now
+    view.updated_at = at
     session.add(view)
     await session.flush()
     await record_audit(
@@ -86,7 +86,7 @@ async def _scrub_history_notes(session: AsyncSession, household_id: UUID) -> Non
 
 
 async def erase(
-    *, session: AsyncSession, event: HouseholdErased, actor: Actor, now: datetime
+    *, session: AsyncSession, event: HouseholdErased, actor: Actor, at: datetime
 ) -> None:
     await referrals.lock_household(session, event.household_id)
     await referrals.close_open_for_household(
@@ -94,7 +94,7 @@ async def erase(
         household_id=event.household_id,
         reason=CancelReason.HOUSEHOLD_ERASED,
         actor=actor,
-        now=now,
+        now=at,
     )
     # History rows go with their referral (ON DELETE CASCADE).
     await session.exec(sa.delete(Referral).where(col(Referral.household_id) == event.household_id))

@@ -30,7 +30,7 @@ _PROGRESS = {
 
 
 async def merge(
-    *, session: AsyncSession, event: HouseholdsMerged, actor: Actor, now: datetime
+    *, session: AsyncSession, event: HouseholdsMerged, actor: Actor, at: datetime
 ) -> None:
     survivor_id, merged_id = event.surviving_id, event.merged_id
     if survivor_id == merged_id:
@@ -41,8 +41,8 @@ async def merge(
     survivor = await session.get(HouseholdView, survivor_id)
     merged = await session.get(HouseholdView, merged_id)
 
-    await _merge_referrals(session, survivor_id, merged_id, actor=actor, now=now)
-    await _merge_consent_tasks(session, survivor_id, merged_id, actor=actor, now=now)
+    await _merge_referrals(session, survivor_id, merged_id, actor=actor, now=at)
+    await _merge_consent_tasks(session, survivor_id, merged_id, actor=actor, now=at)
 
     site_id = survivor.site_id if survivor else (merged.site_id if merged else event.site_id)
     moved = await session.exec(

@@ -134,12 +134,12 @@ async def apply_profile(
     session: AsyncSession,
     profile: HouseholdProfile,
     actor: Actor,
-    now: datetime,
+    at: datetime,
     settings: ReferralSettings,
 ) -> bool:
     """Take a newer profile into the read model and act on it; False for a stale version."""
     (taken,) = await apply_profiles(
-        session=session, events=[ProfileEvent(profile, actor, now)], settings=settings
+        session=session, events=[ProfileEvent(profile, actor, at)], settings=settings
     )
     return taken
 

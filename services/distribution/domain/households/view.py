@@ -141,7 +141,7 @@ async def lock_households(session: AsyncSession, *household_ids: UUID) -> dict[U
     return {row.household_id: row for row in rows}
 
 
-async def merge(*, session: AsyncSession, event: HouseholdsMerged, at: datetime) -> None:
+async def merge_histories(*, session: AsyncSession, event: HouseholdsMerged, at: datetime) -> None:
     """Fold ``merged_id`` into ``surviving_id``: its distributions (hence its entitlement use)
     and shelter allocations move to the survivor, so the pair cannot claim twice."""
     survivor, merged = event.surviving_id, event.merged_id
@@ -173,7 +173,7 @@ async def merge(*, session: AsyncSession, event: HouseholdsMerged, at: datetime)
     )
 
 
-async def anonymise(*, session: AsyncSession, household_id: UUID, at: datetime) -> None:
+async def strip_household(*, session: AsyncSession, household_id: UUID, at: datetime) -> None:
     """Remove the household from this service: its read-model row goes, and its distributions
     and allocations stay only as anonymous quantities (no household id, no references)."""
     await lock_households(session, household_id)

@@ -9,9 +9,12 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.distribution.domain.households import anonymise, is_erased, lock_households
-from services.distribution.domain.households import merge as merge_histories
-from services.distribution.domain.shelter import release_all_for_household
+from services.distribution.domain.households.view import (
+    is_erased,
+    lock_households,
+    merge_histories,
+    strip_household,
+)
 from services.distribution.models import ShelterAllocation
 from shared import audit
 from shared.auth import Principal
@@ -55,8 +58,11 @@ async def _audit(session: AsyncSession, action: str, household_id: UUID) -> None
 
 async def _erase(session: AsyncSession, household_id: UUID, at: datetime) -> None:
     await lock_households(session, household_id)
+    # Imported here: shelter rules read households, so shelter cannot be imported with them.
+    from services.distribution.domain.shelter import release_all_for_household
+
     await release_all_for_household(session=session, household_id=household_id, at=at)
-    await anonymise(session=session, household_id=household_id, at=at)
+    await strip_household(session=session, household_id=household_id, at=at)
     await session.exec(
         sa.update(ShelterAllocation)
         .where(col(ShelterAllocation.household_id) == household_id)
