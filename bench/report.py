@@ -63,8 +63,22 @@ def _met(outcome: Mapping[str, Any]) -> str:
 
 def markdown(data: Mapping[str, Any]) -> str:
     """The run as Markdown: machine, targets, results, ceilings, memory, notes."""
-    machine = data.get("machine", {})
     lines = [
+        *_header_lines(data),
+        *_targets_lines(data),
+        *_results_lines(data),
+        *_ceilings_lines(data),
+        *_resources_lines(data),
+        *_cores_table(data),
+        *_notes_lines(data),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _header_lines(data: Mapping[str, Any]) -> list[str]:
+    """The title, the machine and the run's time span, and the caveat."""
+    machine = data.get("machine", {})
+    return [
         f"# Haven benchmark {data['stamp']} ({data['mode']} run)",
         "",
         f"Machine: {machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores, "
@@ -75,6 +89,12 @@ def markdown(data: Mapping[str, Any]) -> str:
         f"Run from {data['started_at']} to {data.get('finished_at', '?')}.",
         "",
         f"> {CAVEAT}",
+    ]
+
+
+def _targets_lines(data: Mapping[str, Any]) -> list[str]:
+    """Each target, what was measured and whether it was met."""
+    lines = [
         "",
         "## Targets",
         "",
@@ -89,7 +109,12 @@ def markdown(data: Mapping[str, Any]) -> str:
             else f"{_number(measured)} {outcome['unit']}"
         )
         lines.append(f"| {outcome['description']} | {shown} | {_met(outcome)} |")
-    lines += [
+    return lines
+
+
+def _results_lines(data: Mapping[str, Any]) -> list[str]:
+    """Every scenario's rows: throughput, latency percentiles, counts, share of a ceiling."""
+    lines = [
         "",
         "## Results",
         "",
@@ -97,7 +122,6 @@ def markdown(data: Mapping[str, Any]) -> str:
         "| vs ceiling | notes |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    ceilings = data.get("ceilings", {})
     for scenario, row in result_rows(data):
         throughput = (
             f"{_number(row['throughput'])} {row['unit']}"
@@ -113,20 +137,30 @@ def markdown(data: Mapping[str, Any]) -> str:
             f"| {_number(row['requests'], 0)} | {_number(row['errors'], 0)} | {versus} "
             f"| {row['note']} |"
         )
-    lines += [
+    return lines
+
+
+def _ceilings_lines(data: Mapping[str, Any]) -> list[str]:
+    """The raw Kafka and PostgreSQL ceilings measured in the same run."""
+    lines = [
         "",
         "## Ceilings (same machine, same run)",
         "",
         "| key | what | rate | p50 ms | p99 ms | notes |",
         "|---|---|---:|---:|---:|---|",
     ]
-    for key, ceiling in ceilings.items():
+    for key, ceiling in data.get("ceilings", {}).items():
         lines.append(
             f"| {key} | {ceiling['label']} | {_number(ceiling['rate'])} {ceiling['unit']} "
             f"| {_latency(ceiling, 'p50_ms')} | {_latency(ceiling, 'p99_ms')} "
             f"| {ceiling['note']} |"
         )
-    lines += [
+    return lines
+
+
+def _resources_lines(data: Mapping[str, Any]) -> list[str]:
+    """Each service's memory and CPU seconds, and how busy the machine was, per scenario."""
+    lines = [
         "",
         "## Resources: each service's RSS in MB (peak / mean) and CPU seconds, per scenario",
         "",
@@ -150,15 +184,19 @@ def markdown(data: Mapping[str, Any]) -> str:
             + " | ".join(cells)
             + " |"
         )
-    lines += _cores_table(data)
+    return lines
+
+
+def _notes_lines(data: Mapping[str, Any]) -> list[str]:
+    """The run's notes, then each scenario's failure and notes; nothing when there are none."""
     notes = list(data.get("notes", []))
     for scenario in data["scenarios"]:
         if scenario.get("error"):
             notes.append(f"{scenario['name']} failed: {scenario['error']}")
         notes += [f"{scenario['name']}: {note}" for note in scenario.get("notes", [])]
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
-    return "\n".join(lines) + "\n"
+    if not notes:
+        return []
+    return ["", "## Notes", ""] + [f"- {note}" for note in notes]
 
 
 def _cores_table(data: Mapping[str, Any]) -> list[str]:
@@ -241,7 +279,21 @@ def write_plots(data: Mapping[str, Any], stem: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written: list[Path] = []
+    plots = (_plot_latency_throughput(plt, data, stem), _plot_consumers(plt, data, stem))
+    return [path for path in plots if path is not None]
+
+
+def _save(plt: Any, figure: Any, stem: Path, suffix: str) -> Path:
+    """Write ``figure`` next to the results as ``<stem><suffix>.png`` and close it."""
+    figure.tight_layout()
+    path = stem.with_name(stem.name + f"{suffix}.png")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _plot_latency_throughput(plt: Any, data: Mapping[str, Any], stem: Path) -> Path | None:
+    """Intake's p50/p95/p99 per concurrency level and every other row's p99, against rate."""
     points = [
         (scenario, row)
         for scenario, row in result_rows(data)
@@ -249,71 +301,70 @@ def write_plots(data: Mapping[str, Any], stem: Path) -> list[Path]:
     ]
     intake = [row for scenario, row in points if scenario == "intake"]
     others = [(scenario, row) for scenario, row in points if scenario != "intake"]
-    if intake or others:
-        figure, axis = plt.subplots(figsize=(9, 5.5))
-        if intake:
-            rates = [row["throughput"] for row in intake]
-            for key, style in (("p50_ms", "o-"), ("p95_ms", "s--"), ("p99_ms", "^-")):
-                axis.plot(
-                    rates, [row["latency"][key] for row in intake], style, label=f"intake {key[:3]}"
-                )
-            for row in intake:
-                axis.annotate(
-                    row["label"].replace("concurrency ", "c="),
-                    (row["throughput"], row["latency"]["p99_ms"]),
-                    textcoords="offset points",
-                    xytext=(4, 6),
-                    fontsize=8,
-                )
-        for scenario, row in others:
-            axis.plot(
-                row["throughput"],
-                row["latency"]["p99_ms"],
-                "D",
-                label=f"{scenario}: {row['label']} (p99)",
-            )
-        axis.axvline(500, color="grey", linestyle=":", linewidth=1)
-        axis.axhline(250, color="grey", linestyle=":", linewidth=1)
-        axis.text(500, axis.get_ylim()[1] * 0.95, " 500/s target", fontsize=8, color="grey")
-        axis.set_xlabel("throughput (per second)")
-        axis.set_ylabel("latency (ms)")
-        axis.set_yscale("log")
-        axis.set_title(f"Latency vs throughput, {data['stamp']} ({data['mode']})")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=7, loc="best")
-        figure.tight_layout()
-        path = stem.with_name(stem.name + "-latency-throughput.png")
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+    if not (intake or others):
+        return None
+    figure, axis = plt.subplots(figsize=(9, 5.5))
+    if intake:
+        _plot_intake_levels(axis, intake)
+    for scenario, row in others:
+        axis.plot(
+            row["throughput"],
+            row["latency"]["p99_ms"],
+            "D",
+            label=f"{scenario}: {row['label']} (p99)",
+        )
+    axis.axvline(500, color="grey", linestyle=":", linewidth=1)
+    axis.axhline(250, color="grey", linestyle=":", linewidth=1)
+    axis.text(500, axis.get_ylim()[1] * 0.95, " 500/s target", fontsize=8, color="grey")
+    axis.set_xlabel("throughput (per second)")
+    axis.set_ylabel("latency (ms)")
+    axis.set_yscale("log")
+    axis.set_title(f"Latency vs throughput, {data['stamp']} ({data['mode']})")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=7, loc="best")
+    return _save(plt, figure, stem, "-latency-throughput")
 
+
+def _plot_intake_levels(axis: Any, intake: list[Mapping[str, Any]]) -> None:
+    """Intake's three percentile curves, each level's point labelled with its concurrency."""
+    rates = [row["throughput"] for row in intake]
+    for key, style in (("p50_ms", "o-"), ("p95_ms", "s--"), ("p99_ms", "^-")):
+        axis.plot(rates, [row["latency"][key] for row in intake], style, label=f"intake {key[:3]}")
+    for row in intake:
+        axis.annotate(
+            row["label"].replace("concurrency ", "c="),
+            (row["throughput"], row["latency"]["p99_ms"]),
+            textcoords="offset points",
+            xytext=(4, 6),
+            fontsize=8,
+        )
+
+
+def _plot_consumers(plt: Any, data: Mapping[str, Any], stem: Path) -> Path | None:
+    """The recovery scenario's drain rates as bars, next to the raw consumer ceilings."""
     consumers = [row for scenario, row in result_rows(data) if scenario == "recovery"]
     ceilings = data.get("ceilings", {})
-    if consumers:
-        figure, axis = plt.subplots(figsize=(8, 4.5))
-        labels = [row["label"].replace(" catching up", "") for row in consumers]
-        values = [row["throughput"] or 0 for row in consumers]
-        for key in ("kafka_consume", "kafka_consume_commit_each", "pg_sequential_commit"):
-            if key in ceilings:
-                labels.append(key)
-                values.append(ceilings[key]["rate"])
-        bars = axis.barh(
-            labels,
-            values,
-            color=["#4c72b0"] * len(consumers) + ["#999999"] * (len(labels) - len(consumers)),
-        )
-        axis.bar_label(bars, fmt="%.0f", fontsize=8, padding=3)
-        axis.axvline(2000, color="red", linestyle=":", linewidth=1, label="2,000 events/s target")
-        axis.set_xscale("log")
-        axis.set_xlabel("events per second (log)")
-        axis.set_title("Consumer drain rates vs raw ceilings")
-        axis.legend(fontsize=8)
-        figure.tight_layout()
-        path = stem.with_name(stem.name + "-consumers.png")
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
-    return written
+    if not consumers:
+        return None
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    labels = [row["label"].replace(" catching up", "") for row in consumers]
+    values = [row["throughput"] or 0 for row in consumers]
+    for key in ("kafka_consume", "kafka_consume_commit_each", "pg_sequential_commit"):
+        if key in ceilings:
+            labels.append(key)
+            values.append(ceilings[key]["rate"])
+    bars = axis.barh(
+        labels,
+        values,
+        color=["#4c72b0"] * len(consumers) + ["#999999"] * (len(labels) - len(consumers)),
+    )
+    axis.bar_label(bars, fmt="%.0f", fontsize=8, padding=3)
+    axis.axvline(2000, color="red", linestyle=":", linewidth=1, label="2,000 events/s target")
+    axis.set_xscale("log")
+    axis.set_xlabel("events per second (log)")
+    axis.set_title("Consumer drain rates vs raw ceilings")
+    axis.legend(fontsize=8)
+    return _save(plt, figure, stem, "-consumers")
 
 
 def main(argv: list[str]) -> None:

@@ -9,6 +9,7 @@ manual-ack subscriber does. PostgreSQL: see ``bench.pg_load``.
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 from bench import kafka_load, pg_load
 from bench.config import POOL_PER_SERVICE
@@ -24,12 +25,40 @@ REGISTRATION_MIGRATIONS = ROOT / "services" / "registration" / "migrations"
 EXPECTED_REGISTRATION_RATE = 3000.0  # rows prepared per second of the ceiling run
 
 
-def run(context: RunContext) -> ScenarioResult:
-    sizes = context.sizes
-    result = ScenarioResult("ceilings", "Ceilings: raw Kafka and PostgreSQL on this machine")
-    bootstrap = context.stack.kafka_bootstrap
-    timeout = 300.0
+LOAD_TIMEOUT_SECONDS = 300.0  # for each load-generator call
 
+
+class KafkaRuns(NamedTuple):
+    produced: kafka_load.ProduceResult
+    consumed: kafka_load.ConsumeResult  # as fast as it goes
+    committed: kafka_load.ConsumeResult  # an offset commit after every record
+
+
+class PostgresRuns(NamedTuple):
+    registrations: pg_load.CeilingResult
+    hot_row: pg_load.CeilingResult
+    sequential: pg_load.CeilingResult
+
+
+def run(context: RunContext) -> ScenarioResult:
+    result = ScenarioResult("ceilings", "Ceilings: raw Kafka and PostgreSQL on this machine")
+    kafka = _measure_kafka(context)
+    postgres = _measure_postgres(context)
+    ceilings = [*_kafka_ceilings(kafka), *_postgres_ceilings(context, postgres)]
+    for ceiling in ceilings:
+        context.ceilings[ceiling.key] = ceiling
+        result.rows.append(
+            Row(ceiling.label, ceiling.rate, ceiling.unit, ceiling.latency, note=ceiling.note)
+        )
+    result.details = _details(kafka, postgres)
+    result.metrics = {f"ceiling.{c.key}": c.rate for c in ceilings}
+    return result
+
+
+def _measure_kafka(context: RunContext) -> KafkaRuns:
+    """Produce the ceiling events to a fresh topic, then read them back twice."""
+    sizes = context.sizes
+    bootstrap = context.stack.kafka_bootstrap
     asyncio.run(kafka_load.create_topic(bootstrap, CEILING_TOPIC, HOUSEHOLDS.partitions))
     produced = context.loadgen(
         kafka_load.produce,
@@ -38,7 +67,7 @@ def run(context: RunContext) -> ScenarioResult:
         sizes.ceiling_events,
         seed=1,
         today=context.today,
-        timeout=timeout,
+        timeout=LOAD_TIMEOUT_SECONDS,
     )
     consumed = context.loadgen(
         kafka_load.consume,
@@ -47,7 +76,7 @@ def run(context: RunContext) -> ScenarioResult:
         sizes.ceiling_events,
         max_seconds=60.0,
         commit_each=False,
-        timeout=timeout,
+        timeout=LOAD_TIMEOUT_SECONDS,
     )
     committed = context.loadgen(
         kafka_load.consume,
@@ -56,9 +85,14 @@ def run(context: RunContext) -> ScenarioResult:
         sizes.ceiling_events,
         max_seconds=sizes.ceiling_seconds,
         commit_each=True,
-        timeout=timeout,
+        timeout=LOAD_TIMEOUT_SECONDS,
     )
+    return KafkaRuns(produced, consumed, committed)
 
+
+def _measure_postgres(context: RunContext) -> PostgresRuns:
+    """Migrate a scratch database like registration's, then time the three workloads."""
+    sizes = context.sizes
     database_url = context.stack.database_url(CEILING_DATABASE)
     asyncio.run(migrate(database_url, REGISTRATION_MIGRATIONS))
     dsn = context.stack.dsn(CEILING_DATABASE)
@@ -71,7 +105,7 @@ def run(context: RunContext) -> ScenarioResult:
         seed=context.next_seed(),
         today=context.today,
         expected_rate=EXPECTED_REGISTRATION_RATE,
-        timeout=timeout,
+        timeout=LOAD_TIMEOUT_SECONDS,
     )
     hot_row = context.loadgen(
         pg_load.hot_row,
@@ -79,13 +113,17 @@ def run(context: RunContext) -> ScenarioResult:
         workers=sizes.operators,
         pool_size=POOL_PER_SERVICE,
         seconds=sizes.ceiling_seconds,
-        timeout=timeout,
+        timeout=LOAD_TIMEOUT_SECONDS,
     )
     sequential = context.loadgen(
-        pg_load.sequential_commits, dsn, seconds=sizes.ceiling_seconds, timeout=timeout
+        pg_load.sequential_commits, dsn, seconds=sizes.ceiling_seconds, timeout=LOAD_TIMEOUT_SECONDS
     )
+    return PostgresRuns(registrations, hot_row, sequential)
 
-    ceilings = [
+
+def _kafka_ceilings(kafka: KafkaRuns) -> list[Ceiling]:
+    produced, consumed, committed = kafka
+    return [
         Ceiling(
             "kafka_produce",
             "Kafka produce (aiokafka, Haven's producer settings)",
@@ -100,6 +138,13 @@ def run(context: RunContext) -> ScenarioResult:
             committed.rate,
             "events/s",
         ),
+    ]
+
+
+def _postgres_ceilings(context: RunContext, postgres: PostgresRuns) -> list[Ceiling]:
+    registrations, hot_row, sequential = postgres
+    operators = context.sizes.operators
+    return [
         Ceiling(
             "pg_registration",
             f"PostgreSQL registration-shaped transactions ({POOL_PER_SERVICE} connections)",
@@ -109,7 +154,7 @@ def run(context: RunContext) -> ScenarioResult:
         ),
         Ceiling(
             "pg_hot_row",
-            f"PostgreSQL one hot row ({sizes.operators} workers, {POOL_PER_SERVICE} connections)",
+            f"PostgreSQL one hot row ({operators} workers, {POOL_PER_SERVICE} connections)",
             hot_row.rate,
             "tx/s",
             hot_row.latency,
@@ -122,26 +167,29 @@ def run(context: RunContext) -> ScenarioResult:
             sequential.latency,
         ),
     ]
-    for ceiling in ceilings:
-        context.ceilings[ceiling.key] = ceiling
-        result.rows.append(
-            Row(ceiling.label, ceiling.rate, ceiling.unit, ceiling.latency, note=ceiling.note)
-        )
-    result.details = {
-        "kafka_produce": {"events": produced.events, "seconds": round(produced.seconds, 2)},
-        "kafka_consume": {"events": consumed.events, "seconds": round(consumed.seconds, 2)},
+
+
+def _details(kafka: KafkaRuns, postgres: PostgresRuns) -> dict[str, object]:
+    """Events and seconds of each Kafka run, errors of each PostgreSQL one."""
+    return {
+        "kafka_produce": {
+            "events": kafka.produced.events,
+            "seconds": round(kafka.produced.seconds, 2),
+        },
+        "kafka_consume": {
+            "events": kafka.consumed.events,
+            "seconds": round(kafka.consumed.seconds, 2),
+        },
         "kafka_consume_commit_each": {
-            "events": committed.events,
-            "seconds": round(committed.seconds, 2),
+            "events": kafka.committed.events,
+            "seconds": round(kafka.committed.seconds, 2),
         },
         "pg_errors": {
             name: {"count": ceiling.errors, "first": ceiling.first_error}
             for name, ceiling in (
-                ("registration", registrations),
-                ("hot_row", hot_row),
-                ("sequential", sequential),
+                ("registration", postgres.registrations),
+                ("hot_row", postgres.hot_row),
+                ("sequential", postgres.sequential),
             )
         },
     }
-    result.metrics = {f"ceiling.{c.key}": c.rate for c in ceilings}
-    return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -78,6 +79,49 @@ def _check_row(label: str, result: dedup_probe.ProbeResult) -> Row:
     )
 
 
+class Measured(NamedTuple):
+    """The duplicate check and intake at one size of the register."""
+
+    people: int
+    check: dedup_probe.ProbeResult
+    intake: Row
+    intake_rate: float
+
+
+def _measure(context: RunContext, result: ScenarioResult, plan: dedup_probe.ProbePlan) -> Measured:
+    """Count the people registered, let the services settle, then probe and run intake."""
+    people = members(context)
+    _settle(context, result)
+    context.console.print(f"  duplicate check and intake with {people:,} people registered …")
+    check = _probe(context, plan)
+    intake_row, intake_rate = _intake(context)
+    return Measured(people, check, intake_row, intake_rate)
+
+
+def _preload(context: RunContext) -> preload.PreloadResult:
+    """COPY the preload's individuals into registration's database, with a progress bar."""
+    sizes = context.sizes
+    columns = (
+        TextColumn("  COPY individuals"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=context.console) as progress:
+        task = progress.add_task("preload", total=sizes.preload_individuals)
+        return asyncio.run(
+            preload.preload_async(
+                context.db("registration"),
+                context.executor,
+                individuals=sizes.preload_individuals,
+                chunk_size=sizes.preload_chunk,
+                seed=PRELOAD_SEED,
+                today=context.today,
+                advance=lambda count: progress.advance(task, count),
+            )
+        )
+
+
 def run(context: RunContext) -> ScenarioResult:
     sizes = context.sizes
     result = ScenarioResult(
@@ -91,75 +135,61 @@ def run(context: RunContext) -> ScenarioResult:
         preload_chunk=sizes.preload_chunk,
         today=context.today,
     )
-    before = members(context)
-    _settle(context, result)
-    context.console.print(f"  duplicate check and intake with {before:,} people registered …")
-    empty_check = _probe(context, plan)
-    empty_intake_row, empty_rate = _intake(context)
+    before = _measure(context, result, plan)
+    loaded = _preload(context)
+    after = _measure(context, result, plan)
+    share = round(after.intake_rate / before.intake_rate, 3) if before.intake_rate else None
 
-    columns = (
-        TextColumn("  COPY individuals"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=context.console) as progress:
-        task = progress.add_task("preload", total=sizes.preload_individuals)
-        loaded = asyncio.run(
-            preload.preload_async(
-                context.db("registration"),
-                context.executor,
-                individuals=sizes.preload_individuals,
-                chunk_size=sizes.preload_chunk,
-                seed=PRELOAD_SEED,
-                today=context.today,
-                advance=lambda count: progress.advance(task, count),
-            )
-        )
-    after = members(context)
-    _settle(context, result)
-    context.console.print(f"  duplicate check and intake with {after:,} people registered …")
-    loaded_check = _probe(context, plan)
-    loaded_intake_row, loaded_rate = _intake(context)
-    share = round(loaded_rate / empty_rate, 3) if empty_rate else None
-
-    empty_intake_row.label += f", {before:,} people"
-    loaded_intake_row.label += f", {after:,} people"
-    loaded_intake_row.note += f"; {share:.0%} of the rate before the load" if share else ""
+    before.intake.label += f", {before.people:,} people"
+    after.intake.label += f", {after.people:,} people"
+    after.intake.note += f"; {share:.0%} of the rate before the load" if share else ""
     result.rows += [
-        _check_row(f"duplicate check, {before:,} people", empty_check),
-        _check_row(f"duplicate check, {after:,} people", loaded_check),
-        empty_intake_row,
-        loaded_intake_row,
-        Row(
-            "bulk load (COPY, keys by the service's functions)",
-            loaded.rate,
-            "individuals/s",
-            note=f"{loaded.individuals:,} people in {loaded.households:,} households, "
-            f"{loaded.total_seconds:.0f} s (COPY {loaded.copy_seconds:.0f} s, "
-            f"vacuum+analyse {loaded.vacuum_seconds:.0f} s)",
-        ),
+        _check_row(f"duplicate check, {before.people:,} people", before.check),
+        _check_row(f"duplicate check, {after.people:,} people", after.check),
+        before.intake,
+        after.intake,
+        _preload_row(loaded),
     ]
-    empty_summary = summarize(empty_check.planted_latencies + empty_check.new_latencies)
-    loaded_summary = summarize(loaded_check.planted_latencies + loaded_check.new_latencies)
-    result.metrics = {
+    result.metrics = _metrics(before, after, share)
+    result.details = _details(before, after, loaded)
+    return result
+
+
+def _preload_row(loaded: preload.PreloadResult) -> Row:
+    return Row(
+        "bulk load (COPY, keys by the service's functions)",
+        loaded.rate,
+        "individuals/s",
+        note=f"{loaded.individuals:,} people in {loaded.households:,} households, "
+        f"{loaded.total_seconds:.0f} s (COPY {loaded.copy_seconds:.0f} s, "
+        f"vacuum+analyse {loaded.vacuum_seconds:.0f} s)",
+    )
+
+
+def _metrics(before: Measured, after: Measured, share: float | None) -> dict[str, float | None]:
+    empty_summary = summarize(before.check.planted_latencies + before.check.new_latencies)
+    loaded_summary = summarize(after.check.planted_latencies + after.check.new_latencies)
+    return {
         "dedup.empty_check_p99_ms": empty_summary.p99_ms,
         "dedup.preloaded_check_p99_ms": loaded_summary.p99_ms,
         "dedup.intake_share": share,
-        "dedup.empty_intake_rate": empty_rate,
-        "dedup.preloaded_intake_rate": loaded_rate,
+        "dedup.empty_intake_rate": before.intake_rate,
+        "dedup.preloaded_intake_rate": after.intake_rate,
     }
-    result.details = {
-        "people_before": before,
-        "people_after": after,
+
+
+def _details(before: Measured, after: Measured, loaded: preload.PreloadResult) -> dict[str, Any]:
+    check = after.check
+    return {
+        "people_before": before.people,
+        "people_after": after.people,
         "preload": dataclasses.asdict(loaded),
-        "planted_found": loaded_check.planted_found,
-        "planted": len(loaded_check.planted_latencies),
-        "new_flagged": loaded_check.new_flagged,
-        "new": len(loaded_check.new_latencies),
+        "planted_found": check.planted_found,
+        "planted": len(check.planted_latencies),
+        "new_flagged": check.new_flagged,
+        "new": len(check.new_latencies),
         "check_by_kind_after": {
-            "re_registrations": summarize(loaded_check.planted_latencies).as_dict(),
-            "new_households": summarize(loaded_check.new_latencies).as_dict(),
+            "re_registrations": summarize(check.planted_latencies).as_dict(),
+            "new_households": summarize(check.new_latencies).as_dict(),
         },
     }
-    return result

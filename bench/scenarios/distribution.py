@@ -16,12 +16,13 @@ import uuid
 from bench.context import (
     FOOD_SKU,
     WAREHOUSE_ID,
+    PhaseSummary,
     RunContext,
     fetch,
     fetchval,
     summarize_phase,
 )
-from bench.loadgen import DistributionBodies, HttpPhase, run_http_phase
+from bench.loadgen import DistributionBodies, HttpPhase, HttpPhaseResult, run_http_phase
 from bench.results_model import Row, ScenarioResult
 from bench.scenarios.intake import household_phase
 
@@ -116,12 +117,7 @@ def run(context: RunContext) -> ScenarioResult:
         "distribution", f"Distribution: {sizes.operators} operators on one warehouse x SKU"
     )
     sellout_requests = sizes.sellout_stock + sizes.sellout_extra_requests
-    window = sizes.warmup_seconds + sizes.distribution_seconds
-    main_households = int(sizes.households_per_second * window)
-    households = ensure_households(context, main_households + sellout_requests)
-    if len(households) < sellout_requests * 2:
-        raise RuntimeError(f"only {len(households)} households known to distribution")
-    main_share, sellout_share = households[:-sellout_requests], households[-sellout_requests:]
+    main_share, sellout_share = _households_for_both_phases(context, sellout_requests)
     stock_request(
         context,
         "receipts",
@@ -130,73 +126,14 @@ def run(context: RunContext) -> ScenarioResult:
             "reference": f"bench-{uuid.uuid4().hex[:12]}",
         },
     )
-    context.console.print(
-        f"  {sizes.operators} operators for {sizes.distribution_seconds:.0f} s "
-        f"({len(main_share)} households set aside) …"
-    )
-    usage: list[str] = []
-    with (
-        context.profiling("distribution", "distribution"),
-        context.cpu_per_operation("distribution", usage) as done,
-    ):
-        answer = context.loadgen(
-            run_http_phase,
-            operators_phase(
-                context, main_share, seconds=sizes.distribution_seconds, warmup=sizes.warmup_seconds
-            ),
-            timeout=sizes.distribution_seconds + 600,
-        )
-        done.append(sum(1 for sample in answer.samples if sample[3] == CREATED))
-    summary = summarize_phase(
-        answer, warmup=sizes.warmup_seconds, duration=sizes.distribution_seconds
-    )
-    served_main = done[0]
-    result.rows.append(
-        Row(
-            f"{sizes.operators} operators, one warehouse x SKU",
-            summary.rate,
-            "distributions/s",
-            summary.latency,
-            summary.requests,
-            summary.errors,
-            "pg_hot_row",
-            context.ceiling_ratio("pg_hot_row", summary.rate),
-            note="; ".join(
-                [*usage, *(["ran out of households"] if summary.ran_out_of_bodies else [])]
-            ),
-        )
-    )
+    summary, served_main = _operators_on_one_row(context, main_share, result)
 
     # Sell-out: correct the stock down, then ask for more than is left.
-    database = context.db("distribution")
-    on_hand = int(fetchval(database, ON_HAND, uuid.UUID(WAREHOUSE_ID), FOOD_SKU))
-    correction = sizes.sellout_stock - on_hand
-    if correction:
-        stock_request(
-            context,
-            "adjustments",
-            {"lines": [{"sku": FOOD_SKU, "quantity": correction, "reason": "count_correction"}]},
-        )
-    sellout = context.loadgen(
-        run_http_phase,
-        operators_phase(context, sellout_share, seconds=SELLOUT_BOUND_SECONDS, warmup=0.0),
-        timeout=SELLOUT_BOUND_SECONDS + 300,
-    )
+    sellout = _sellout(context, sellout_share)
     served_sellout = sum(1 for s in sellout.samples if s[3] == CREATED)
     refused = sellout.problems.get("409 insufficient-stock", 0)
     other_failures = len(sellout.samples) - served_sellout - refused
-
-    warehouse = uuid.UUID(WAREHOUSE_ID)
-    checks = {
-        "balances_differing_from_ledger": int(fetchval(database, BALANCES_NOT_LEDGER)),
-        "ledger_groups_without_balance": int(fetchval(database, LEDGER_WITHOUT_BALANCE)),
-        "negative_balances": int(fetchval(database, NEGATIVE_BALANCES)),
-        "on_hand_after_sellout": int(fetchval(database, ON_HAND, warehouse, FOOD_SKU)),
-        "issued_minus_served": int(fetchval(database, ISSUED, warehouse, FOOD_SKU))
-        - (served_main + served_sellout),
-        "sellout_served_minus_stock": served_sellout - sizes.sellout_stock,
-        "households_served_twice": int(fetchval(database, SERVED_TWICE)),
-    }
+    checks = _audit(context, served_main, served_sellout)
     violations = sum(abs(value) for value in checks.values())
     result.rows.append(
         Row(
@@ -222,3 +159,93 @@ def run(context: RunContext) -> ScenarioResult:
         "households_set_aside": len(main_share),
     }
     return result
+
+
+def _households_for_both_phases(
+    context: RunContext, sellout_requests: int
+) -> tuple[list[str], list[str]]:
+    """Unserved households for the operators' window, and the last ones for the sell-out."""
+    sizes = context.sizes
+    window = sizes.warmup_seconds + sizes.distribution_seconds
+    main_households = int(sizes.households_per_second * window)
+    households = ensure_households(context, main_households + sellout_requests)
+    if len(households) < sellout_requests * 2:
+        raise RuntimeError(f"only {len(households)} households known to distribution")
+    return households[:-sellout_requests], households[-sellout_requests:]
+
+
+def _operators_on_one_row(
+    context: RunContext, households: list[str], result: ScenarioResult
+) -> tuple[PhaseSummary, int]:
+    """All operators on the one warehouse x SKU; adds the row, returns the summary and the
+    number of distributions recorded."""
+    sizes = context.sizes
+    context.console.print(
+        f"  {sizes.operators} operators for {sizes.distribution_seconds:.0f} s "
+        f"({len(households)} households set aside) …"
+    )
+    usage: list[str] = []
+    with (
+        context.profiling("distribution", "distribution"),
+        context.cpu_per_operation("distribution", usage) as done,
+    ):
+        answer = context.loadgen(
+            run_http_phase,
+            operators_phase(
+                context, households, seconds=sizes.distribution_seconds, warmup=sizes.warmup_seconds
+            ),
+            timeout=sizes.distribution_seconds + 600,
+        )
+        done.append(sum(1 for sample in answer.samples if sample[3] == CREATED))
+    summary = summarize_phase(
+        answer, warmup=sizes.warmup_seconds, duration=sizes.distribution_seconds
+    )
+    result.rows.append(
+        Row(
+            f"{sizes.operators} operators, one warehouse x SKU",
+            summary.rate,
+            "distributions/s",
+            summary.latency,
+            summary.requests,
+            summary.errors,
+            "pg_hot_row",
+            context.ceiling_ratio("pg_hot_row", summary.rate),
+            note="; ".join(
+                [*usage, *(["ran out of households"] if summary.ran_out_of_bodies else [])]
+            ),
+        )
+    )
+    return summary, done[0]
+
+
+def _sellout(context: RunContext, households: list[str]) -> HttpPhaseResult:
+    """Correct the stock down to the sell-out's size, then let the operators ask for more."""
+    on_hand = int(fetchval(context.db("distribution"), ON_HAND, uuid.UUID(WAREHOUSE_ID), FOOD_SKU))
+    correction = context.sizes.sellout_stock - on_hand
+    if correction:
+        stock_request(
+            context,
+            "adjustments",
+            {"lines": [{"sku": FOOD_SKU, "quantity": correction, "reason": "count_correction"}]},
+        )
+    return context.loadgen(
+        run_http_phase,
+        operators_phase(context, households, seconds=SELLOUT_BOUND_SECONDS, warmup=0.0),
+        timeout=SELLOUT_BOUND_SECONDS + 300,
+    )
+
+
+def _audit(context: RunContext, served_main: int, served_sellout: int) -> dict[str, int]:
+    """The ledger's invariants after both phases: every value is 0 when nothing was oversold."""
+    database = context.db("distribution")
+    warehouse = uuid.UUID(WAREHOUSE_ID)
+    return {
+        "balances_differing_from_ledger": int(fetchval(database, BALANCES_NOT_LEDGER)),
+        "ledger_groups_without_balance": int(fetchval(database, LEDGER_WITHOUT_BALANCE)),
+        "negative_balances": int(fetchval(database, NEGATIVE_BALANCES)),
+        "on_hand_after_sellout": int(fetchval(database, ON_HAND, warehouse, FOOD_SKU)),
+        "issued_minus_served": int(fetchval(database, ISSUED, warehouse, FOOD_SKU))
+        - (served_main + served_sellout),
+        "sellout_served_minus_stock": served_sellout - context.sizes.sellout_stock,
+        "households_served_twice": int(fetchval(database, SERVED_TWICE)),
+    }

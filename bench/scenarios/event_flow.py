@@ -14,11 +14,11 @@ import time
 import uuid
 from datetime import datetime
 
-from bench.context import RunContext, fetch, settle, summarize_phase
+from bench.context import PhaseSummary, RunContext, fetch, settle, summarize_phase
 from bench.loadgen import run_http_phase
 from bench.results_model import Row, ScenarioResult
 from bench.scenarios.intake import household_phase
-from bench.stats import summarize
+from bench.stats import LatencySummary, summarize
 
 POLL_SECONDS = 1.0
 DELIVERED = """
@@ -40,6 +40,55 @@ def _arrivals(context: RunContext, ids: list[uuid.UUID]) -> tuple[dict[str, date
 
 def _flow(context: RunContext, rate: float, result: ScenarioResult) -> dict[str, float | None]:
     """One open-loop run at ``rate``; adds its rows and notes, returns its metrics."""
+    http, sent_at, usage = _register(context, rate)
+    ids = [uuid.UUID(household_id) for household_id in sent_at]
+    delivered, referred = _wait_for_arrivals(context, ids)
+    # A message still missing when the wait ends took at least until now: that lower bound
+    # stands in for its latency, so a lost message can only make the percentiles worse.
+    gave_up = time.time()
+    to_notification = summarize(_latencies(sent_at, delivered, gave_up))
+    to_referral = summarize(_latencies(sent_at, referred, gave_up))
+    at = f"at {rate:.0f}/s"
+    result.rows += [
+        Row(
+            f"POST /v1/households {at} (open loop)",
+            http.rate,
+            "households/s",
+            http.latency,
+            http.requests,
+            http.errors,
+            note="; ".join(usage),
+        ),
+        _arrival_row(
+            f"registration -> delivered confirmation SMS, {at}",
+            rate,
+            to_notification,
+            ids,
+            delivered,
+            "delivered",
+        ),
+        _arrival_row(
+            f"registration -> created referral, {at}", rate, to_referral, ids, referred, "referred"
+        ),
+    ]
+    for what, arrived in (("confirmations", delivered), ("referrals", referred)):
+        if len(arrived) < len(ids):
+            result.notes.append(
+                f"{at}: {len(ids) - len(arrived)} {what} had not arrived "
+                f"{context.sizes.flow_settle_seconds:.0f} s after the last request; their "
+                "latency counts as the time waited (a lower bound)"
+            )
+    result.details[at] = {"problems": http.problems, "households": len(ids)}
+    return {
+        "notification_p99_ms": to_notification.p99_ms,
+        "referral_p99_ms": to_referral.p99_ms,
+        "http_p99_ms": http.latency.p99_ms,
+    }
+
+
+def _register(context: RunContext, rate: float) -> tuple[PhaseSummary, dict[str, float], list[str]]:
+    """Send households at ``rate`` for the flow's seconds: the HTTP summary, when each kept
+    household was sent (by id), and registration's CPU per request."""
     sizes = context.sizes
     phase = household_phase(
         context,
@@ -64,69 +113,48 @@ def _flow(context: RunContext, rate: float, result: ScenarioResult) -> dict[str,
         done.append(len(answer.kept))
     http = summarize_phase(answer, warmup=0.0, duration=answer.elapsed_seconds)
     sent_at = {str(kept["id"]): float(kept["sent_at"]) for kept in answer.kept}
-    ids = [uuid.UUID(household_id) for household_id in sent_at]
+    return http, sent_at, usage
 
-    deadline = time.monotonic() + sizes.flow_settle_seconds
+
+def _wait_for_arrivals(
+    context: RunContext, ids: list[uuid.UUID]
+) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """Poll until every household has its SMS and its referral, or the settle time is up."""
+    deadline = time.monotonic() + context.sizes.flow_settle_seconds
     delivered, referred = _arrivals(context, ids)
     while (len(delivered) < len(ids) or len(referred) < len(ids)) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
         delivered, referred = _arrivals(context, ids)
+    return delivered, referred
 
-    # A message still missing when the wait ends took at least until now: that lower bound
-    # stands in for its latency, so a lost message can only make the percentiles worse.
-    gave_up = time.time()
 
-    def latencies(arrived: dict[str, datetime]) -> list[float]:
-        return [
-            arrived[h].timestamp() - sent if h in arrived else gave_up - sent
-            for h, sent in sent_at.items()
-        ]
-
-    to_notification = summarize(latencies(delivered))
-    to_referral = summarize(latencies(referred))
-    at = f"at {rate:.0f}/s"
-    result.rows += [
-        Row(
-            f"POST /v1/households {at} (open loop)",
-            http.rate,
-            "households/s",
-            http.latency,
-            http.requests,
-            http.errors,
-            note="; ".join(usage),
-        ),
-        Row(
-            f"registration -> delivered confirmation SMS, {at}",
-            rate,
-            "households/s",
-            to_notification,
-            len(ids),
-            len(ids) - len(delivered),
-            note=f"{len(delivered)}/{len(ids)} delivered",
-        ),
-        Row(
-            f"registration -> created referral, {at}",
-            rate,
-            "households/s",
-            to_referral,
-            len(ids),
-            len(ids) - len(referred),
-            note=f"{len(referred)}/{len(ids)} referred",
-        ),
+def _latencies(
+    sent_at: dict[str, float], arrived: dict[str, datetime], gave_up: float
+) -> list[float]:
+    """Seconds from each request to its arrival; ``gave_up`` stands in for a missing one."""
+    return [
+        arrived[h].timestamp() - sent if h in arrived else gave_up - sent
+        for h, sent in sent_at.items()
     ]
-    for what, arrived in (("confirmations", delivered), ("referrals", referred)):
-        if len(arrived) < len(ids):
-            result.notes.append(
-                f"{at}: {len(ids) - len(arrived)} {what} had not arrived "
-                f"{sizes.flow_settle_seconds:.0f} s after the last request; their latency counts "
-                "as the time waited (a lower bound)"
-            )
-    result.details[at] = {"problems": http.problems, "households": len(ids)}
-    return {
-        "notification_p99_ms": to_notification.p99_ms,
-        "referral_p99_ms": to_referral.p99_ms,
-        "http_p99_ms": http.latency.p99_ms,
-    }
+
+
+def _arrival_row(
+    label: str,
+    rate: float,
+    latency: LatencySummary,
+    ids: list[uuid.UUID],
+    arrived: dict[str, datetime],
+    verb: str,
+) -> Row:
+    return Row(
+        label,
+        rate,
+        "households/s",
+        latency,
+        len(ids),
+        len(ids) - len(arrived),
+        note=f"{len(arrived)}/{len(ids)} {verb}",
+    )
 
 
 def run(context: RunContext) -> ScenarioResult:
