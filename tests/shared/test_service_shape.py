@@ -1,10 +1,12 @@
 """Every service has the shape of docs/architecture.md, "The shape of a service": the same
-files for the same roles, its problems in domain/errors.py, no god modules or functions."""
+files for the same roles, its problems in domain/errors.py, no god modules or functions; and
+shared/, haven/ and bench/ have no god modules or functions either."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import itertools
 import pkgutil
 import re
 from pathlib import Path
@@ -19,6 +21,11 @@ SERVICES_DIR = ROOT / "services"
 README_SECTIONS = ["What it owns", "API", "Events in/out", "Rules", "Settings", "Operations"]
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
+PLATFORM_TREES = ("shared", "haven", "bench")
+"""The code outside services/ that the size limits cover too."""
+GENERATED_MARKERS = ("@generated", "do not edit")
+"""A module whose first lines say one of these (any case) is generated, not written."""
+GENERATED_HEAD_LINES = 5
 
 SERVICES = sorted(
     path.name
@@ -52,8 +59,47 @@ def _modules(service: str) -> list[Path]:
     return sorted(p for p in base.rglob("*.py") if "migrations" not in p.relative_to(base).parts)
 
 
+def _is_generated(path: Path) -> bool:
+    """In a ``generated`` directory, or marked as generated in its first lines."""
+    if "generated" in path.relative_to(ROOT).parts[:-1]:
+        return True
+    with path.open(encoding="utf-8") as handle:
+        head = "".join(itertools.islice(handle, GENERATED_HEAD_LINES))
+    return any(marker in head.lower() for marker in GENERATED_MARKERS)
+
+
+def _platform_modules(tree: str) -> list[Path]:
+    """The Python modules under ``tree``, migrations and generated files excepted."""
+    base = ROOT / tree
+    return sorted(
+        p
+        for p in base.rglob("*.py")
+        if "migrations" not in p.relative_to(base).parts[:-1] and not _is_generated(p)
+    )
+
+
 def _relative(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
+
+
+def _modules_over_the_limit(paths: list[Path]) -> dict[str, int]:
+    """Each module longer than MAX_MODULE_LINES, with its number of lines."""
+    return {
+        _relative(path): lines
+        for path in paths
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+
+
+def _functions_over_the_limit(paths: list[Path]) -> dict[str, int]:
+    """Each function longer than MAX_FUNCTION_LINES, as ``path:line name``, with its length."""
+    return {
+        f"{_relative(path)}:{node.lineno} {node.name}": length
+        for path in paths
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (length := (node.end_lineno or node.lineno) - node.lineno + 1) > MAX_FUNCTION_LINES
+    }
 
 
 @pytest.fixture(params=SERVICES)
@@ -155,20 +201,27 @@ def test_problems_are_defined_in_domain_errors_only(service: str) -> None:
 
 
 def test_no_module_over_500_lines(service: str) -> None:
-    too_long = {
-        _relative(path): lines
-        for path in _modules(service)
-        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
-    }
+    too_long = _modules_over_the_limit(_modules(service))
     assert too_long == {}, f"modules over {MAX_MODULE_LINES} lines: {too_long}"
 
 
 def test_no_function_over_80_lines(service: str) -> None:
-    too_long = {
-        f"{_relative(path)}:{node.lineno} {node.name}": length
-        for path in _modules(service)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and (length := (node.end_lineno or node.lineno) - node.lineno + 1) > MAX_FUNCTION_LINES
-    }
+    too_long = _functions_over_the_limit(_modules(service))
+    assert too_long == {}, f"functions over {MAX_FUNCTION_LINES} lines: {too_long}"
+
+
+@pytest.mark.parametrize("tree", PLATFORM_TREES)
+def test_the_platform_trees_have_modules(tree: str) -> None:
+    assert _platform_modules(tree), f"{tree}/ has no Python modules to check"
+
+
+@pytest.mark.parametrize("tree", PLATFORM_TREES)
+def test_no_platform_module_over_500_lines(tree: str) -> None:
+    too_long = _modules_over_the_limit(_platform_modules(tree))
+    assert too_long == {}, f"modules over {MAX_MODULE_LINES} lines: {too_long}"
+
+
+@pytest.mark.parametrize("tree", PLATFORM_TREES)
+def test_no_platform_function_over_80_lines(tree: str) -> None:
+    too_long = _functions_over_the_limit(_platform_modules(tree))
     assert too_long == {}, f"functions over {MAX_FUNCTION_LINES} lines: {too_long}"
