@@ -13,7 +13,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from shared.events.catalog import Catalog, Topic
+from shared.events.catalog import Catalog
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,17 @@ def new_topics(catalog: Catalog, replication_factor: int) -> list[NewTopic]:
     """Every catalog topic and dead-letter topic, as admin-client requests."""
     requests: list[NewTopic] = []
     for topic in catalog.topics:
-        requests.append(_new_topic(topic.name, topic.partitions, replication_factor, topic))
+        requests.append(
+            _new_topic(topic.name, topic.partitions, replication_factor, topic.topic_config())
+        )
         if topic.consumers:
-            requests.append(_new_topic(topic.dlq, 1, replication_factor, None))
+            requests.append(
+                _new_topic(topic.dlq, 1, replication_factor, topic.dead_letter_config())
+            )
     return requests
 
 
-def _new_topic(name: str, partitions: int, replication: int, topic: Topic | None) -> NewTopic:
-    config = topic.topic_config() if topic else {"retention.ms": str(90 * 24 * 3600 * 1000)}
+def _new_topic(name: str, partitions: int, replication: int, config: dict[str, str]) -> NewTopic:
     return NewTopic(
         name=name, num_partitions=partitions, replication_factor=replication, topic_configs=config
     )

@@ -111,10 +111,10 @@ class Batches(OneByOne):
 
         for record in records:
             headers = headers_to_dict(record.headers or ())
-            if self._unhandled(record, headers):  # no effect to order: the run goes on
+            if self._unhandled(topic, record, headers):  # no effect to order: the run goes on
                 outcomes.append(await self._process_one(topic, record, headers, None))
                 continue
-            decoded = self._decode(record, headers)
+            decoded = self._decode(topic, record, headers)
             if decoded is None:
                 await apply_run()
                 outcomes.append(await self._process_one(topic, record, headers, None))

@@ -26,6 +26,17 @@ IGNORED = "ignored"
 """The outcome of a catalogued event this service has no handler for."""
 
 
+def misrouted(topic: Topic, model: type[Any], envelope: Envelope[Any]) -> str | None:
+    """Why an event must not be applied from this topic: its type is not one the catalog
+    puts on it, or its source is not a producer of it (a forged record on one topic must
+    not act as another's event, e.g. redirect a household's messages). None when it fits."""
+    if model not in topic.events:
+        return f"event type {model.__name__} does not belong to topic {topic.name}"
+    if envelope.source not in topic.producer_sources:
+        return f"source {envelope.source[:100]!r} does not produce topic {topic.name}"
+    return None
+
+
 @dataclass(frozen=True)
 class _Handler:
     """A registered handler: of one event at a time, or of consecutive events together."""
@@ -99,17 +110,21 @@ class HandlerRegistry:
         """The topics this consumer subscribes to, in catalog order."""
         return [t for t in self.catalog.topics if t.name in self._topic_names]
 
-    def _unhandled(self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str]) -> bool:
+    def _unhandled(
+        self, topic: Topic, record: ConsumerRecord[bytes, bytes], headers: dict[str, str]
+    ) -> bool:
         """A catalogued event (not a tombstone) that this service has no handler for."""
         event_type = headers.get("ce_type", "")
+        model = self.catalog.payload_model(event_type)
         return (
             record.value is not None
             and event_type not in self._handlers
-            and self.catalog.payload_model(event_type) is not None
+            and model is not None
+            and model in topic.events
         )
 
     def _decode(
-        self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str]
+        self, topic: Topic, record: ConsumerRecord[bytes, bytes], headers: dict[str, str]
     ) -> _Decoded | None:
         """The record as an event this service handles; None for anything else."""
         if record.value is None:
@@ -125,6 +140,8 @@ class HandlerRegistry:
             envelope = decode_envelope(headers, record.value, model)
         except MalformedEvent:
             return None
+        if misrouted(topic, model, envelope) is not None:
+            return None  # handled one by one, which dead-letters it with the reason
         return _Decoded(record, headers, envelope, handler)
 
     def _count(self, topic: Topic, outcome: str, amount: int = 1) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -16,12 +16,16 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import inbox
-from shared.consumer.registry import IGNORED, HandlerRegistry, _Decoded
+from shared.consumer.registry import IGNORED, HandlerRegistry, _Decoded, misrouted
 from shared.consumer.tracing import ConsumerTracing
 from shared.db import SessionFactory
 from shared.events.catalog import Topic
 from shared.events.envelope import MalformedEvent, decode_envelope, headers_to_dict
+from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer
+from shared.telemetry import scrubbed
+
+ERASED = HouseholdErased.event_type
 
 # One logger for the whole package, named as before it was split into modules.
 log = logging.getLogger("shared.consumer")
@@ -67,9 +71,9 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    """The error's type and message, for the dead-letter header (handlers must not put
-    personal values in exception messages)."""
-    return f"{type(exc).__name__}: {exc}"
+    """The error for the dead-letter header, without the data it carries (a database
+    error's text holds the statement's parameters)."""
+    return scrubbed(exc)
 
 
 class OneByOne(HandlerRegistry, ConsumerTracing):
@@ -130,6 +134,10 @@ class OneByOne(HandlerRegistry, ConsumerTracing):
         if model is None:
             await self._dead_letter(topic, record, f"unknown event type {event_type!r}", 0)
             return "dead_lettered"
+        if model not in topic.events:
+            reason = f"event type {event_type[:100]!r} does not belong to topic {topic.name}"
+            await self._dead_letter(topic, record, reason, 0)
+            return "dead_lettered"
         handler = self._handlers.get(event_type)
         if handler is None:
             return IGNORED  # a catalogued event this service has no use for
@@ -137,6 +145,10 @@ class OneByOne(HandlerRegistry, ConsumerTracing):
             envelope = decode_envelope(headers, record.value, model)
         except MalformedEvent as exc:
             await self._dead_letter(topic, record, f"malformed event: {exc}", 0)
+            return "dead_lettered"
+        wrong = misrouted(topic, model, envelope)
+        if wrong is not None:
+            await self._dead_letter(topic, record, wrong, 0)
             return "dead_lettered"
         return await self._apply_one(topic, _Decoded(record, headers, envelope, handler))
 
@@ -189,6 +201,46 @@ class OneByOne(HandlerRegistry, ConsumerTracing):
                     return "dead_lettered"
                 await asyncio.sleep(self.retry.backoff(failures))
 
+    async def purge_erased_dead_letters(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """A household erased: tombstones for its key on the erasable dead-letter topics this
+        service consumes, so compaction removes what failed about it (within a day, see
+        ``ERASURE_BOUND``); their short retention bounds it anyway."""
+        keys = {
+            record.key
+            for record in records
+            if record.key is not None
+            and record.value is not None
+            and headers_to_dict(record.headers or ()).get("ce_type") == ERASED
+        }
+        dlqs = [topic.dlq for topic in self.topics() if topic.erasable_dead_letters]
+        for key in sorted(keys):
+            for dlq in dlqs:
+                await self._send_durably(dlq, value=None, key=key, headers=[])
+
+    async def _send_durably(
+        self,
+        topic: str,
+        *,
+        value: bytes | None,
+        key: bytes | None,
+        headers: list[tuple[str, bytes]],
+    ) -> None:
+        """Send and wait, trying again until Kafka takes it (before the offset moves on)."""
+        outages = 0
+        while True:
+            try:
+                producer = await self.dead_letters.get()
+                await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outages += 1
+                log.warning("dead-letter publish failed", extra={"error": type(exc).__name__})
+                await asyncio.sleep(self.retry.backoff(min(outages, 8)))
+
     async def _dead_letter(
         self, topic: Topic, record: ConsumerRecord[bytes, bytes], reason: str, attempts: int
     ) -> None:
@@ -203,20 +255,8 @@ class OneByOne(HandlerRegistry, ConsumerTracing):
         headers = list(record.headers or ()) + [
             (DLQ_HEADER_PREFIX + name, value.encode()) for name, value in extra.items()
         ]
-        outages = 0
-        while True:  # a dead letter must be durable before the offset moves on
-            try:
-                producer = await self.dead_letters.get()
-                await producer.send_and_wait(
-                    topic.dlq, value=record.value, key=record.key, headers=headers
-                )
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                outages += 1
-                log.warning("dead-letter publish failed", extra={"error": type(exc).__name__})
-                await asyncio.sleep(self.retry.backoff(min(outages, 8)))
+        # A dead letter must be durable before the offset moves on.
+        await self._send_durably(topic.dlq, value=record.value, key=record.key, headers=headers)
         DEAD_LETTERED.labels(self.service, topic.name).inc()
         log.error(
             "event dead-lettered",

@@ -97,6 +97,7 @@ class EventConsumer(Batches):
                 by_topic.setdefault(record.topic, []).append(record)
             for name, of_topic in by_topic.items():
                 await self.process_batch(topics[name], of_topic)
+            await self.purge_erased_dead_letters(records)
             await msg.ack()  # commits the consumer's positions: past every record handled
             record_lag(self.service, msg, records)
 

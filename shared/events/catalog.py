@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from shared.events.audit import AuditEvent
@@ -48,7 +49,17 @@ from shared.events.registration import (
 )
 
 DLQ_SUFFIX = ".dlq"
-DAY_MS = 24 * 60 * 60 * 1000
+HOUR_MS = 60 * 60 * 1000
+DAY_MS = 24 * HOUR_MS
+DEAD_LETTER_RETENTION_MS = 90 * DAY_MS
+PERSONAL_DEAD_LETTER_RETENTION_MS = 7 * DAY_MS
+ERASURE_BOUND = {
+    # A tombstone (an erasure, a withdrawn contact) removes the record it supersedes within a
+    # day: the active segment rolls every hour and the cleaner must compact within 24 h.
+    "min.compaction.lag.ms": "0",
+    "segment.ms": str(HOUR_MS),
+    "max.compaction.lag.ms": str(DAY_MS),
+}
 Service = Literal["registration", "distribution", "referral", "notifications"]
 SERVICES: tuple[Service, ...] = ("registration", "distribution", "referral", "notifications")
 
@@ -67,7 +78,15 @@ class Topic:
     compacted: bool = False
     retention_ms: int | None = 30 * DAY_MS
     restricted: bool = False  # carries personal data: readable only by its consumers
+    # Its dead letters are about households: kept briefly, compacted by household, and purged
+    # by a tombstone when the household is erased (docs/data-protection.md).
+    erasable_dead_letters: bool = False
     config: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def producer_sources(self) -> frozenset[str]:
+        """The envelope sources of this topic's producers (``haven/<service>``)."""
+        return frozenset(f"haven/{producer}" for producer in self.producers)
 
     @property
     def dlq(self) -> str:
@@ -81,6 +100,16 @@ class Topic:
         if self.compacted:
             settings["min.compaction.lag.ms"] = "0"
         return settings | self.config
+
+    def dead_letter_config(self) -> dict[str, str]:
+        """Kafka configuration of this topic's dead-letter topic."""
+        if not self.erasable_dead_letters:
+            return {"retention.ms": str(DEAD_LETTER_RETENTION_MS)}
+        return {
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(PERSONAL_DEAD_LETTER_RETENTION_MS),
+            **ERASURE_BOUND,
+        }
 
 
 HOUSEHOLDS = Topic(
@@ -101,6 +130,7 @@ HOUSEHOLDS = Topic(
         DuplicateReviewRequested,
     ),
     retention_ms=365 * DAY_MS,
+    erasable_dead_letters=True,
 )
 
 CONTACTS = Topic(
@@ -115,6 +145,8 @@ CONTACTS = Topic(
     compacted=True,
     retention_ms=None,
     restricted=True,
+    erasable_dead_letters=True,
+    config={**ERASURE_BOUND, "delete.retention.ms": str(DAY_MS)},
 )
 
 DISTRIBUTIONS = Topic(

@@ -69,7 +69,9 @@ def test_topics_equal_the_catalog(overlays: dict[str, list[Resource]], overlay: 
         if topic.consumers:
             dlq = topics[topic.dlq]["spec"]
             assert dlq["partitions"] == 1
-            assert dlq["config"] == {"retention.ms": DLQ_RETENTION_MS}
+            assert dlq["config"] == topic.dead_letter_config()
+            if not topic.erasable_dead_letters:
+                assert dlq["config"] == {"retention.ms": DLQ_RETENTION_MS}
     for resource in topics.values():
         assert resource["metadata"]["labels"]["strimzi.io/cluster"] == "haven"
 

@@ -280,7 +280,7 @@ def erased(household_id: UUID, site_id: str = "MDA-PAL") -> HouseholdErased:
     return HouseholdErased(household_id=household_id, site_id=site_id)
 
 
-def wrap(payload: EventPayload, source: str = "haven/test") -> Envelope[Any]:
+def wrap(payload: EventPayload, source: str | None = None) -> Envelope[Any]:
     return envelope(payload, source=source)
 
 

@@ -17,12 +17,13 @@ from services.notifications.settings import NotificationsSettings
 from shared.auth import Role
 from shared.consumer import EventConsumer
 from shared.events.catalog import CATALOG
-from shared.events.envelope import Envelope, EventPayload
+from shared.events.envelope import EventPayload
 from shared.settings import load_settings
 from tests.notifications import support
 from tests.notifications.support import rows
 from tests.support.apps import serving
 from tests.support.clock import FakeClock
+from tests.support.events import envelope as wrap_event
 from tests.support.tokens import auth_headers
 
 ADMIN = auth_headers(Role.ADMIN, sub="user-admin")
@@ -46,7 +47,7 @@ async def api(
 
 
 async def deliver(consumer: EventConsumer, payload: EventPayload, key: UUID) -> None:
-    envelope = Envelope.wrap(payload, source="haven/test")
+    envelope = wrap_event(payload)
     await consumer.process(CATALOG.topic_for(payload), support.record_of(envelope, str(key)))
 
 

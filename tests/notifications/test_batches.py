@@ -21,7 +21,7 @@ from services.notifications.settings import Channel, NotificationsSettings, Staf
 from shared.consumer import EventConsumer, RetryPolicy
 from shared.db import SessionFactory, create_engine, session_factory
 from shared.events.catalog import CONTACTS, HOUSEHOLDS
-from shared.events.envelope import Envelope, EventPayload
+from shared.events.envelope import EventPayload
 from shared.events.registration import (
     HouseholdProfile,
     HouseholdRegistered,
@@ -35,6 +35,7 @@ from tests.notifications import support
 from tests.notifications.support import HandlerRuntime, rows
 from tests.support import unique
 from tests.support.clock import FakeClock
+from tests.support.events import envelope
 
 
 def _profile(
@@ -50,7 +51,7 @@ def _profile(
 
 
 def _record(payload: EventPayload, key: UUID) -> Any:
-    return support.record_of(Envelope.wrap(payload, source="haven/test"), str(key))
+    return support.record_of(envelope(payload), str(key))
 
 
 @pytest.fixture
@@ -209,10 +210,7 @@ async def test_a_contact_waits_for_a_registration_batch_and_wakes_its_sms(
     """The other way round: the batch's transaction holds the locks; the contact waits, then
     makes the confirmation (queued to wait for it) due at once."""
     household = uuid4()
-    envelopes = [
-        Envelope.wrap(support.registered(h), source="haven/test")
-        for h in [uuid4(), household, uuid4()]
-    ]
+    envelopes = [envelope(support.registered(h)) for h in [uuid4(), household, uuid4()]]
     async with sessions() as batch_session, batch_session.begin():
         await intake.take_profiles(
             session=batch_session, envelopes=envelopes, settings=settings, now=clock()
@@ -246,7 +244,7 @@ async def test_an_erasure_waits_for_a_message_being_queued_and_deletes_it(
     async with sessions() as message_session, message_session.begin():
         await intake.notify_all(
             session=message_session,
-            envelopes=[Envelope.wrap(support.distribution(household), source="haven/test")],
+            envelopes=[envelope(support.distribution(household))],
             settings=settings,
             now=clock(),
         )

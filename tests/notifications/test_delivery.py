@@ -21,15 +21,16 @@ from services.notifications.settings import Channel, NotificationsSettings, Staf
 from shared.consumer import EventConsumer
 from shared.db import SessionFactory
 from shared.events.catalog import CATALOG
-from shared.events.envelope import Envelope, EventPayload
+from shared.events.envelope import EventPayload
 from tests.notifications import support
 from tests.notifications.support import HttpReceiver, RecordingTransport, rows
 from tests.support import eventually
 from tests.support.clock import FakeClock
+from tests.support.events import envelope as wrap_event
 
 
 async def deliver(consumer: EventConsumer, payload: EventPayload, key: UUID | str) -> None:
-    envelope = Envelope.wrap(payload, source="haven/test")
+    envelope = wrap_event(payload)
     await consumer.process(CATALOG.topic_for(payload), support.record_of(envelope, str(key)))
 
 

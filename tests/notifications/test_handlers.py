@@ -20,6 +20,7 @@ from shared.events.envelope import Envelope, EventPayload
 from tests.notifications import support
 from tests.notifications.support import RecordingTransport, rows
 from tests.support.clock import FakeClock
+from tests.support.events import envelope as wrap_event
 
 NOTIFICATION_COLUMNS = (
     "status, skip_reason, attempts, next_attempt_at, contact_deadline, recipient_masked, "
@@ -28,7 +29,7 @@ NOTIFICATION_COLUMNS = (
 
 
 async def deliver(consumer: EventConsumer, payload: EventPayload, key: UUID | str) -> str:
-    envelope = Envelope.wrap(payload, source="haven/test")
+    envelope = wrap_event(payload)
     return await consumer.process(CATALOG.topic_for(payload), support.record_of(envelope, str(key)))
 
 

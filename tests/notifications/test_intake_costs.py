@@ -16,17 +16,17 @@ from services.notifications.models import Contact, HouseholdSite, SkipReason
 from services.notifications.settings import Channel
 from shared.consumer import EventConsumer
 from shared.events.catalog import CONTACTS, HOUSEHOLDS, REFERRALS
-from shared.events.envelope import Envelope
 from tests.notifications import support
 from tests.notifications.support import rows
 from tests.support import sent_statements
 from tests.support.clock import FakeClock
+from tests.support.events import envelope
 
 HOUSEHOLDS_IN_BATCH = 20
 
 
 def _record(payload: Any, household_id: Any) -> Any:
-    return support.record_of(Envelope.wrap(payload, source="haven/test"), str(household_id))
+    return support.record_of(envelope(payload), str(household_id))
 
 
 async def test_a_registered_household_costs_few_statements_per_topic(

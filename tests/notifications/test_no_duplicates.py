@@ -23,15 +23,16 @@ from services.notifications.settings import Channel, NotificationsSettings
 from shared.consumer import EventConsumer
 from shared.db import create_engine, session_factory
 from shared.events.catalog import CATALOG
-from shared.events.envelope import Envelope, EventPayload
+from shared.events.envelope import EventPayload
 from tests.notifications import support
 from tests.notifications.support import HttpReceiver, rows
 from tests.support import eventually, kill_group, start_python
 from tests.support.clock import FakeClock
+from tests.support.events import envelope as wrap_event
 
 
 async def deliver(consumer: EventConsumer, payload: EventPayload, key: str) -> None:
-    envelope = Envelope.wrap(payload, source="haven/test")
+    envelope = wrap_event(payload)
     await consumer.process(CATALOG.topic_for(payload), support.record_of(envelope, key))
 
 

@@ -29,6 +29,7 @@ from tests.support import (
     start_group_at_end,
     unique,
 )
+from tests.support.events import envelope as wrap_event
 from tests.support.tokens import auth_headers
 
 ADMIN = auth_headers(Role.ADMIN, sub="admin")
@@ -43,7 +44,7 @@ async def producer(infra: Any) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def publish(producer: AIOKafkaProducer, payload: EventPayload, key: UUID) -> Envelope[Any]:
-    envelope = Envelope.wrap(payload, source="haven/test")
+    envelope = wrap_event(payload)
     await publish_envelope(producer, envelope, key)
     return envelope
 

@@ -60,7 +60,9 @@ async def test_a_batch_applies_together_and_falls_back_one_by_one_on_failure(inf
         )
 
     def erased(household: uuid.UUID) -> Envelope[HouseholdErased]:
-        return Envelope.wrap(HouseholdErased(household_id=household, site_id="S"), source="t")
+        return Envelope.wrap(
+            HouseholdErased(household_id=household, site_id="S"), source="haven/registration"
+        )
 
     try:
         first = [erased(uuid.uuid4()) for _ in range(3)]
@@ -105,13 +107,15 @@ async def test_events_nobody_here_handles_do_not_split_a_batch(infra) -> None:
         transactions.append(await session.scalar(sa.text("SELECT txid_current()")))
 
     def erased() -> Envelope[HouseholdErased]:
-        return Envelope.wrap(HouseholdErased(household_id=uuid.uuid4(), site_id="S"), source="t")
+        return Envelope.wrap(
+            HouseholdErased(household_id=uuid.uuid4(), site_id="S"), source="haven/registration"
+        )
 
     def deactivated() -> Envelope[HouseholdDeactivated]:
         payload = HouseholdDeactivated(
             household_id=uuid.uuid4(), site_id="S", reason_code="moved", version=2
         )
-        return Envelope.wrap(payload, source="t")
+        return Envelope.wrap(payload, source="haven/registration")
 
     try:
         envelopes = [erased(), deactivated(), erased(), deactivated(), erased()]
@@ -157,13 +161,15 @@ async def test_a_batch_handler_takes_consecutive_events_together(infra) -> None:
 
     def erased(name: str) -> Envelope[HouseholdErased]:
         payload = HouseholdErased(household_id=uuid.uuid4(), site_id="S")
-        return Envelope.wrap(payload, source="t", subject=name, correlation_id=f"corr-{name}")
+        return Envelope.wrap(
+            payload, source="haven/registration", subject=name, correlation_id=f"corr-{name}"
+        )
 
     def deactivated(name: str) -> Envelope[HouseholdDeactivated]:
         payload = HouseholdDeactivated(
             household_id=uuid.uuid4(), site_id="S", reason_code="moved", version=2
         )
-        return Envelope.wrap(payload, source="t", subject=name)
+        return Envelope.wrap(payload, source="haven/registration", subject=name)
 
     try:
         a, b, c, d = erased("a"), erased("b"), erased("c"), erased("d")

@@ -21,7 +21,9 @@ from tests.support import consumer_record, erasures_topic, migrated_database, un
 
 
 def erased() -> Envelope[HouseholdErased]:
-    return Envelope.wrap(HouseholdErased(household_id=uuid.uuid4(), site_id="S"), source="t")
+    return Envelope.wrap(
+        HouseholdErased(household_id=uuid.uuid4(), site_id="S"), source="haven/registration"
+    )
 
 
 class FakeMessage:

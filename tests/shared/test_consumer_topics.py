@@ -51,12 +51,14 @@ async def test_one_consumer_group_member_handles_every_topic(infra) -> None:
     async def deactivate(session, envelope: Envelope[HouseholdDeactivated]) -> None:  # type: ignore[no-untyped-def]
         await remember(session, envelope.data.household_id, "deactivated")
 
-    erased = Envelope.wrap(HouseholdErased(household_id=uuid.uuid4(), site_id="S"), source="t")
+    erased = Envelope.wrap(
+        HouseholdErased(household_id=uuid.uuid4(), site_id="S"), source="haven/registration"
+    )
     deactivated = Envelope.wrap(
         HouseholdDeactivated(
             household_id=uuid.uuid4(), site_id="S", reason_code="moved", version=2
         ),
-        source="t",
+        source="haven/registration",
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()

@@ -52,7 +52,9 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(infra
         )
 
     def erased(household: uuid.UUID) -> Envelope[HouseholdErased]:
-        return Envelope.wrap(HouseholdErased(household_id=household, site_id="S"), source="test")
+        return Envelope.wrap(
+            HouseholdErased(household_id=household, site_id="S"), source="haven/registration"
+        )
 
     poison = erased(failing)
     malformed = erased(uuid.uuid4())

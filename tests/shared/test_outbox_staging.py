@@ -309,7 +309,7 @@ async def test_a_failed_consumer_batch_leaks_no_staged_rows_into_its_retry(
             fails_once.discard(household)
             raise RuntimeError("fails in the batch, succeeds alone")
 
-    envelopes = [Envelope.wrap(erased(h), source="t") for h in households]
+    envelopes = [Envelope.wrap(erased(h), source="haven/registration") for h in households]
     outcomes = await consumer.process_batch(
         topic, [record(e, i, topic.name) for i, e in enumerate(envelopes)]
     )

@@ -75,11 +75,16 @@ def household_profile(
     )
 
 
+def producer_source(payload: EventPayload) -> str:
+    """The source the payload's producer writes (consumers refuse events from anyone else)."""
+    return f"haven/{CATALOG.topic_for(payload).producers[0]}"
+
+
 def envelope(
-    payload: EventPayload, *, source: str = "haven/test", actor: str | None = None
+    payload: EventPayload, *, source: str | None = None, actor: str | None = None
 ) -> Envelope[Any]:
-    """``payload`` in the envelope a producing service would send."""
-    return Envelope.wrap(payload, source=source, actor=actor)
+    """``payload`` in the envelope its producing service would send."""
+    return Envelope.wrap(payload, source=source or producer_source(payload), actor=actor)
 
 
 def consumer_record(
