@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -69,10 +70,23 @@ async def verify_topic(
 
 
 class KeysFile:
-    """Chain keys from a JSON file ``{"registration": "<key>", ...}`` (mounted from a secret)."""
+    """Chain keys from a JSON file ``{"registration": "<key>", ...}``, or from a directory
+    of files named by service (a Kubernetes Secret mounted as a volume)."""
 
     def __init__(self, keys: dict[str, str]) -> None:
         self.keys = {service: key.encode() for service, key in keys.items()}
+
+    @classmethod
+    def read(cls, path: Path) -> KeysFile:
+        if path.is_dir():
+            return cls(
+                {
+                    entry.name: entry.read_text().strip()
+                    for entry in path.iterdir()
+                    if entry.is_file() and not entry.name.startswith(".")
+                }
+            )
+        return cls(json.loads(path.read_text()))
 
     def get(self, service: str, /) -> bytes | None:
         return self.keys.get(service)

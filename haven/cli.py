@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -99,7 +98,8 @@ def audit_verify(
     keys_file: Annotated[
         Path | None,
         typer.Option(
-            help='JSON {"<service>": "<chain key>"}: each service\'s '
+            help='JSON {"<service>": "<chain key>"}, or a directory of files named by service '
+            "(the haven-audit-chain-keys Secret mounted): each service's "
             "HAVEN_<SERVICE>_AUDIT_CHAIN_KEY. Without it, the development keys (local stack)."
         ),
     ] = None,
@@ -111,7 +111,7 @@ def audit_verify(
     from haven.audit import KeysFile, verify_topic
 
     settings = CommonSettings()
-    keys = KeysFile(json.loads(keys_file.read_text())) if keys_file else None
+    keys = KeysFile.read(keys_file) if keys_file else None
     count, breaks = asyncio.run(
         verify_topic(settings.kafka_bootstrap, topic, keys=keys, settings=settings)
     )

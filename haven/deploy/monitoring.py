@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -50,13 +49,23 @@ def prometheus_rules(files: Iterable[Path]) -> list[Manifest]:
     return rules
 
 
-def monitoring_component(files: Iterable[Path]) -> Manifest:
-    """The monitoring component: the PrometheusRules and a labelled ConfigMap per dashboard.
+COMPONENT_DASHBOARDS = "dashboards"
+"""Where the generator copies the dashboards inside the component: kustomize refuses files
+outside a kustomization's root, so plain ``kubectl kustomize`` and ``kubectl apply -k`` work."""
 
-    The dashboards are read from deploy/grafana/dashboards by kustomize itself, outside the
-    component's root: render with ``--load-restrictor LoadRestrictionsNone``.
-    """
-    dashboards = Path(os.path.relpath(DASHBOARDS_DIR, MONITORING_DIR))
+
+def dashboard_copies(files: Iterable[Path]) -> dict[Path, str]:
+    """Each dashboard as the component carries it (a copy of deploy/grafana/dashboards)."""
+    return {
+        MONITORING_DIR / COMPONENT_DASHBOARDS / path.name: path.read_text(encoding="utf-8")
+        for path in files
+    }
+
+
+def monitoring_component(files: Iterable[Path]) -> Manifest:
+    """The monitoring component: the PrometheusRules and a labelled ConfigMap per dashboard,
+    from the copies inside the component (:func:`dashboard_copies`)."""
+    dashboards = Path(COMPONENT_DASHBOARDS)
     return {
         "apiVersion": "kustomize.config.k8s.io/v1alpha1",
         "kind": "Component",

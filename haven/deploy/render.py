@@ -11,6 +11,7 @@ import yaml
 from haven.deploy.autoscaling import autoscalers, disruption_budgets
 from haven.deploy.kafka import kafka_topics, kafka_users
 from haven.deploy.monitoring import (
+    dashboard_copies,
     dashboard_files,
     monitoring_component,
     prometheus_rules,
@@ -62,6 +63,7 @@ def render() -> dict[Path, str]:
         MONITORING_DIR / "kustomization.yaml": to_yaml(
             [monitoring_component(dashboard_files())], "deploy/grafana/dashboards/*.json"
         ),
+        **dashboard_copies(dashboard_files()),
     }
 
 

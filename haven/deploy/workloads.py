@@ -31,6 +31,10 @@ def _security_context() -> Manifest:
     }
 
 
+AUDIT_CHAIN_SECRET = "haven-audit-chain-keys"  # noqa: S105 - a Secret's name
+"""One key per service, named by the service: each pod reads its own, the verifier all."""
+
+
 def _secret_env(name: str, secret: str, key: str, *, optional: bool = False) -> Manifest:
     ref: Manifest = {"name": secret, "key": key}
     if optional:
@@ -56,7 +60,11 @@ def _service_env(service: str) -> list[Manifest]:
         {"name": "PGSSLROOTCERT", "value": "/etc/haven/postgres-ca/ca.crt"},
         {"name": "HAVEN_KAFKA_SASL_USERNAME", "value": kafka_user(service)},
         _secret_env("HAVEN_KAFKA_SASL_PASSWORD", kafka_user(service), "password"),
-        _secret_env("HAVEN_AUTH_SECRET", "haven-auth", "hs256-secret", optional=True),
+        # Not optional: a pod without it would run on the development secret, which a
+        # production service refuses anyway; better that the pod does not start at all.
+        _secret_env("HAVEN_AUTH_SECRET", "haven-auth", "hs256-secret"),
+        # The service's own audit chain key (HMAC); production refuses to start without one.
+        _secret_env(f"{prefix}AUDIT_CHAIN_KEY", AUDIT_CHAIN_SECRET, service),
     ]
     if service == "notifications":
         env += [

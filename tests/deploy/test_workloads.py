@@ -182,3 +182,21 @@ def test_prod_postgres_is_replicated_and_backed_up(prod: list[Resource]) -> None
     (backup,) = of_kind(prod, "ScheduledBackup")
     assert backup["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
     assert backup["spec"]["pluginConfiguration"]["name"] == archiver["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_gets_its_secrets_and_none_is_optional_that_production_needs(
+    overlays: dict[str, list[Resource]], overlay: str
+) -> None:
+    """A production service refuses to start without its own audit chain key and with the
+    development HS256 secret: both come from Secrets, never optional."""
+    deployments = {d["metadata"]["name"]: d for d in of_kind(overlays[overlay], "Deployment")}
+    for service in SERVICES:
+        (container,) = deployments[f"haven-{service}"]["spec"]["template"]["spec"]["containers"]
+        env = _env(container)
+        auth = env["HAVEN_AUTH_SECRET"]
+        assert _secret(auth) == ("haven-auth", "hs256-secret")
+        assert not auth["valueFrom"]["secretKeyRef"].get("optional"), service
+        key = env[f"HAVEN_{service.upper()}_AUDIT_CHAIN_KEY"]
+        assert _secret(key) == ("haven-audit-chain-keys", service)
+        assert not key["valueFrom"]["secretKeyRef"].get("optional"), service
