@@ -37,3 +37,14 @@ def test_keys_come_from_a_file_and_settings(tmp_path: Path) -> None:
     own = ServiceSettings(audit_chain_key=SecretStr("r-secret"))
     assert own.chain_key("registration") == b"r-secret"
     assert ServiceSettings().chain_key("referral") == development_key("referral")
+
+
+def test_keys_come_from_a_mounted_secret_directory(tmp_path: Path) -> None:
+    """The haven-audit-chain-keys Secret mounted as a volume: a file per service."""
+    (tmp_path / "registration").write_text("r-secret\n")
+    (tmp_path / "referral").write_text("f-secret")
+    (tmp_path / "..data").mkdir()  # Kubernetes' own link directory is not a key
+    keys = KeysFile.read(tmp_path)
+    assert keys.get("registration") == b"r-secret"
+    assert keys.get("referral") == b"f-secret"
+    assert keys.get("..data") is None
