@@ -71,6 +71,10 @@ class Role(StrEnum):
     PROVIDER = "provider"
     MANAGER = "manager"
     ADMIN = "admin"
+    # Reviews possible duplicates across sites (four eyes: never their own registrations).
+    SUPERVISOR = "supervisor"
+    # Sees sensitive cases (counter-trafficking, GBV, sexual exploitation and abuse).
+    PROTECTION_FOCAL_POINT = "protection_focal_point"
 
 
 _ROLE_VALUES = frozenset(role.value for role in Role)
@@ -79,6 +83,8 @@ _ROLE_VALUES = frozenset(role.value for role in Role)
 _PRIVILEGE_ORDER = (
     Role.ADMIN,
     Role.MANAGER,
+    Role.PROTECTION_FOCAL_POINT,
+    Role.SUPERVISOR,
     Role.CASEWORKER,
     Role.WAREHOUSE_OPERATOR,
     Role.FIELD_STAFF,
