@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +28,7 @@ from tests.support import (
     start_group_at_end,
     unique,
 )
+from tests.support.apps import serving
 from tests.support.events import envelope as wrap_event
 from tests.support.tokens import auth_headers
 
@@ -86,10 +86,7 @@ async def test_events_on_the_broker_become_delivered_messages_once(
     app = create_app(settings)
     household, other = uuid4(), uuid4()
     try:
-        async with app.router.lifespan_context(app):
-            client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://notifications"
-            )
+        async with serving(app, base_url="http://notifications") as client:
             hook = {
                 "role": "warehouse_manager",
                 "site_id": "MDA-CHI",

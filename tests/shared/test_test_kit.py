@@ -104,3 +104,14 @@ def test_the_scan_sees_what_it_forbids() -> None:
     assert len(list(_token_makers(maker))) == 3
     forged_in_a_test = ast.parse("def test_x():\n    jwt.encode({}, 'k')\n")
     assert not list(_token_makers(forged_in_a_test))
+
+
+def test_service_apps_run_only_through_the_kit() -> None:
+    """One way to run a service app in a test: ``tests.support.apps.serving``."""
+    found = [
+        where(path, node)
+        for path, tree in outside_kit()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "lifespan_context"
+    ]
+    assert not found, f"run the app with tests.support.apps.serving instead: {found}"
