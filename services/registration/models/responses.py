@@ -39,6 +39,11 @@ class SitePublic(SiteBase):
     pass
 
 
+class SitePage(BaseModel):
+    items: list[SitePublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
 # --- households: responses -----------------------------------------------------------------
 
 
