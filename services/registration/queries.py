@@ -166,6 +166,23 @@ UNION ALL
 """Rows ``(arm, index, <the columns of dedup.Registered>)``: arm ``family``/``given`` with the
 member's index, ``document`` with the document's, ``phone`` with -1."""
 
+# --- erasure ------------------------------------------------------------------------------
+
+MERGED_INTO = Query(
+    "households_merged_into",
+    """
+WITH RECURSIVE merged(id) AS (
+    SELECT id FROM household WHERE merged_into_id = :household_id
+    UNION
+    SELECT h.id FROM household h JOIN merged m ON h.merged_into_id = m.id
+)
+SELECT id FROM merged
+""",
+)
+"""The households merged into ``household_id``, directly or through others (A <- B <- C); each
+step an index look-up (``household_merged_into``, migration 0007). UNION: a cycle, which
+merging cannot make, would still end."""
+
 # --- the aggregated report ---------------------------------------------------------------------
 # Both statements take the same filters: counted statuses, an optional site, the caller's
 # sites (NULL: all), and an optional date range in the site's time zone.

@@ -213,7 +213,7 @@ async def test_every_mutating_endpoint_emits_exactly_one_audit_event_per_change(
     await send(
         (R, "POST", "/v1/duplicates/{review_id}/resolve"),
         f"/v1/duplicates/{review['id']}/resolve",
-        ADMIN,
+        token(Role.SUPERVISOR, sites=(site,), sub="supervisor-audit"),  # four eyes
         {"action": "not_duplicate"},
     )
     await send(

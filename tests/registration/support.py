@@ -64,6 +64,11 @@ class Service:
     def field(self) -> dict[str, str]:
         return self.headers(Role.FIELD_STAFF)
 
+    @property
+    def supervisor(self) -> dict[str, str]:
+        """A supervisor of MDA-CHI who registers nobody (so may decide any review there)."""
+        return self.headers(Role.SUPERVISOR)
+
     async def register(
         self, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> dict[str, Any]:

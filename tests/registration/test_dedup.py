@@ -217,7 +217,7 @@ async def test_the_queue_shows_scores_reasons_and_candidates_to_readers(
     assert review["status"] == "open"
     assert review["score"] == 1.0
     assert review["reasons"] == ["same_birth_date", "same_name"]
-    for role in (Role.FIELD_STAFF, Role.CASEWORKER, Role.MANAGER, Role.ADMIN):
+    for role in (Role.FIELD_STAFF, Role.CASEWORKER, Role.MANAGER, Role.SUPERVISOR, Role.ADMIN):
         response = await service.client.get("/v1/duplicates", headers=service.headers(role))
         assert response.status_code == 200
         assert review["id"] in [r["id"] for r in response.json()["items"]], role
@@ -234,27 +234,28 @@ async def test_the_queue_shows_scores_reasons_and_candidates_to_readers(
 async def test_merging_folds_the_household_into_the_original(service: Service) -> None:
     original_id, review = await pending_pair(service, "Petru", "Cojocaru", "1955-05-05")
     url = f"/v1/duplicates/{review['id']}/resolve"
-    for role in (Role.CASEWORKER, Role.MANAGER, Role.PROVIDER):
+    for role in (Role.FIELD_STAFF, Role.CASEWORKER, Role.MANAGER, Role.PROVIDER, Role.ADMIN):
         denied = await service.client.post(
             url, json={"action": "merge", "merge_into": original_id}, headers=service.headers(role)
         )
-        assert denied.status_code == 403
-    invalid = await service.client.post(url, json={"action": "merge"}, headers=service.field)
+        assert denied.status_code == 403, role
+    supervisor = service.supervisor  # did not register either household
+    invalid = await service.client.post(url, json={"action": "merge"}, headers=supervisor)
     assert invalid.status_code == 422
     itself = await service.client.post(
-        url, json={"action": "merge", "merge_into": review["household_id"]}, headers=service.field
+        url, json={"action": "merge", "merge_into": review["household_id"]}, headers=supervisor
     )
     assert itself.status_code == 409
 
     merged = await service.client.post(
-        url, json={"action": "merge", "merge_into": original_id}, headers=service.field
+        url, json={"action": "merge", "merge_into": original_id}, headers=supervisor
     )
     assert merged.status_code == 200, merged.text
     assert (merged.json()["status"], merged.json()["resolution"]) == ("resolved", "merge")
     household_after = (await service.get(review["household_id"])).json()
     assert (household_after["status"], household_after["merged_into"]) == ("merged", original_id)
 
-    again = await service.client.post(url, json={"action": "not_duplicate"}, headers=service.field)
+    again = await service.client.post(url, json={"action": "not_duplicate"}, headers=supervisor)
     assert again.status_code == 409
     assert again.json()["type"] == "urn:haven:problem:review-not-open"
 
@@ -280,7 +281,7 @@ async def test_not_a_duplicate_activates_the_household(service: Service) -> None
     response = await service.client.post(
         f"/v1/duplicates/{review['id']}/resolve",
         json={"action": "not_duplicate"},
-        headers=service.admin,
+        headers=service.supervisor,
     )
     assert response.status_code == 200
     assert response.json()["resolution"] == "not_duplicate"
@@ -300,13 +301,13 @@ async def test_reviews_of_other_sites_are_not_found(service: Service) -> None:
     response = await service.client.post(
         f"/v1/duplicates/{review['id']}/resolve",
         json={"action": "not_duplicate"},
-        headers=service.headers(Role.FIELD_STAFF, sites=["MDA-PAL"]),
+        headers=service.headers(Role.SUPERVISOR, sites=["MDA-PAL"]),
     )
     assert response.status_code == 404
     missing = await service.client.post(
         "/v1/duplicates/01900000-0000-7000-8000-000000000000/resolve",
         json={"action": "not_duplicate"},
-        headers=service.admin,
+        headers=service.supervisor,
     )
     assert missing.status_code == 404
 

@@ -4,6 +4,7 @@ HouseholdErased on the topic, the contact card tombstoned."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
@@ -11,6 +12,7 @@ from shared.auth import Role
 from shared.events.catalog import AUDIT, CONTACTS
 from tests.registration.factories import household, member, passport, random_name, random_phone
 from tests.registration.support import Service
+from tests.support.topics import Record
 
 
 async def tables_and_columns(service: Service) -> list[tuple[str, str, str]]:
@@ -153,3 +155,81 @@ async def test_only_admins_erase(service: Service) -> None:
         "/v1/households/01900000-0000-7000-8000-000000000000", headers=service.admin
     )
     assert unknown.status_code == 404
+
+
+async def test_erasure_reaches_every_household_merged_into_the_erased_one(
+    service: Service,
+) -> None:
+    """A <- B <- C: C merged into B, then B into A. Erasing A erases B and C too: their own
+    names, documents and phones (members of theirs that A never had) are gone and cannot be
+    found, and every service hears HouseholdErased for each."""
+    head = member(date_of_birth="1944-04-04")
+    a = await service.register(household(head))
+    own: dict[str, list[str]] = {}
+    ids: dict[str, str] = {}
+    for label in ("B", "C"):
+        name, phone = random_name(), random_phone()
+        document = "MG" + uuid.uuid4().hex[:7].upper()
+        body = household(
+            head,
+            member(name, relationship="child", estimated_age=7, documents=[passport(document)]),
+            phone=phone,
+            contact=True,
+        )
+        result = await service.register(body)
+        assert result["status"] == "pending_review"
+        ids[label], own[label] = result["id"], [name, document, phone]
+    queue = await service.client.get("/v1/duplicates", params={"limit": 200}, headers=service.admin)
+    reviews = {r["household_id"]: r["id"] for r in queue.json()["items"]}
+    for merged, survivor in ((ids["C"], ids["B"]), (ids["B"], a["id"])):
+        response = await service.client.post(
+            f"/v1/duplicates/{reviews[merged]}/resolve",
+            json={"action": "merge", "merge_into": survivor},
+            headers=service.supervisor,
+        )
+        assert response.status_code == 200, response.text
+    for values in own.values():
+        assert await where_is(service, values[0])  # still there before the erasure
+
+    response = await service.client.delete(f"/v1/households/{a['id']}", headers=service.admin)
+    assert response.status_code == 204
+
+    for label, values in own.items():
+        assert {v: await where_is(service, v) for v in values} == {v: [] for v in values}, label
+        for value in values:
+            search = await service.client.get(
+                "/v1/households", params={"q": value}, headers=service.admin
+            )
+            assert search.json()["items"] == [], (label, value)
+        assert (await service.get(ids[label])).status_code == 410
+    for household_id in (a["id"], ids["B"], ids["C"]):
+        [erased] = await service.topics.wait_for(erasure_of(household_id))
+        assert erased.data == {"household_id": household_id, "site_id": "MDA-CHI"}
+    for household_id in (ids["B"], ids["C"]):
+        cards = await service.topics.for_household(household_id, count=3, topic=CONTACTS.name)
+        assert cards[-1].value is None  # the contact card's tombstone, again at erasure
+        [audited] = await service.topics.wait_for(audit_of(household_id, "household.erase"))
+        assert audited.data["reason"] == "merged_into_erased"
+
+
+def erasure_of(household_id: str) -> Callable[[Record], bool]:
+    def match(record: Record) -> bool:
+        return (
+            record.key == household_id
+            and record.value is not None
+            and record.type == "HouseholdErased"
+        )
+
+    return match
+
+
+def audit_of(household_id: str, action: str) -> Callable[[Record], bool]:
+    def match(record: Record) -> bool:
+        return (
+            record.topic == AUDIT.name
+            and record.value is not None
+            and record.data["resource_id"] == household_id
+            and record.data["action"] == action
+        )
+
+    return match

@@ -27,8 +27,36 @@ async def test_admin_adds_a_site_once_and_everyone_reads_them(service: Service) 
     for role in Role:
         listed = await service.client.get("/v1/sites", headers=service.headers(role))
         assert listed.status_code == 200, role
-        assert [s["id"] for s in listed.json()] == ["MDA-CHI", "MDA-OCN", "MDA-PAL"]
+        assert [s["id"] for s in listed.json()["items"]] == ["MDA-CHI", "MDA-OCN", "MDA-PAL"]
+        assert listed.json()["next_cursor"] is None
     assert (await service.client.get("/v1/sites")).status_code == 401
+
+
+async def test_sites_are_listed_a_page_at_a_time(service: Service) -> None:
+    for code in ("MDA-PG1", "MDA-PG2", "MDA-PG3"):
+        site = OCNITA | {"id": code, "name": f"Paging {code}"}
+        await service.client.post("/v1/sites", json=site, headers=service.admin)
+    everything = (await service.client.get("/v1/sites", headers=service.field)).json()
+    assert len(everything["items"]) >= 5
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await service.client.get("/v1/sites", params=params, headers=service.field)).json()
+        assert len(page["items"]) <= 2
+        seen += [s["id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [s["id"] for s in everything["items"]] == sorted(seen)
+    for bad in ({"limit": 0}, {"limit": 201}):
+        response = await service.client.get("/v1/sites", params=bad, headers=service.field)
+        assert response.status_code == 422, bad
+    invalid = await service.client.get(
+        "/v1/sites", params={"cursor": "not-a-cursor"}, headers=service.field
+    )
+    assert invalid.status_code == 400
+    assert invalid.json()["type"] == "urn:haven:problem:invalid-cursor"
 
 
 async def test_only_admins_add_sites(service: Service) -> None:

@@ -75,7 +75,7 @@ def test_make_run_starts_everything_survives_a_crash_and_ctrl_c_leaves_nothing_b
         sites = httpx.get(
             f"http://127.0.0.1:{ports['registration']}/v1/sites", headers=admin, timeout=5
         )
-        assert "MDA-CHI" in {site["id"] for site in sites.json()}
+        assert "MDA-CHI" in {site["id"] for site in sites.json()["items"]}
         children = descendants(process.pid)
         assert len(children) >= 6  # four services, Kafka, PostgreSQL (and Prometheus)
 

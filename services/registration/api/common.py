@@ -25,6 +25,14 @@ Reader = Annotated[
     Depends(require_roles(Role.FIELD_STAFF, Role.CASEWORKER, Role.MANAGER, Role.ADMIN)),
 ]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+# The review queue: readers see their sites' reviews, supervisors decide them (four eyes).
+QueueReader = Annotated[
+    Principal,
+    Depends(
+        require_roles(Role.FIELD_STAFF, Role.CASEWORKER, Role.MANAGER, Role.SUPERVISOR, Role.ADMIN)
+    ),
+]
+Supervisor = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR))]
 IfMatch = Annotated[
     str | None,
     Header(description='The ETag last read, e.g. W/"3". Required for changes.'),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from services.registration.api.common import Admin
+from fastapi import APIRouter, Query
+
+from services.registration.api.common import DEFAULT_PAGE, Admin, PageLimit
 from services.registration.domain import sites
-from services.registration.models import SiteCreate, SitePublic
+from services.registration.models import SiteCreate, SitePage, SitePublic
 from shared.auth import PrincipalDep
 from shared.db import in_transaction
 from shared.http import problem_responses
@@ -31,7 +33,16 @@ async def create_site(
     )
 
 
-@router.get("/sites", response_model=list[SitePublic], summary="Registration sites")
-async def list_sites(principal: PrincipalDep, session: SessionDep) -> list[SitePublic]:
+@router.get(
+    "/sites",
+    response_model=SitePage,
+    summary="Registration sites, by id (paged: limit and cursor)",
+)
+async def list_sites(
+    principal: PrincipalDep,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: PageLimit = DEFAULT_PAGE,
+) -> SitePage:
     async with session.begin():
-        return await sites.list_sites(session=session)
+        return await sites.list_sites(session=session, cursor=cursor, limit=limit)

@@ -38,17 +38,24 @@ def new_id() -> UUID:
 
 
 async def find_household(
-    session: AsyncSession, household_id: UUID, actor: Actor, *, for_update: bool = False
+    session: AsyncSession,
+    household_id: UUID,
+    actor: Actor,
+    *,
+    for_update: bool = False,
+    candidate: bool = False,
 ) -> Household:
     """The household if the caller may see it: 404 otherwise (also for other sites), 410 if
-    erased."""
+    erased. A ``candidate`` of a review the caller decides may be at another site for those
+    who review cross-site pairs (``Actor.sees_candidate_at``)."""
     query = select(Household).where(col(Household.id) == household_id)
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
     household = (await session.exec(query)).first()
     if household is None:
         raise HouseholdNotFound(f"No household {household_id} among your sites.")
-    if not actor.can_access(household.site_id):
+    reachable = actor.sees_candidate_at if candidate else actor.can_access
+    if not reachable(household.site_id):
         raise HouseholdOutOfScope(f"No household {household_id} among your sites.")
     if household.status == HouseholdStatus.ERASED:
         raise HouseholdErased(f"Household {household.case_number} has been erased.")
@@ -101,6 +108,7 @@ async def record(
     household_id: UUID,
     *,
     reason: str | None = None,
+    outcome: audit.Outcome = audit.Outcome.SUCCESS,
 ) -> None:
     await audit.record(
         session,
@@ -109,6 +117,7 @@ async def record(
         action=action,
         resource_type="household",
         resource_id=str(household_id),
+        outcome=outcome,
         reason=reason,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.idempotency import OutcomeGone, RequestKeyReused
 from shared.problems import (
     Conflict,
+    Forbidden,
     NotFound,
     NotInYourSites,
     PreconditionFailed,
@@ -90,6 +91,13 @@ class ReviewNotOpen(Conflict):
 
 class InvalidMergeTarget(Conflict):
     type_slug, title = "invalid-merge-target", "Cannot merge into that household"
+
+
+class OwnRegistration(Forbidden):
+    """Four eyes: who registered a household of a review (or sent it to review) may not decide
+    it (403, audited as a refusal)."""
+
+    type_slug, title = "four-eyes", "Someone else must decide"
 
 
 class InvalidParameter(ValidationFailed):

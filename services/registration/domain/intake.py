@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registration import queries
 from services.registration.domain import changes, dedup, idempotency, reviews
-from services.registration.domain.dedup import DedupPolicy, Match
+from services.registration.domain.dedup import DedupPolicy
 from services.registration.domain.errors import SiteOutOfScope, UnknownSite
 from services.registration.domain.members import new_member, person_of
 from services.registration.domain.sites import next_case_number
@@ -23,26 +23,12 @@ from services.registration.models import (
     HouseholdCreate,
     Member,
     MemberDocument,
-    PossibleDuplicate,
     RegistrationResult,
 )
 from shared.db import run
 from shared.events.registration import HouseholdRegistered
 from shared.idempotency import Outcome, OutcomeKind, fingerprint
 from shared.vocabulary import HouseholdStatus
-
-
-def _possible_duplicates(matches: list[Match]) -> list[PossibleDuplicate]:
-    return [
-        PossibleDuplicate(
-            household_id=m.household_id,
-            case_number=m.case_number,
-            site_id=m.site_id,
-            score=m.score,
-            reasons=list(m.reasons),
-        )
-        for m in matches
-    ]
 
 
 def _row(instance: Household | Member | MemberDocument | DuplicateReview) -> dict[str, Any]:
@@ -168,16 +154,24 @@ async def _register_new(
         limit=policy.candidates_per_member,
     )
     household = _household(data, household_id, case_number, now, pending=bool(matches))
+    household.registered_by = actor.principal.sub
     members = [member for member, _ in built]
+    # Candidates outside the caller's sites are only said to exist (need-to-know).
+    shown, elsewhere = reviews.visible_candidates(reviews.candidates_json(matches), actor)
     result = RegistrationResult(
         id=household.id,
         case_number=household.case_number,
         status=HouseholdStatus(household.status),
-        possible_duplicates=_possible_duplicates(matches),
+        possible_duplicates=shown,
+        possible_duplicate_at_another_site=elsewhere,
     )
     documents = [d for _, member_documents in built for d in member_documents]
     # A new household has no review yet: its review is written with it, not looked for.
-    review = reviews.new_review(household, matches, now) if matches else None
+    review = (
+        reviews.new_review(household, matches, now, requested_by=actor.principal.sub)
+        if matches
+        else None
+    )
     await _insert_new(session, household, members, documents, result, claimed, review)
     await changes.record(session, actor, "household.register", household.id)
     await changes.announce(session, HouseholdRegistered, household, actor, now, members)

@@ -19,10 +19,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registration import queries
 from services.registration.domain.errors import SiteExists
-from services.registration.models import SITE_ID_PATTERN, Site, SiteCreate, SitePublic
+from services.registration.models import SITE_ID_PATTERN, Site, SiteCreate, SitePage, SitePublic
 from shared import audit
 from shared.auth import Principal
 from shared.db import run
+from shared.pagination import decode_cursor, encode_cursor
 
 SERVICE = "registration"
 CASE_NUMBER_DIGITS = 6
@@ -67,9 +68,18 @@ async def create_site(
     return SitePublic.model_validate(data.model_dump())
 
 
-async def list_sites(*, session: AsyncSession) -> list[SitePublic]:
-    result = await session.exec(select(Site).order_by(col(Site.id)))
-    return [SitePublic.model_validate(site, from_attributes=True) for site in result.all()]
+async def list_sites(*, session: AsyncSession, cursor: str | None, limit: int) -> SitePage:
+    """Sites by id, a page at a time."""
+    query = select(Site).order_by(col(Site.id)).limit(limit + 1)
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, types=(str,))
+        query = query.where(col(Site.id) > after)
+    found = list((await session.exec(query)).all())
+    page = found[:limit]
+    return SitePage(
+        items=[SitePublic.model_validate(site, from_attributes=True) for site in page],
+        next_cursor=encode_cursor([page[-1].id]) if len(found) > limit else None,
+    )
 
 
 async def next_case_number(session: AsyncSession, site_id: str) -> str | None:

@@ -48,6 +48,16 @@ class Actor:
     def can_access(self, site_id: str) -> bool:
         return self.principal.can_access_site(site_id)
 
+    @property
+    def is_supervisor(self) -> bool:
+        return Role.SUPERVISOR in self.principal.roles
+
+    def sees_candidate_at(self, site_id: str) -> bool:
+        """Whether a duplicate candidate at ``site_id`` is shown in full (id, case number,
+        site, score): at the caller's own sites, and to supervisors, who review cross-site
+        pairs. Anyone else learns only that there is a possible duplicate at another site."""
+        return self.can_access(site_id) or self.is_supervisor
+
 
 @dataclass
 class HouseholdView:

@@ -52,6 +52,7 @@ from services.registration.models.responses import (
     PossibleDuplicate,
     RegistrationResult,
     SiteBase,
+    SitePage,
     SitePublic,
 )
 from services.registration.models.tables import (
@@ -127,6 +128,7 @@ __all__ = [
     "SiteCountry",
     "SiteCreate",
     "SiteId",
+    "SitePage",
     "SitePublic",
     "metadata",
 ]

@@ -39,6 +39,11 @@ class SitePublic(SiteBase):
     pass
 
 
+class SitePage(BaseModel):
+    items: list[SitePublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
 # --- households: responses -----------------------------------------------------------------
 
 
@@ -108,6 +113,8 @@ class HouseholdPage(BaseModel):
 
 
 class PossibleDuplicate(BaseModel):
+    """A candidate the caller may see: at one of their sites (or any site, for supervisors)."""
+
     household_id: UUID
     case_number: str
     site_id: str
@@ -115,11 +122,20 @@ class PossibleDuplicate(BaseModel):
     reasons: list[str]
 
 
+AT_ANOTHER_SITE = (
+    "True when a household at a site outside yours may be the same people. Nothing more is "
+    "said about it (no site, case number or score): a supervisor reviews cross-site pairs."
+)
+
+
 class RegistrationResult(BaseModel):
     id: UUID
     case_number: str
     status: HouseholdStatus
-    possible_duplicates: list[PossibleDuplicate]
+    possible_duplicates: list[PossibleDuplicate] = Field(
+        description="Candidates at your sites, best first."
+    )
+    possible_duplicate_at_another_site: bool = Field(False, description=AT_ANOTHER_SITE)
 
 
 class DuplicateReviewPublic(BaseModel):
@@ -128,9 +144,12 @@ class DuplicateReviewPublic(BaseModel):
     case_number: str
     site_id: str
     status: ReviewStatus
-    score: float
-    reasons: list[str]
+    score: float | None = Field(
+        description="The best score among the candidates you see (null when you see none)."
+    )
+    reasons: list[str] = Field(description="The reasons of the candidates you see.")
     candidates: list[PossibleDuplicate]
+    possible_duplicate_at_another_site: bool = Field(False, description=AT_ANOTHER_SITE)
     created_at: datetime
     resolved_at: datetime | None
     resolution: ReviewResolution | None

@@ -116,6 +116,8 @@ class Household(SQLModel, table=True):
         default=None,
         sa_type=sa.DateTime(timezone=True),
     )
+    # The token subject of the staff member who registered it (four eyes on its review).
+    registered_by: str | None = None
 
 
 class Member(SQLModel, table=True):
@@ -182,6 +184,8 @@ class DuplicateReview(SQLModel, table=True):
     resolved_by: str | None = None
     resolution: str | None = None
     merge_into_id: UUID | None = None
+    # Whose registration or new member opened it (may not decide it: four eyes).
+    requested_by: str | None = None
 
 
 class IdempotencyRecord(SQLModel, table=True):
