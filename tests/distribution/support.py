@@ -292,3 +292,25 @@ async def make_site(service: Service) -> Site:
     )
     site.warehouse_id = await site.warehouse()
     return site
+
+
+async def every_page(
+    client: httpx.AsyncClient,
+    path: str,
+    *,
+    headers: dict[str, str],
+    params: dict[str, Any] | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Every item of a paged list, following ``next_cursor`` to the last page."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**(params or {}), "limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(path, params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
