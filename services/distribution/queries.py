@@ -17,18 +17,16 @@ UPSERT_PROFILES = Query(
     # household stays merged. ORDER BY takes the rows' locks in id order (no deadlock).
     """
 INSERT INTO household_view AS h (
-    household_id, site_id, household_size, members, needs, vulnerabilities, status, version,
-    updated_at
+    household_id, site_id, household_size, needs, vulnerabilities, status, version, updated_at
 )
-SELECT p.household_id, p.site_id, p.household_size, p.members, p.needs, p.vulnerabilities,
-    p.status, p.version, p.updated_at
+SELECT p.household_id, p.site_id, p.household_size, p.needs, p.vulnerabilities, p.status,
+    p.version, p.updated_at
 FROM jsonb_populate_recordset(NULL::household_view, CAST(:rows AS jsonb)) AS p
 WHERE NOT EXISTS (SELECT FROM household_erased e WHERE e.household_id = p.household_id)
 ORDER BY p.household_id
 ON CONFLICT (household_id) DO UPDATE SET
     site_id = excluded.site_id,
     household_size = excluded.household_size,
-    members = excluded.members,
     needs = excluded.needs,
     vulnerabilities = excluded.vulnerabilities,
     status = CASE WHEN h.status = 'merged' THEN h.status ELSE excluded.status END,
@@ -44,7 +42,7 @@ LOCK_HOUSEHOLD = Query(
     "lock-household",
     # The household lock: two desks serving the same household queue here.
     """
-SELECT site_id, household_size, needs, status, merged_into
+SELECT site_id, household_size, needs, vulnerabilities, status, merged_into
 FROM household_view WHERE household_id = :household_id
 FOR UPDATE
 """,

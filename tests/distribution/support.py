@@ -17,6 +17,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
+from services.distribution.domain.policy import load_policies
 from services.distribution.models import ItemCategory
 from services.distribution.service import DEFINITION
 from services.distribution.settings import DistributionSettings
@@ -34,6 +35,26 @@ from tests.support.tokens import auth_headers
 
 START = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 """The tests' default 'now' (a Monday morning in the programme)."""
+
+
+POLICY_NAMING_A_VULNERABILITY = """
+version: "dignity-1"
+effective_from: 2025-01-01
+categories:
+  food: {basis: household, quantity: 1, window_days: 30}
+  hygiene:
+    basis: person
+    quantity: 1
+    window_days: 30
+    requires_vulnerability: pregnant_or_lactating
+"""
+"""A policy whose one vulnerability is ``pregnant_or_lactating`` (dignity kits)."""
+
+
+def policy_naming_a_vulnerability(directory: Path) -> Path:
+    """``directory`` holding :data:`POLICY_NAMING_A_VULNERABILITY` as its only version."""
+    (directory / "2025-01-01.yaml").write_text(POLICY_NAMING_A_VULNERABILITY, encoding="utf-8")
+    return directory
 
 
 def new_site() -> str:
@@ -139,7 +160,12 @@ async def insert_household(service: Service, payload: HouseholdRegistered) -> No
     from services.distribution.domain import households
 
     async with service.runtime.sessions() as session, session.begin():
-        await households.apply_profile(session=session, profile=payload, at=service.clock())
+        await households.apply_profile(
+            session=session,
+            profile=payload,
+            at=service.clock(),
+            policies=load_policies(service.runtime.settings.policy_dir),
+        )
 
 
 async def ledger_mismatches(service: Service) -> list[Any]:

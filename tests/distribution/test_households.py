@@ -101,7 +101,7 @@ async def test_only_newer_versions_change_the_read_model(
     assert await feed(consumer, stale, hid) == "applied"
     row = await household_row(site, hid)
     assert (row["household_size"], row["version"], row["needs"]) == (5, 3, ["food", "hygiene"])
-    assert [m["age_band"] for m in row["members"]] == ["18-59", "18-59", "5-17", "5-17", "5-17"]
+    assert "members" not in row  # no rule reads members: not kept (issue #15 item 10)
     envelope = envelope_of(updated)
     assert await consumer.process(HOUSEHOLDS, record(envelope, hid)) == "applied"
     assert await consumer.process(HOUSEHOLDS, record(envelope, hid)) == "duplicate"

@@ -67,6 +67,7 @@ def category_entitlement(
     needs: Iterable[str],
     received: Sequence[Received],
     today: date,
+    vulnerabilities: Iterable[str] = (),
 ) -> CategoryEntitlementPublic:
     """Pure rule: allowed, received in the window, due now and the next eligible date."""
     mine = [r for r in received if r.category == category]
@@ -86,6 +87,10 @@ def category_entitlement(
     reason = None
     if rule.requires_need is not None and rule.requires_need not in set(needs):
         allowed, reason = 0, "need_not_assessed"
+    elif rule.requires_vulnerability is not None and rule.requires_vulnerability not in set(
+        vulnerabilities
+    ):
+        allowed, reason = 0, "vulnerability_not_flagged"
     if rule.window_days is not None:
         window_start = today - timedelta(days=rule.window_days)
         mine = [r for r in mine if r.on > window_start]
@@ -205,6 +210,7 @@ def check_lines(
             needs=household.needs,
             received=received,
             today=today,
+            vulnerabilities=household.vulnerabilities,
         )
         if rule is not None and rule.requires_reference:
             used: set[tuple[str, str | None]] = {
@@ -292,6 +298,7 @@ async def household_entitlements(
             needs=household.needs,
             received=received,
             today=today,
+            vulnerabilities=household.vulnerabilities,
         )
         if not active:
             entitlement = entitlement.model_copy(

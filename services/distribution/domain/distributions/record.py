@@ -102,6 +102,7 @@ class LockedHousehold:
     site_id: str
     household_size: int | None
     needs: list[str]
+    vulnerabilities: list[str]
     status: str
     merged_into: UUID | None
 
