@@ -53,12 +53,14 @@ REQUEST_FACTS = Query(
     # Everything else a distribution is decided on, sent once the household is locked (so it
     # sees what an earlier desk serving this household committed): the warehouse's site,
     # whether the client_ref is taken, the items' categories, the warehouse's reorder levels of
-    # those items, and one row per line the household received (none: one row of NULLs).
+    # those items, the request's prescription references in the register (and whether each is
+    # this household's), and one row per line the household received (none: one row of NULLs).
     """
 SELECT w.site_id AS warehouse_site_id,
     EXISTS (SELECT FROM distribution WHERE client_ref = :client_ref) AS client_ref_taken,
     i.skus AS item_skus, i.categories AS item_categories,
     r.skus AS level_skus, r.levels AS levels,
+    rx.refs AS prescribed_refs, rx.here AS prescribed_here,
     got.category, got.sku, got.distributed_on, got.quantity, got.prescription_reference
 FROM (SELECT) AS one
 LEFT JOIN warehouse AS w ON w.id = :warehouse_id
@@ -70,6 +72,10 @@ CROSS JOIN LATERAL (
     SELECT array_agg(sku) AS skus, array_agg(level) AS levels
     FROM reorder_level WHERE warehouse_id = :warehouse_id AND sku = ANY (CAST(:skus AS text[]))
 ) AS r
+CROSS JOIN LATERAL (
+    SELECT array_agg(reference) AS refs, array_agg(household_id = :household_id) AS here
+    FROM prescription WHERE reference = ANY (CAST(:references AS text[]))
+) AS rx
 LEFT JOIN LATERAL (
     SELECT l.category, l.sku, d.distributed_on, l.quantity, l.prescription_reference
     FROM distribution AS d JOIN distribution_line AS l ON l.distribution_id = d.id

@@ -278,6 +278,21 @@ class Site:
         await insert_household(self.service, payload)
         return str(payload.household_id)
 
+    async def prescription(self, household_id: str, reference: str) -> httpx.Response:
+        """Record ``reference`` in the prescription register for the household (as a manager)."""
+        return await self.client.post(
+            f"/v1/households/{household_id}/prescriptions",
+            json={"reference": reference},
+            headers=self.manager,
+        )
+
+    async def prescribed(self, household_id: str, reference: str | None = None) -> str:
+        """A reference recorded for the household (a new one unless given)."""
+        reference = reference or f"RX-{uuid.uuid4().hex[:10]}"
+        response = await self.prescription(household_id, reference)
+        assert response.status_code == 201, response.text
+        return reference
+
     async def distribute(
         self,
         household_id: str,

@@ -130,6 +130,19 @@ class ErasedHousehold(SQLModel, table=True):
     erased_at: datetime = _timestamp()
 
 
+class Prescription(SQLModel, table=True):
+    """A referral or prescription reference recorded for a household (the prescription
+    register): medication is given only against one of the household's own references."""
+
+    __tablename__ = "prescription"
+
+    reference: str = TableField(primary_key=True)
+    household_id: UUID
+    site_id: str
+    recorded_by: str
+    recorded_at: datetime = _timestamp()
+
+
 class Distribution(SQLModel, table=True):
     __tablename__ = "distribution"
 

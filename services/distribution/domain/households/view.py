@@ -33,6 +33,7 @@ from services.distribution.models import (
     DistributionLine,
     ErasedHousehold,
     HouseholdView,
+    Prescription,
     ShelterAllocation,
 )
 from shared.auth import Principal
@@ -143,8 +144,9 @@ async def lock_households(session: AsyncSession, *household_ids: UUID) -> dict[U
 
 
 async def merge_histories(*, session: AsyncSession, event: HouseholdsMerged, at: datetime) -> None:
-    """Fold ``merged_id`` into ``surviving_id``: its distributions (hence its entitlement use)
-    and shelter allocations move to the survivor, so the pair cannot claim twice."""
+    """Fold ``merged_id`` into ``surviving_id``: its distributions (hence its entitlement use),
+    shelter allocations and prescription references move to the survivor, so the pair cannot
+    claim twice."""
     survivor, merged = event.surviving_id, event.merged_id
     await lock_households(session, survivor, merged)
     statement = insert(HouseholdView).values(
@@ -172,11 +174,17 @@ async def merge_histories(*, session: AsyncSession, event: HouseholdsMerged, at:
         .where(col(ShelterAllocation.household_id) == merged)
         .values(household_id=survivor)
     )
+    await session.exec(
+        sa.update(Prescription)
+        .where(col(Prescription.household_id) == merged)
+        .values(household_id=survivor)
+    )
 
 
 async def strip_household(*, session: AsyncSession, household_id: UUID, at: datetime) -> None:
     """Remove the household from this service: its read-model row goes, and its distributions
-    and allocations stay only as anonymous quantities (no household id, no references)."""
+    and allocations stay only as anonymous quantities (no household id, no references), and its
+    prescription references are deleted."""
     await lock_households(session, household_id)
     await session.exec(
         sa.delete(HouseholdView).where(col(HouseholdView.household_id) == household_id)
@@ -190,6 +198,9 @@ async def strip_household(*, session: AsyncSession, household_id: UUID, at: date
         insert(ErasedHousehold)
         .values(household_id=household_id, erased_at=at)
         .on_conflict_do_nothing()
+    )
+    await session.exec(
+        sa.delete(Prescription).where(col(Prescription.household_id) == household_id)
     )
     erased_distributions = select(col(Distribution.id)).where(
         col(Distribution.household_id) == household_id
