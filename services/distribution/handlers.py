@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.distribution.domain import households
+from services.distribution.domain.policy import load_policies
 from services.distribution.settings import DistributionSettings
 from shared.consumer import EventConsumer
 from shared.events.envelope import Envelope
@@ -26,13 +27,6 @@ from shared.events.registration import (
 from shared.service import ServiceRuntime
 
 
-async def on_profiles(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
-    await households.apply_profiles(
-        session=session,
-        events=[households.ProfileEvent(envelope.data, envelope.time) for envelope in envelopes],
-    )
-
-
 async def on_deactivated(session: AsyncSession, envelope: Envelope[HouseholdDeactivated]) -> None:
     await households.deactivate(session=session, event=envelope.data, at=envelope.time)
 
@@ -46,11 +40,18 @@ async def on_erased(session: AsyncSession, envelope: Envelope[HouseholdErased]) 
 
 
 def register(consumer: EventConsumer, runtime: ServiceRuntime[DistributionSettings]) -> None:
-    """Register this service's event handlers (they need neither settings nor clock: an
-    event's effect is dated by the event's own time)."""
-    consumer.on_batch(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)(
-        on_profiles
-    )
+    """Register this service's event handlers. They need no clock (an event's effect is dated
+    by the event's own time); profiles keep only what the entitlement policy uses."""
+    policies = load_policies(runtime.settings.policy_dir)
+
+    @consumer.on_batch(HouseholdRegistered, HouseholdUpdated, NeedsAssessed, VulnerabilitiesFlagged)
+    async def on_profiles(session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        await households.apply_profiles(
+            session=session,
+            events=[households.ProfileEvent(env.data, env.time) for env in envelopes],
+            policies=policies,
+        )
+
     consumer.on(HouseholdDeactivated)(on_deactivated)
     consumer.on(HouseholdsMerged)(on_merged)
     consumer.on(HouseholdErased)(on_erased)

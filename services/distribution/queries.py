@@ -17,18 +17,16 @@ UPSERT_PROFILES = Query(
     # household stays merged. ORDER BY takes the rows' locks in id order (no deadlock).
     """
 INSERT INTO household_view AS h (
-    household_id, site_id, household_size, members, needs, vulnerabilities, status, version,
-    updated_at
+    household_id, site_id, household_size, needs, vulnerabilities, status, version, updated_at
 )
-SELECT p.household_id, p.site_id, p.household_size, p.members, p.needs, p.vulnerabilities,
-    p.status, p.version, p.updated_at
+SELECT p.household_id, p.site_id, p.household_size, p.needs, p.vulnerabilities, p.status,
+    p.version, p.updated_at
 FROM jsonb_populate_recordset(NULL::household_view, CAST(:rows AS jsonb)) AS p
 WHERE NOT EXISTS (SELECT FROM household_erased e WHERE e.household_id = p.household_id)
 ORDER BY p.household_id
 ON CONFLICT (household_id) DO UPDATE SET
     site_id = excluded.site_id,
     household_size = excluded.household_size,
-    members = excluded.members,
     needs = excluded.needs,
     vulnerabilities = excluded.vulnerabilities,
     status = CASE WHEN h.status = 'merged' THEN h.status ELSE excluded.status END,
@@ -44,7 +42,7 @@ LOCK_HOUSEHOLD = Query(
     "lock-household",
     # The household lock: two desks serving the same household queue here.
     """
-SELECT site_id, household_size, needs, status, merged_into
+SELECT site_id, household_size, needs, vulnerabilities, status, merged_into
 FROM household_view WHERE household_id = :household_id
 FOR UPDATE
 """,
@@ -55,12 +53,14 @@ REQUEST_FACTS = Query(
     # Everything else a distribution is decided on, sent once the household is locked (so it
     # sees what an earlier desk serving this household committed): the warehouse's site,
     # whether the client_ref is taken, the items' categories, the warehouse's reorder levels of
-    # those items, and one row per line the household received (none: one row of NULLs).
+    # those items, the request's prescription references in the register (and whether each is
+    # this household's), and one row per line the household received (none: one row of NULLs).
     """
 SELECT w.site_id AS warehouse_site_id,
     EXISTS (SELECT FROM distribution WHERE client_ref = :client_ref) AS client_ref_taken,
     i.skus AS item_skus, i.categories AS item_categories,
     r.skus AS level_skus, r.levels AS levels,
+    rx.refs AS prescribed_refs, rx.here AS prescribed_here,
     got.category, got.sku, got.distributed_on, got.quantity, got.prescription_reference
 FROM (SELECT) AS one
 LEFT JOIN warehouse AS w ON w.id = :warehouse_id
@@ -72,6 +72,10 @@ CROSS JOIN LATERAL (
     SELECT array_agg(sku) AS skus, array_agg(level) AS levels
     FROM reorder_level WHERE warehouse_id = :warehouse_id AND sku = ANY (CAST(:skus AS text[]))
 ) AS r
+CROSS JOIN LATERAL (
+    SELECT array_agg(reference) AS refs, array_agg(household_id = :household_id) AS here
+    FROM prescription WHERE reference = ANY (CAST(:references AS text[]))
+) AS rx
 LEFT JOIN LATERAL (
     SELECT l.category, l.sku, d.distributed_on, l.quantity, l.prescription_reference
     FROM distribution AS d JOIN distribution_line AS l ON l.distribution_id = d.id

@@ -17,6 +17,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
+from services.distribution.domain.policy import load_policies
 from services.distribution.models import ItemCategory
 from services.distribution.service import DEFINITION
 from services.distribution.settings import DistributionSettings
@@ -34,6 +35,26 @@ from tests.support.tokens import auth_headers
 
 START = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 """The tests' default 'now' (a Monday morning in the programme)."""
+
+
+POLICY_NAMING_A_VULNERABILITY = """
+version: "dignity-1"
+effective_from: 2025-01-01
+categories:
+  food: {basis: household, quantity: 1, window_days: 30}
+  hygiene:
+    basis: person
+    quantity: 1
+    window_days: 30
+    requires_vulnerability: pregnant_or_lactating
+"""
+"""A policy whose one vulnerability is ``pregnant_or_lactating`` (dignity kits)."""
+
+
+def policy_naming_a_vulnerability(directory: Path) -> Path:
+    """``directory`` holding :data:`POLICY_NAMING_A_VULNERABILITY` as its only version."""
+    (directory / "2025-01-01.yaml").write_text(POLICY_NAMING_A_VULNERABILITY, encoding="utf-8")
+    return directory
 
 
 def new_site() -> str:
@@ -139,7 +160,12 @@ async def insert_household(service: Service, payload: HouseholdRegistered) -> No
     from services.distribution.domain import households
 
     async with service.runtime.sessions() as session, session.begin():
-        await households.apply_profile(session=session, profile=payload, at=service.clock())
+        await households.apply_profile(
+            session=session,
+            profile=payload,
+            at=service.clock(),
+            policies=load_policies(service.runtime.settings.policy_dir),
+        )
 
 
 async def ledger_mismatches(service: Service) -> list[Any]:
@@ -252,6 +278,21 @@ class Site:
         await insert_household(self.service, payload)
         return str(payload.household_id)
 
+    async def prescription(self, household_id: str, reference: str) -> httpx.Response:
+        """Record ``reference`` in the prescription register for the household (as a manager)."""
+        return await self.client.post(
+            f"/v1/households/{household_id}/prescriptions",
+            json={"reference": reference},
+            headers=self.manager,
+        )
+
+    async def prescribed(self, household_id: str, reference: str | None = None) -> str:
+        """A reference recorded for the household (a new one unless given)."""
+        reference = reference or f"RX-{uuid.uuid4().hex[:10]}"
+        response = await self.prescription(household_id, reference)
+        assert response.status_code == 201, response.text
+        return reference
+
     async def distribute(
         self,
         household_id: str,
@@ -292,3 +333,25 @@ async def make_site(service: Service) -> Site:
     )
     site.warehouse_id = await site.warehouse()
     return site
+
+
+async def every_page(
+    client: httpx.AsyncClient,
+    path: str,
+    *,
+    headers: dict[str, str],
+    params: dict[str, Any] | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Every item of a paged list, following ``next_cursor`` to the last page."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**(params or {}), "limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(path, params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items

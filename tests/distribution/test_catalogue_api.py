@@ -6,7 +6,7 @@ import uuid
 
 from services.distribution.models import ItemCategory
 from shared.auth import Role
-from tests.distribution.support import Site
+from tests.distribution.support import Site, every_page
 from tests.support.tokens import auth_headers
 
 PROBLEM = "application/problem+json"
@@ -22,8 +22,7 @@ async def test_admin_creates_items_and_a_duplicate_sku_is_a_409(site: Site) -> N
     assert again.status_code == 409
     assert again.headers["content-type"] == PROBLEM
     assert again.json()["type"] == "urn:haven:problem:already-exists"
-    listed = await site.client.get("/v1/items", headers=site.operator)
-    assert body in listed.json()
+    assert body in await every_page(site.client, "/v1/items", headers=site.operator)
 
 
 async def test_only_admins_manage_the_catalogue_and_a_token_is_required(site: Site) -> None:
@@ -62,8 +61,8 @@ async def test_warehouses_are_seen_only_at_their_sites(site: Site) -> None:
     theirs = await site.client.get(f"/v1/warehouses/{site.warehouse_id}", headers=other)
     assert theirs.status_code == 404
     assert theirs.json()["type"] == "urn:haven:problem:warehouse-not-found"
-    listed = await site.client.get("/v1/warehouses", headers=other)
-    assert site.warehouse_id not in {w["id"] for w in listed.json()}
+    listed = await every_page(site.client, "/v1/warehouses", headers=other)
+    assert site.warehouse_id not in {w["id"] for w in listed}
     stock = await site.client.get(f"/v1/warehouses/{site.warehouse_id}/stock", headers=other)
     assert stock.status_code == 404
 

@@ -8,7 +8,7 @@ import yaml
 
 from haven.stack import demo_loader_token
 from shared.auth import Role
-from tests.distribution.support import START, running_service, settings_for
+from tests.distribution.support import START, every_page, running_service, settings_for
 from tests.support import ROOT, migrated_database
 from tests.support.clock import FakeClock
 from tests.support.tokens import auth_headers
@@ -30,9 +30,9 @@ async def test_the_demo_data_loads_and_reloads(infra: Any) -> None:
                 )
                 expected = {201, 200} if attempt == 1 else {409, 200}
                 assert response.status_code in expected, (request["path"], response.text)
-        shelters = (await service.client.get("/v1/shelters", headers=admin)).json()
+        shelters = await every_page(service.client, "/v1/shelters", headers=admin)
         assert {s["site_id"] for s in shelters} == {"MDA-CHI", "MDA-PAL", "MDA-BAL"}
-        warehouses = (await service.client.get("/v1/warehouses", headers=admin)).json()
+        warehouses = await every_page(service.client, "/v1/warehouses", headers=admin)
         assert len(warehouses) == 4
         stock = await service.client.get(f"/v1/warehouses/{CHISINAU}/stock", headers=loader)
         on_hand = {line["sku"]: line["on_hand"] for line in stock.json()["items"]}

@@ -154,12 +154,16 @@ async def test_medication_only_against_a_reference_each_dispensed_once(site: Sit
     assert missing.status_code == 422
     assert missing.json()["type"].endswith("reference-required")
     assert missing.json()["lines"] == [{"line": 0, "sku": medicine}]
-    line = {"sku": medicine, "quantity": 2, "prescription_reference": "RX-2025-0001"}
+    line = {
+        "sku": medicine,
+        "quantity": 2,
+        "prescription_reference": await site.prescribed(household),
+    }
     assert (await site.distribute(household, [line])).status_code == 201
     twice = await site.distribute(household, [line])
     assert twice.status_code == 409
     assert twice.json()["lines"][0]["reason"] == "reference_already_dispensed"
-    other = {**line, "prescription_reference": "REF-PROT-77", "quantity": 30}
+    other = {**line, "prescription_reference": await site.prescribed(household), "quantity": 30}
     assert (await site.distribute(household, [other])).status_code == 201
 
 

@@ -41,7 +41,8 @@ async def test_the_job_writes_off_expired_batches_once_a_day(
             headers=site.manager,
         )
         household = await site.household()
-        line = {"sku": sku, "quantity": 2, "prescription_reference": "RX-1"}
+        reference = await site.prescribed(household)
+        line = {"sku": sku, "quantity": 2, "prescription_reference": reference}
         assert (await site.distribute(household, [line])).status_code == 201  # from EXP-11
 
         clock.set(datetime(2025, 3, 11, 0, 5, tzinfo=UTC))  # EXP-11 expires today

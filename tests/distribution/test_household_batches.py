@@ -8,7 +8,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -31,7 +33,12 @@ from shared.events.registration import (
 )
 from shared.kafka import LazyProducer
 from shared.vocabulary import HouseholdStatus, NeedType, Vulnerability
-from tests.distribution.support import Service, new_site, profile
+from tests.distribution.support import (
+    Service,
+    new_site,
+    policy_naming_a_vulnerability,
+    profile,
+)
 from tests.support import consumer_record, sent_statements, unique
 
 EVENT_TIME = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -49,7 +56,7 @@ async def engine(service: Service) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def consumer(
-    engine: AsyncEngine, infra: Any, service: Service
+    engine: AsyncEngine, infra: Any, service: Service, tmp_path: Path
 ) -> AsyncIterator[EventConsumer]:
     dead_letters = LazyProducer(infra.kafka_bootstrap, client_id=unique("dist-batch-test"))
     events = EventConsumer(
@@ -58,7 +65,11 @@ async def consumer(
         dead_letters=dead_letters,
         retry=RetryPolicy(max_attempts=1, initial_backoff_seconds=0.01),
     )
-    handlers.register(events, service.runtime)
+    # The service's handlers under a policy naming one vulnerability (pregnant_or_lactating)
+    settings = service.settings.model_copy(
+        update={"policy_dir": policy_naming_a_vulnerability(tmp_path)}
+    )
+    handlers.register(events, cast(Any, SimpleNamespace(settings=settings)))
     yield events
     await dead_letters.stop()
 
@@ -126,6 +137,8 @@ def flagged(world: World, label: str, version: int) -> VulnerabilitiesFlagged:
                 "vulnerabilities": (
                     Vulnerability.DISABILITY_SEEING,
                     Vulnerability.PREGNANT_OR_LACTATING,
+                    Vulnerability.SURVIVOR_OF_GBV,
+                    Vulnerability.SURVIVOR_OF_TRAFFICKING,
                 )
             }
         ),
@@ -277,11 +290,9 @@ async def test_a_mixed_batch_leaves_the_read_model_applying_one_by_one_leaves(
     assert expected["twice"]["needs"] == ["food"]
     assert expected["newer-here"]["needs"] == ["shelter"]
     assert expected["newer-here"]["updated_at"] == EVENT_TIME + timedelta(minutes=7)
-    assert expected["flagged"]["vulnerabilities"] == ["disability_seeing", "pregnant_or_lactating"]
-    assert expected["flagged"]["members"][0]["vulnerabilities"] == [
-        "disability_seeing",
-        "pregnant_or_lactating",
-    ]
+    # only the vulnerability the policy names is kept, on both paths (issue #15 item 10)
+    assert expected["flagged"]["vulnerabilities"] == ["pregnant_or_lactating"]
+    assert "members" not in expected["flagged"]
 
 
 async def test_a_batch_of_new_households_costs_two_statements(

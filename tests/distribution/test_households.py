@@ -101,7 +101,7 @@ async def test_only_newer_versions_change_the_read_model(
     assert await feed(consumer, stale, hid) == "applied"
     row = await household_row(site, hid)
     assert (row["household_size"], row["version"], row["needs"]) == (5, 3, ["food", "hygiene"])
-    assert [m["age_band"] for m in row["members"]] == ["18-59", "18-59", "5-17", "5-17", "5-17"]
+    assert "members" not in row  # no rule reads members: not kept (issue #15 item 10)
     envelope = envelope_of(updated)
     assert await consumer.process(HOUSEHOLDS, record(envelope, hid)) == "applied"
     assert await consumer.process(HOUSEHOLDS, record(envelope, hid)) == "duplicate"
@@ -170,6 +170,22 @@ async def test_a_merge_moves_the_history_so_the_pair_cannot_claim_twice(
     assert (await household_row(site, merged.household_id))["status"] == "merged"
 
 
+async def test_a_merge_moves_the_prescription_references_to_the_survivor(
+    site: Site, consumer: EventConsumer
+) -> None:
+    sku = await site.stocked(ItemCategory.MEDICATION, 9, batch="RX-M", expires_on="2026-06-30")
+    merged, survivor = profile(site_id=site.site_id), profile(site_id=site.site_id)
+    for household in (merged, survivor):
+        await feed(consumer, household, household.household_id)
+    reference = await site.prescribed(str(merged.household_id))
+    event = HouseholdsMerged(
+        surviving_id=survivor.household_id, merged_id=merged.household_id, site_id=site.site_id
+    )
+    assert await feed(consumer, event, merged.household_id) == "applied"
+    line = {"sku": sku, "quantity": 1, "prescription_reference": reference}
+    assert (await site.distribute(str(survivor.household_id), [line])).status_code == 201
+
+
 async def test_an_erasure_leaves_only_anonymous_quantities(
     site: Site, consumer: EventConsumer, distributions_topic: TopicReader
 ) -> None:
@@ -178,9 +194,10 @@ async def test_an_erasure_leaves_only_anonymous_quantities(
     hid = registered.household_id
     await feed(consumer, registered, hid)
     client_ref = f"erase-{hid}"
+    reference = await site.prescribed(str(hid))
     served = await site.distribute(
         str(hid),
-        [{"sku": sku, "quantity": 3, "prescription_reference": "RX-77"}],
+        [{"sku": sku, "quantity": 3, "prescription_reference": reference}],
         client_ref=client_ref,
     )
     assert served.status_code == 201
@@ -238,11 +255,14 @@ async def test_an_erasure_leaves_only_anonymous_quantities(
         allocations = await conn.scalar(
             sa.text("SELECT count(*) FROM shelter_allocation WHERE household_id = :id"), {"id": hid}
         )
-    assert (leftovers, allocations) == (0, 0)
+        prescriptions = await conn.scalar(
+            sa.text("SELECT count(*) FROM prescription WHERE household_id = :id"), {"id": hid}
+        )
+    assert (leftovers, allocations, prescriptions) == (0, 0, 0)
     # a re-send of the erased household's request cannot resurrect the answer
     resent = await site.distribute(
         str(hid),
-        [{"sku": sku, "quantity": 3, "prescription_reference": "RX-77"}],
+        [{"sku": sku, "quantity": 3, "prescription_reference": reference}],
         client_ref=client_ref,
     )
     assert resent.status_code == 409

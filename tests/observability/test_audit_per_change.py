@@ -296,6 +296,12 @@ async def test_every_mutating_endpoint_emits_exactly_one_audit_event_per_change(
         manager,
         {"reason": "recorded_in_error"},
     )
+    await send(
+        (D, "POST", "/v1/households/{household_id}/prescriptions"),
+        f"/v1/households/{sheltered}/prescriptions",
+        manager,
+        {"reference": f"RX-AUDIT-{uuid.uuid4().hex[:8]}"},
+    )
     shelter = (
         await send(
             (D, "POST", "/v1/shelters"),

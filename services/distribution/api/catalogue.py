@@ -6,11 +6,20 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
-from services.distribution.api.dependencies import Admin, AdminOrManager, MomentDep, SkuPath, Staff
+from services.distribution.api.dependencies import (
+    Admin,
+    AdminOrManager,
+    Cursor,
+    Limit,
+    MomentDep,
+    SkuPath,
+    Staff,
+)
 from services.distribution.domain import catalogue
 from services.distribution.models import (
     ItemCreate,
     ItemPublic,
+    Page,
     ReorderLevelPublic,
     ReorderLevelSet,
     WarehouseCreate,
@@ -18,6 +27,7 @@ from services.distribution.models import (
 )
 from shared.db import in_transaction
 from shared.http import problem_responses
+from shared.pagination import DEFAULT_LIMIT
 from shared.service import SessionDep
 
 router = APIRouter()
@@ -36,8 +46,10 @@ async def create_item(
 
 
 @router.get("/items")
-async def list_items(principal: Staff, session: SessionDep) -> list[ItemPublic]:
-    return await catalogue.list_items(session=session)
+async def list_items(
+    principal: Staff, session: SessionDep, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+) -> Page[ItemPublic]:
+    return await catalogue.list_items(session=session, cursor=cursor, limit=limit)
 
 
 @router.post("/warehouses", status_code=201, responses=problem_responses(409))
@@ -53,8 +65,12 @@ async def create_warehouse(
 
 
 @router.get("/warehouses")
-async def list_warehouses(principal: Staff, session: SessionDep) -> list[WarehousePublic]:
-    return await catalogue.list_warehouses(session=session, principal=principal)
+async def list_warehouses(
+    principal: Staff, session: SessionDep, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+) -> Page[WarehousePublic]:
+    return await catalogue.list_warehouses(
+        session=session, principal=principal, cursor=cursor, limit=limit
+    )
 
 
 @router.get("/warehouses/{warehouse_id}", responses=problem_responses(404))

@@ -48,6 +48,8 @@ OperatorOrManager = Annotated[
 Staff = Annotated[
     Principal, Depends(require_roles(Role.WAREHOUSE_OPERATOR, Role.MANAGER, Role.ADMIN))
 ]
+Prescriber = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.PROVIDER))]
+"""Who records a prescription reference: clinic staff (provider), managers, admins."""
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN)]

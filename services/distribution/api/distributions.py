@@ -1,4 +1,5 @@
-"""Routes of distributions (record, read, void) and a household's entitlements."""
+"""Routes of distributions (record, read, void), a household's entitlements and its
+prescription references."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from services.distribution.api.dependencies import (
     Operator,
     OperatorOrManager,
     PoliciesDep,
+    Prescriber,
 )
-from services.distribution.domain import distributions, entitlements
+from services.distribution.domain import distributions, entitlements, prescriptions
 from services.distribution.domain.metrics import count_distribution
 from services.distribution.models import (
     DistributionCreate,
@@ -25,6 +27,8 @@ from services.distribution.models import (
     EntitlementsPublic,
     IsoDate,
     Page,
+    PrescriptionCreate,
+    PrescriptionPublic,
     VoidRequest,
 )
 from services.distribution.settings import SettingsDep
@@ -145,6 +149,33 @@ async def household_entitlements(
             household_id=household_id,
             policies=policies,
             today=moment.today,
+            retry_after_seconds=settings.household_retry_after_seconds,
+        ),
+    )
+
+
+@router.post(
+    "/households/{household_id}/prescriptions",
+    status_code=201,
+    summary="Record a prescription reference for a household",
+    responses=problem_responses(404, 409),
+)
+async def record_prescription(
+    household_id: UUID,
+    body: PrescriptionCreate,
+    principal: Prescriber,
+    session: SessionDep,
+    moment: MomentDep,
+    settings: SettingsDep,
+) -> PrescriptionPublic:
+    return await in_transaction(
+        session,
+        lambda: prescriptions.record_prescription(
+            session=session,
+            principal=principal,
+            household_id=household_id,
+            data=body,
+            now=moment.now,
             retry_after_seconds=settings.household_retry_after_seconds,
         ),
     )

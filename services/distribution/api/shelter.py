@@ -8,6 +8,8 @@ from fastapi import APIRouter
 
 from services.distribution.api.dependencies import (
     Admin,
+    Cursor,
+    Limit,
     MomentDep,
     Operator,
     OperatorOrManager,
@@ -20,6 +22,7 @@ from services.distribution.models import (
     AllocationPublic,
     AllocationResult,
     CheckOutRequest,
+    Page,
     ReleaseReason,
     ShelterCreate,
     ShelterPublic,
@@ -27,6 +30,7 @@ from services.distribution.models import (
 from services.distribution.settings import SettingsDep
 from shared.db import in_transaction
 from shared.http import problem_responses
+from shared.pagination import DEFAULT_LIMIT
 from shared.service import SessionDep
 
 router = APIRouter()
@@ -54,10 +58,18 @@ async def create_shelter(
 
 @router.get("/shelters")
 async def list_shelters(
-    principal: Staff, session: SessionDep, settings: SettingsDep
-) -> list[ShelterPublic]:
+    principal: Staff,
+    session: SessionDep,
+    settings: SettingsDep,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[ShelterPublic]:
     return await shelter.list_shelters(
-        session=session, principal=principal, min_space_m2=settings.min_space_per_person_m2
+        session=session,
+        principal=principal,
+        min_space_m2=settings.min_space_per_person_m2,
+        cursor=cursor,
+        limit=limit,
     )
 
 
@@ -105,11 +117,18 @@ async def list_allocations(
     principal: OperatorOrManager,
     session: SessionDep,
     active: bool = True,
-) -> list[AllocationPublic]:
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[AllocationPublic]:
     return await in_transaction(
         session,
         lambda: shelter.list_allocations(
-            session=session, principal=principal, shelter_id=shelter_id, active_only=active
+            session=session,
+            principal=principal,
+            shelter_id=shelter_id,
+            active_only=active,
+            cursor=cursor,
+            limit=limit,
         ),
     )
 

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.distribution.domain import paging
 from services.distribution.domain.errors import (
     AlreadyExists,
     UnknownItems,
@@ -22,6 +23,7 @@ from services.distribution.models import (
     ItemCreate,
     ItemPublic,
     LocationIn,
+    Page,
     ReorderLevel,
     ReorderLevelPublic,
     ReorderLevelSet,
@@ -77,9 +79,15 @@ async def create_item(
     return ItemPublic(sku=data.sku, name=data.name, category=data.category, unit=data.unit)
 
 
-async def list_items(*, session: AsyncSession) -> list[ItemPublic]:
-    items = await session.exec(select(Item).order_by(col(Item.sku)))
-    return [item_public(item) for item in items]
+async def list_items(*, session: AsyncSession, cursor: str | None, limit: int) -> Page[ItemPublic]:
+    """The catalogue by SKU, a page at a time."""
+    query = select(Item)
+    condition = paging.after([col(Item.sku)], cursor, types=(str,))
+    if condition is not None:
+        query = query.where(condition)
+    rows = (await session.exec(query.order_by(col(Item.sku)).limit(limit + 1))).all()
+    items, next_cursor = paging.page_of(rows, limit, lambda item: [item.sku])
+    return Page[ItemPublic](items=[item_public(item) for item in items], next_cursor=next_cursor)
 
 
 async def items_by_sku(*, session: AsyncSession, skus: Iterable[str]) -> dict[str, Item]:
@@ -131,11 +139,23 @@ async def create_warehouse(
     )
 
 
-async def list_warehouses(*, session: AsyncSession, principal: Principal) -> list[WarehousePublic]:
-    rows = await session.exec(
-        select(Warehouse).order_by(col(Warehouse.site_id), col(Warehouse.name))
+async def list_warehouses(
+    *, session: AsyncSession, principal: Principal, cursor: str | None, limit: int
+) -> Page[WarehousePublic]:
+    """The warehouses of the caller's sites by site and name (unique), a page at a time."""
+    order = [col(Warehouse.site_id), col(Warehouse.name)]
+    query = select(Warehouse)
+    sites = paging.site_scope(principal)
+    if sites is not None:
+        query = query.where(col(Warehouse.site_id).in_(sites))
+    condition = paging.after(order, cursor, types=(str, str))
+    if condition is not None:
+        query = query.where(condition)
+    rows = (await session.exec(query.order_by(*order).limit(limit + 1))).all()
+    warehouses, next_cursor = paging.page_of(rows, limit, lambda w: [w.site_id, w.name])
+    return Page[WarehousePublic](
+        items=[warehouse_public(w) for w in warehouses], next_cursor=next_cursor
     )
-    return [warehouse_public(w) for w in rows if principal.can_access_site(w.site_id)]
 
 
 async def get_warehouse(

@@ -21,7 +21,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.distribution.domain.errors import (
     EntitlementExceeded,
     NoPolicyInForce,
+    PrescriptionOfAnotherHousehold,
     ReferenceRequired,
+    UnknownPrescription,
 )
 from services.distribution.domain.households import HouseholdState, household_for_command
 from services.distribution.domain.policy import (
@@ -67,6 +69,7 @@ def category_entitlement(
     needs: Iterable[str],
     received: Sequence[Received],
     today: date,
+    vulnerabilities: Iterable[str] = (),
 ) -> CategoryEntitlementPublic:
     """Pure rule: allowed, received in the window, due now and the next eligible date."""
     mine = [r for r in received if r.category == category]
@@ -86,6 +89,10 @@ def category_entitlement(
     reason = None
     if rule.requires_need is not None and rule.requires_need not in set(needs):
         allowed, reason = 0, "need_not_assessed"
+    elif rule.requires_vulnerability is not None and rule.requires_vulnerability not in set(
+        vulnerabilities
+    ):
+        allowed, reason = 0, "vulnerability_not_flagged"
     if rule.window_days is not None:
         window_start = today - timedelta(days=rule.window_days)
         mine = [r for r in mine if r.on > window_start]
@@ -186,12 +193,15 @@ def check_lines(
     categories: Mapping[str, str],
     received: Sequence[Received],
     today: date,
+    prescriptions: Mapping[str, bool],
 ) -> None:
     """Refuse the request when a line goes over the entitlement (EntitlementExceeded, listing
-    each line and what is allowed) or lacks a required reference (ReferenceRequired).
-    ``categories``: each line's SKU's item category."""
+    each line and what is allowed) or lacks a reference it needs (ReferenceRequired), or its
+    reference is not in the prescription register (UnknownPrescription) or is another
+    household's (PrescriptionOfAnotherHousehold). ``categories``: each line's SKU's item
+    category; ``prescriptions``: the register's answer per reference (True: this household's)."""
     size = household.household_size or 0
-    missing_reference = []
+    references = _ReferenceCheck(received, prescriptions)
     over: list[dict[str, Any]] = []
     lines_by_category: dict[str, list[tuple[int, DistributionLineCreate]]] = defaultdict(list)
     for index, line in enumerate(lines):
@@ -205,30 +215,19 @@ def check_lines(
             needs=household.needs,
             received=received,
             today=today,
+            vulnerabilities=household.vulnerabilities,
         )
         if rule is not None and rule.requires_reference:
-            used: set[tuple[str, str | None]] = {
-                (r.sku, r.reference) for r in received if r.reference is not None
-            }
             for index, line in category_lines:
-                key = (line.sku, line.prescription_reference)
-                if line.prescription_reference is None:
-                    missing_reference.append({"line": index, "sku": line.sku})
-                elif key in used:
+                if references.already_dispensed(index, line):
                     over.append(_over(index, line, category, due, "reference_already_dispensed"))
-                used.add(key)
         if due.due is None:
             continue
         requested = sum(line.quantity for _, line in category_lines)
         if requested > due.due:
             reason = due.reason or "over_entitlement"
             over.extend(_over(index, line, category, due, reason) for index, line in category_lines)
-    if missing_reference:
-        raise ReferenceRequired(
-            "Medication is given only against a referral or prescription reference "
-            "(prescription_reference on the line).",
-            lines=missing_reference,
-        )
+    references.raise_problems()
     if over:
         raise EntitlementExceeded(
             "Over entitlement: "
@@ -241,6 +240,54 @@ def check_lines(
             policy_version=policy.version,
             lines=over,
         )
+
+
+class _ReferenceCheck:
+    """The references of the lines that need one: present, in the prescription register, the
+    household's own, and not dispensed before for the same SKU."""
+
+    def __init__(self, received: Sequence[Received], prescriptions: Mapping[str, bool]) -> None:
+        self.prescriptions = prescriptions
+        self.used = {(r.sku, r.reference) for r in received if r.reference is not None}
+        self.missing: list[dict[str, Any]] = []
+        self.unknown: list[dict[str, Any]] = []
+        self.foreign: list[dict[str, Any]] = []
+
+    def already_dispensed(self, index: int, line: DistributionLineCreate) -> bool:
+        """Check the line's reference (noting what is wrong); True when it was dispensed
+        before for this SKU."""
+        reference, where = line.prescription_reference, {"line": index, "sku": line.sku}
+        if reference is None:
+            self.missing.append(where)
+            return False
+        if reference not in self.prescriptions:
+            self.unknown.append(where)
+        elif not self.prescriptions[reference]:
+            self.foreign.append(where)
+        key = (line.sku, reference)
+        dispensed = key in self.used
+        self.used.add(key)
+        return dispensed
+
+    def raise_problems(self) -> None:
+        if self.missing:
+            raise ReferenceRequired(
+                "Medication is given only against a referral or prescription reference "
+                "(prescription_reference on the line).",
+                lines=self.missing,
+            )
+        if self.unknown:
+            raise UnknownPrescription(
+                "No prescription with this reference is recorded: record it for the "
+                "household first (POST /v1/households/{household_id}/prescriptions).",
+                lines=self.unknown,
+            )
+        if self.foreign:
+            raise PrescriptionOfAnotherHousehold(
+                "This prescription reference was recorded for another household: medication "
+                "is given only against the household's own prescription.",
+                lines=self.foreign,
+            )
 
 
 def _over(
@@ -292,6 +339,7 @@ async def household_entitlements(
             needs=household.needs,
             received=received,
             today=today,
+            vulnerabilities=household.vulnerabilities,
         )
         if not active:
             entitlement = entitlement.model_copy(

@@ -172,3 +172,21 @@ class SiteOutOfScope(NotInYourSites):
 
     def __init__(self, site_id: str) -> None:
         super().__init__(f"Site {site_id} not found among yours.", site_id=site_id)
+
+
+class UnknownPrescription(UnprocessableContent):
+    type_slug, title = "unknown-prescription-reference", "Prescription reference not recorded"
+
+
+class PrescriptionOfAnotherHousehold(Conflict):
+    type_slug, title = (
+        "prescription-of-another-household",
+        "Prescription reference recorded for another household",
+    )
+
+
+class PrescriptionReferenceTaken(Conflict):
+    type_slug, title = (
+        "prescription-reference-taken",
+        "Prescription reference already recorded for another household",
+    )

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.distribution.models import ItemCategory
-from shared.vocabulary import NeedType
+from shared.vocabulary import NeedType, Vulnerability
 
 POLICY_FILE_PATTERN = "*.yaml"
 
@@ -55,6 +55,11 @@ class CategoryRule(_PolicyPart):
     )
     larger_households: LargerHouseholds | None = None
     requires_need: NeedType | None = None
+    requires_vulnerability: Vulnerability | None = Field(
+        default=None,
+        description="Nothing is due unless a member of the household has this vulnerability. "
+        "Only the vulnerabilities a rule names are kept by this service.",
+    )
     requires_reference: bool = Field(
         default=False, description="Each line needs a referral or prescription reference."
     )
@@ -106,6 +111,17 @@ class PolicyBook:
     """Every version of the policy, oldest first."""
 
     policies: tuple[EntitlementPolicy, ...]
+
+    def vulnerabilities_named(self) -> frozenset[str]:
+        """Every vulnerability a rule of any version names: all that the household read model
+        keeps of a profile's vulnerabilities (the others, sensitive ones included, are never
+        stored here)."""
+        return frozenset(
+            rule.requires_vulnerability.value
+            for policy in self.policies
+            for rule in policy.categories.values()
+            if rule.requires_vulnerability is not None
+        )
 
     def in_force(self, on: date) -> EntitlementPolicy:
         """The version in force on ``on``: the latest whose effective date is not after it."""

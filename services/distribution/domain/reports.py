@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.distribution.domain.distributions import site_scope
 from services.distribution.domain.errors import InvalidPeriod, SiteOutOfScope
+from services.distribution.domain.paging import site_scope
 from services.distribution.models import (
     Distribution,
     DistributionLine,

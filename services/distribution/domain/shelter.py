@@ -34,12 +34,14 @@ from services.distribution.domain.households import (
     lock_households,
     require_active,
 )
+from services.distribution.domain.paging import after, page_of, site_scope
 from services.distribution.domain.policy import EntitlementPolicy, PolicyBook
 from services.distribution.models import (
     AllocationCreate,
     AllocationPublic,
     AllocationResult,
     HouseholdView,
+    Page,
     ReleaseReason,
     Shelter,
     ShelterAllocation,
@@ -124,14 +126,28 @@ async def create_shelter(
 
 
 async def list_shelters(
-    *, session: AsyncSession, principal: Principal, min_space_m2: float
-) -> list[ShelterPublic]:
-    rows = await session.exec(select(Shelter).order_by(col(Shelter.site_id), col(Shelter.name)))
-    return [
-        shelter_public(s, min_space_m2=min_space_m2)
-        for s in rows
-        if principal.can_access_site(s.site_id)
-    ]
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    min_space_m2: float,
+    cursor: str | None,
+    limit: int,
+) -> Page[ShelterPublic]:
+    """The shelters of the caller's sites by site and name, a page at a time."""
+    order = [col(Shelter.site_id), col(Shelter.name), col(Shelter.id)]
+    query = select(Shelter)
+    sites = site_scope(principal)
+    if sites is not None:
+        query = query.where(col(Shelter.site_id).in_(sites))
+    condition = after(order, cursor, types=(str, str, UUID))
+    if condition is not None:
+        query = query.where(condition)
+    rows = (await session.exec(query.order_by(*order).limit(limit + 1))).all()
+    shelters, next_cursor = page_of(rows, limit, lambda s: [s.site_id, s.name, s.id])
+    return Page[ShelterPublic](
+        items=[shelter_public(s, min_space_m2=min_space_m2) for s in shelters],
+        next_cursor=next_cursor,
+    )
 
 
 async def get_shelter(
@@ -376,13 +392,21 @@ async def list_allocations(
     principal: Principal,
     shelter_id: UUID,
     active_only: bool,
-) -> list[AllocationPublic]:
-    """A shelter's allocations (household ids: an audited read)."""
+    cursor: str | None,
+    limit: int,
+) -> Page[AllocationPublic]:
+    """A shelter's allocations, oldest first, a page at a time (household ids: an audited
+    read)."""
     await get_shelter(session=session, principal=principal, shelter_id=shelter_id)
+    order = [col(ShelterAllocation.allocated_at), col(ShelterAllocation.id)]
     query = select(ShelterAllocation).where(col(ShelterAllocation.shelter_id) == shelter_id)
     if active_only:
         query = query.where(col(ShelterAllocation.released_at).is_(None))
-    rows = await session.exec(query.order_by(col(ShelterAllocation.allocated_at)))
+    condition = after(order, cursor, types=(datetime, UUID))
+    if condition is not None:
+        query = query.where(condition)
+    rows = (await session.exec(query.order_by(*order).limit(limit + 1))).all()
+    allocations, next_cursor = page_of(rows, limit, lambda a: [a.allocated_at, a.id])
     await audit.record(
         session,
         service=SERVICE,
@@ -391,4 +415,6 @@ async def list_allocations(
         resource_type="shelter",
         resource_id=str(shelter_id),
     )
-    return [allocation_public(a) for a in rows]
+    return Page[AllocationPublic](
+        items=[allocation_public(a) for a in allocations], next_cursor=next_cursor
+    )

@@ -378,3 +378,16 @@ class DistributionReport(BaseModel):
     to_date: date = Field(serialization_alias="to")
     site_ids: list[str]
     rows: list[ReportRow]
+
+
+class PrescriptionCreate(StrictModel):
+    reference: Reference = Field(
+        description="The clinic's prescription or referral reference, as written on it; "
+        "unique across the programme."
+    )
+
+
+class PrescriptionPublic(BaseModel):
+    reference: str
+    household_id: UUID
+    recorded_at: datetime

@@ -101,16 +101,14 @@ class StockLedgerEntry(SQLModel, table=True):
 
 
 class HouseholdView(SQLModel, table=True):
-    """The pseudonymous household picture built from registration's events."""
+    """The pseudonymous household picture built from registration's events: only what the
+    entitlement policy uses (size, needs, the vulnerabilities a rule names, status)."""
 
     __tablename__ = "household_view"
 
     household_id: UUID = TableField(primary_key=True)
     site_id: str
     household_size: int | None = None
-    members: list[dict[str, Any]] = TableField(
-        default_factory=list, sa_column=sa.Column(postgresql.JSONB, nullable=False)
-    )
     needs: list[str] = TableField(
         default_factory=list, sa_column=sa.Column(postgresql.ARRAY(sa.Text), nullable=False)
     )
@@ -130,6 +128,19 @@ class ErasedHousehold(SQLModel, table=True):
 
     household_id: UUID = TableField(primary_key=True)
     erased_at: datetime = _timestamp()
+
+
+class Prescription(SQLModel, table=True):
+    """A referral or prescription reference recorded for a household (the prescription
+    register): medication is given only against one of the household's own references."""
+
+    __tablename__ = "prescription"
+
+    reference: str = TableField(primary_key=True)
+    household_id: UUID
+    site_id: str
+    recorded_by: str
+    recorded_at: datetime = _timestamp()
 
 
 class Distribution(SQLModel, table=True):

@@ -4,7 +4,6 @@ from services.distribution.domain.distributions.reads import (
     get_distribution,
     list_distributions,
     render,
-    site_scope,
 )
 from services.distribution.domain.distributions.record import (
     DistributionOutcome,
@@ -20,6 +19,5 @@ __all__ = [
     "list_distributions",
     "record",
     "render",
-    "site_scope",
     "void",
 ]

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.distribution.domain.catalogue import SERVICE
 from services.distribution.domain.errors import DistributionNotFound, DistributionOutOfScope
+from services.distribution.domain.paging import site_scope
 from services.distribution.models import (
     Distribution,
     DistributionLine,
@@ -26,7 +27,7 @@ from services.distribution.models import (
     VoidReason,
 )
 from shared import audit
-from shared.auth import ALL_SITES, Principal, Role
+from shared.auth import Principal
 from shared.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 
@@ -93,13 +94,6 @@ async def render(
         )
         for d in distributions
     ]
-
-
-def site_scope(principal: Principal) -> list[str] | None:
-    """The sites a principal may read, or None for every site."""
-    if Role.ADMIN in principal.roles or ALL_SITES in principal.sites:
-        return None
-    return sorted(principal.sites)
 
 
 async def get_distribution(

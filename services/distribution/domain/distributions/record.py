@@ -31,6 +31,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.distribution import queries
 from services.distribution.domain import entitlements
 from services.distribution.domain.catalogue import SERVICE
+from services.distribution.domain.distributions.facts import (
+    ItemCategoryOf,
+    LockedHousehold,
+    RequestFacts,
+    WarehouseSite,
+    request_facts,
+)
 from services.distribution.domain.errors import (
     ClientRefReused,
     InsufficientStock,
@@ -95,40 +102,6 @@ _BY_CLIENT_REF = (
 
 
 @dataclass(frozen=True)
-class LockedHousehold:
-    """The household row as a distribution reads it, locked."""
-
-    household_id: UUID
-    site_id: str
-    household_size: int | None
-    needs: list[str]
-    status: str
-    merged_into: UUID | None
-
-
-@dataclass(frozen=True)
-class WarehouseSite:
-    id: UUID
-    site_id: str
-
-
-@dataclass(frozen=True)
-class ItemCategoryOf:
-    category: str
-
-
-@dataclass(frozen=True)
-class RequestFacts:
-    """What ``queries.REQUEST_FACTS`` returns, decoded."""
-
-    warehouse_site_id: str | None
-    client_ref_taken: bool
-    categories: dict[str, str]
-    levels: dict[str, int]
-    received: list[entitlements.Received]
-
-
-@dataclass(frozen=True)
 class Decided:
     """A distribution as decided under the locks, before it is written."""
 
@@ -178,7 +151,7 @@ async def record(
     locked = (
         await run(session, queries.LOCK_HOUSEHOLD, {"household_id": data.household_id})
     ).one_or_none()
-    facts = await _request_facts(session, data, skus)
+    facts = await request_facts(session, data, skus)
     # The same answers, in the same order, as reading each fact on its own would give.
     warehouse = _warehouse(facts, principal, data.warehouse_id)
     if facts.client_ref_taken:  # a re-send, possibly committed while we waited for the lock
@@ -193,6 +166,7 @@ async def record(
         categories=categories,
         received=facts.received,
         today=today,
+        prescriptions=facts.prescriptions,
     )
     distribution_id = uuid.uuid4()
     # Before the warehouse's balance rows are locked: every operator queues on them, so each
@@ -235,42 +209,6 @@ async def record(
 
 
 # --- the steps of a distribution -----------------------------------------------------------
-
-
-async def _request_facts(
-    session: AsyncSession, data: DistributionCreate, skus: list[str]
-) -> RequestFacts:
-    rows = (
-        await run(
-            session,
-            queries.REQUEST_FACTS,
-            {
-                "client_ref": data.client_ref,
-                "warehouse_id": data.warehouse_id,
-                "household_id": data.household_id,
-                "skus": skus,
-                "recorded": str(DistributionStatus.RECORDED),
-            },
-        )
-    ).all()
-    first = rows[0]
-    return RequestFacts(
-        warehouse_site_id=first.warehouse_site_id,
-        client_ref_taken=first.client_ref_taken,
-        categories=dict(zip(first.item_skus or (), first.item_categories or (), strict=True)),
-        levels=dict(zip(first.level_skus or (), first.levels or (), strict=True)),
-        received=[
-            entitlements.Received(
-                category=row.category,
-                sku=row.sku,
-                on=row.distributed_on,
-                quantity=row.quantity,
-                reference=row.prescription_reference,
-            )
-            for row in rows
-            if row.sku is not None
-        ],
-    )
 
 
 def _warehouse(facts: RequestFacts, principal: Principal, warehouse_id: UUID) -> WarehouseSite:

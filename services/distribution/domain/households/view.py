@@ -1,7 +1,7 @@
 """The household read model, built from registration's events, and the household lock.
 
 Registration owns households; this service keeps the pseudonymous picture it needs for
-entitlements (site, size, sex and age bands, needs, vulnerability categories, status). Events
+entitlements (site, size, needs, the vulnerabilities a policy rule names, status). Events
 may arrive in any state of this model: profiles apply only when their version is newer, a
 merge or an erasure of a household never seen here still takes effect, and an erased
 household's id is remembered (nothing else) so a late profile event cannot bring it back.
@@ -27,11 +27,13 @@ from services.distribution.domain.errors import (
     HouseholdNotKnownYet,
     HouseholdOutOfScope,
 )
+from services.distribution.domain.policy import PolicyBook
 from services.distribution.models import (
     Distribution,
     DistributionLine,
     ErasedHousehold,
     HouseholdView,
+    Prescription,
     ShelterAllocation,
 )
 from shared.auth import Principal
@@ -69,41 +71,41 @@ class ProfileEvent:
     at: datetime
 
 
-def profile_row(event: ProfileEvent) -> dict[str, Any]:
-    """The read-model row a profile event describes (JSON-ready)."""
+def profile_row(event: ProfileEvent, *, kept_vulnerabilities: frozenset[str]) -> dict[str, Any]:
+    """The read-model row a profile event describes (JSON-ready): only what entitlements use.
+    Of the members' vulnerabilities it keeps those in ``kept_vulnerabilities`` (the ones the
+    policy names); members themselves (sex, age band, head) are not kept: no rule uses them."""
     profile = event.profile
+    flagged = {v.value for member in profile.members for v in member.vulnerabilities}
     return {
         "household_id": str(profile.household_id),
         "site_id": profile.site_id,
         "household_size": profile.household_size,
-        "members": [
-            {
-                "sex": m.sex.value,
-                "age_band": m.age_band.value,
-                "is_head": m.is_head,
-                "vulnerabilities": sorted(v.value for v in m.vulnerabilities),
-            }
-            for m in profile.members
-        ],
         "needs": sorted({need.type.value for need in profile.needs}),
-        "vulnerabilities": sorted({v.value for m in profile.members for v in m.vulnerabilities}),
+        "vulnerabilities": sorted(flagged & kept_vulnerabilities),
         "status": profile.status.value,
         "version": profile.version,
         "updated_at": event.at.isoformat(),
     }
 
 
-async def apply_profiles(*, session: AsyncSession, events: Sequence[ProfileEvent]) -> None:
+async def apply_profiles(
+    *, session: AsyncSession, events: Sequence[ProfileEvent], policies: PolicyBook
+) -> None:
     """Apply profile events in order, as if one by one: one statement per run of events
-    in which no household repeats (a statement can change a row only once)."""
+    in which no household repeats (a statement can change a row only once). Only what the
+    entitlement ``policies`` use is kept (:func:`profile_row`)."""
+    kept = policies.vulnerabilities_named()
     for events_run in distinct_runs(events, key=lambda event: event.profile.household_id):
-        rows = json.dumps([profile_row(event) for event in events_run], ensure_ascii=False)
-        await run(session, queries.UPSERT_PROFILES, {"rows": rows})
+        rows = [profile_row(event, kept_vulnerabilities=kept) for event in events_run]
+        await run(session, queries.UPSERT_PROFILES, {"rows": json.dumps(rows, ensure_ascii=False)})
 
 
-async def apply_profile(*, session: AsyncSession, profile: HouseholdProfile, at: datetime) -> None:
+async def apply_profile(
+    *, session: AsyncSession, profile: HouseholdProfile, at: datetime, policies: PolicyBook
+) -> None:
     """Upsert the household from a full profile, unless the model already has a newer one."""
-    await apply_profiles(session=session, events=[ProfileEvent(profile, at)])
+    await apply_profiles(session=session, events=[ProfileEvent(profile, at)], policies=policies)
 
 
 async def deactivate(*, session: AsyncSession, event: HouseholdDeactivated, at: datetime) -> None:
@@ -142,8 +144,9 @@ async def lock_households(session: AsyncSession, *household_ids: UUID) -> dict[U
 
 
 async def merge_histories(*, session: AsyncSession, event: HouseholdsMerged, at: datetime) -> None:
-    """Fold ``merged_id`` into ``surviving_id``: its distributions (hence its entitlement use)
-    and shelter allocations move to the survivor, so the pair cannot claim twice."""
+    """Fold ``merged_id`` into ``surviving_id``: its distributions (hence its entitlement use),
+    shelter allocations and prescription references move to the survivor, so the pair cannot
+    claim twice."""
     survivor, merged = event.surviving_id, event.merged_id
     await lock_households(session, survivor, merged)
     statement = insert(HouseholdView).values(
@@ -171,11 +174,17 @@ async def merge_histories(*, session: AsyncSession, event: HouseholdsMerged, at:
         .where(col(ShelterAllocation.household_id) == merged)
         .values(household_id=survivor)
     )
+    await session.exec(
+        sa.update(Prescription)
+        .where(col(Prescription.household_id) == merged)
+        .values(household_id=survivor)
+    )
 
 
 async def strip_household(*, session: AsyncSession, household_id: UUID, at: datetime) -> None:
     """Remove the household from this service: its read-model row goes, and its distributions
-    and allocations stay only as anonymous quantities (no household id, no references)."""
+    and allocations stay only as anonymous quantities (no household id, no references), and its
+    prescription references are deleted."""
     await lock_households(session, household_id)
     await session.exec(
         sa.delete(HouseholdView).where(col(HouseholdView.household_id) == household_id)
@@ -189,6 +198,9 @@ async def strip_household(*, session: AsyncSession, household_id: UUID, at: date
         insert(ErasedHousehold)
         .values(household_id=household_id, erased_at=at)
         .on_conflict_do_nothing()
+    )
+    await session.exec(
+        sa.delete(Prescription).where(col(Prescription.household_id) == household_id)
     )
     erased_distributions = select(col(Distribution.id)).where(
         col(Distribution.household_id) == household_id
@@ -241,6 +253,8 @@ class HouseholdState(Protocol):
     def household_size(self) -> int | None: ...
     @property
     def needs(self) -> Sequence[str]: ...
+    @property
+    def vulnerabilities(self) -> Sequence[str]: ...
     @property
     def status(self) -> str: ...
     @property
