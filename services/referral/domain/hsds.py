@@ -61,6 +61,7 @@ SERVICE_NAMES = {
     ServiceType.EMPLOYMENT: "Employment support",
     ServiceType.VOLUNTARY_RETURN: "Assisted voluntary return",
     ServiceType.SHELTER: "Shelter",
+    ServiceType.GBV: "Gender-based violence response",
 }
 _PCODE = re.compile(r"^[A-Z]{2}[A-Z0-9]{0,18}$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
