@@ -33,7 +33,13 @@ from services.referral.models import (
 from services.referral.settings import SettingsDep
 from shared.db import in_transaction
 from shared.http import problem_responses
-from shared.pagination import decode_id_cursor, encode_id_cursor
+from shared.pagination import (
+    InvalidCursor,
+    decode_cursor,
+    decode_id_cursor,
+    encode_cursor,
+    encode_id_cursor,
+)
 from shared.service import ClockDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["referral"])
@@ -87,13 +93,40 @@ async def list_providers(
     )
 
 
+def _hsds_cursor(cursor: str) -> tuple[UUID, int]:
+    """The last provider of the previous page, and the number of the page asked for."""
+    raw_after, page_number = decode_cursor(cursor, types=(str, int))
+    try:
+        after = UUID(raw_after)
+    except ValueError as exc:
+        raise InvalidCursor("The cursor is not one this service returned.") from exc
+    if page_number < 2:
+        raise InvalidCursor("The cursor is not one this service returned.")
+    return after, page_number
+
+
 @router.get("/providers/hsds", responses=problem_responses(403))
 async def export_providers_hsds(
-    principal: DirectoryExporter, session: SessionDep, clock: ClockDep
+    principal: DirectoryExporter,
+    session: SessionDep,
+    clock: ClockDep,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE,
 ) -> dict[str, Any]:
-    """The whole directory as one page of Open Referral HSDS 3 organisations."""
+    """The directory as pages of Open Referral HSDS 3 organisations, in provider id order;
+    ``next_cursor`` (null on the last page) asks for the next one."""
+    after, page_number = _hsds_cursor(cursor) if cursor else (None, 1)
     async with session.begin():
-        return await hsds.export(session, now=clock())
+        organizations, total, last = await hsds.export_page(
+            session, now=clock(), after=after, limit=limit
+        )
+    return hsds.document(
+        organizations,
+        total_items=total,
+        page_number=page_number,
+        per_page=limit,
+        next_cursor=encode_cursor([str(last), page_number + 1]) if last else None,
+    )
 
 
 @router.post("/providers/hsds", response_model=HsdsImportResult, responses=CONFLICT)
