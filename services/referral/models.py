@@ -344,6 +344,22 @@ class ReferralPage(BaseModel):
     next_cursor: str | None
 
 
+class ReferralCount(BaseModel):
+    service_type: ServiceType
+    status: Status
+    count: int | None = Field(
+        description="Referrals of this service type in this status; null when fewer than "
+        "min_cell (but some): a small count can point at a person."
+    )
+
+
+class ReferralCounts(BaseModel):
+    """Counts of every referral in the caller's sites, sensitive ones included."""
+
+    min_cell: int
+    items: list[ReferralCount]
+
+
 class ProviderHistoryEntry(BaseModel):
     at: datetime
     action: str
@@ -366,7 +382,10 @@ class ProviderReferralView(BaseModel):
     model_config = ConfigDict(title="ProviderReferral")
 
     id: UUID
-    household_id: UUID
+    household_ref: str = Field(
+        description="The household's pseudonym for this provider: the same on each of its "
+        "referrals of that household, different for every other provider."
+    )
     service_type: ServiceType
     urgency: Urgency
     status: Status

@@ -7,11 +7,13 @@ Deadline policies are JSON in the environment, e.g.::
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from services.referral.domain.vocabulary import ServiceType, Urgency
 from shared.service import current_settings
@@ -86,8 +88,25 @@ class ReferralSettings(ServiceSettings):
         500, ge=1, description="Most organisations one HSDS import may carry."
     )
 
+    report_min_cell: int = Field(
+        5, ge=1, description="Referral counts from 1 to this minus 1 are suppressed (null)."
+    )
+    household_pseudonym_key: SecretStr | None = Field(
+        None,
+        description="Key of the per-provider household pseudonyms providers see (HMAC). Unset: "
+        "derived from this service's audit chain key, which production requires.",
+    )
+
     def policy_for(self, service_type: str) -> DeadlinePolicy:
         return self.service_policies.get(ServiceType(service_type), self.default_policy)
+
+    def pseudonym_key(self) -> bytes:
+        """The key of providers' household pseudonyms: the one set, or one derived (HMAC with
+        a label of its own) from the audit chain key, so it is secret wherever that is."""
+        if self.household_pseudonym_key is not None:
+            return self.household_pseudonym_key.get_secret_value().encode()
+        label = b"haven:referral:household-pseudonym:v1"
+        return hmac.new(self.chain_key("referral"), label, hashlib.sha256).digest()
 
 
 SettingsDep = Annotated[ReferralSettings, Depends(current_settings)]

@@ -3,6 +3,11 @@
 ``ReferralSent`` carries the provider ORGANISATION's public details (name, address, opening
 hours, switchboard phone) so that notifications can tell the beneficiary where to go; those
 describe the organisation, never a person.
+
+Sensitive referrals (counter-trafficking, GBV: ``sensitive: true``) never name their service
+type on this topic: ``service_type`` is then :data:`SENSITIVE_SERVICE_LABEL` and a
+``ReferralSent`` carries no provider details (their name alone may say what the service is).
+Consumers say "a protection referral" for them, and never look the type up elsewhere.
 """
 
 from datetime import datetime
@@ -12,6 +17,9 @@ from uuid import UUID
 from shared.events.envelope import EventPayload
 
 EscalationAudience = Literal["provider", "caseworker", "manager"]
+
+SENSITIVE_SERVICE_LABEL = "protection"
+"""The neutral ``service_type`` of every sensitive referral's (and consent task's) events."""
 
 
 class ReferralEvent(EventPayload):
@@ -25,7 +33,8 @@ class ReferralEvent(EventPayload):
     provider_id: UUID | None = None
     due_at: datetime | None = None
     site_id: str | None = None
-    # Sensitive service types (counter-trafficking): say nothing revealing in plain messages.
+    # A sensitive service type (counter-trafficking, GBV): ``service_type`` is then the neutral
+    # SENSITIVE_SERVICE_LABEL; say nothing revealing in any message.
     sensitive: bool = False
 
 
@@ -95,3 +104,5 @@ class ConsentFollowUpRequested(EventPayload):
     household_id: UUID
     service_type: str
     site_id: str | None = None
+    # As on referral events: when true, ``service_type`` is SENSITIVE_SERVICE_LABEL.
+    sensitive: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import types
 import uuid
@@ -20,6 +21,7 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.referral import handlers
+from services.referral.domain import households
 from services.referral.domain.common import SYSTEM_ACTOR
 from services.referral.models import ProviderCreate
 from services.referral.service import DEFINITION
@@ -68,6 +70,7 @@ auth = partial(auth_headers, sites=(SITE,))
 ADMIN = auth(Role.ADMIN, sites=())
 CASEWORKER = auth(Role.CASEWORKER)
 MANAGER = auth(Role.MANAGER)
+FOCAL_POINT = auth(Role.PROTECTION_FOCAL_POINT)
 
 
 def provider_auth(provider_id: uuid.UUID | str) -> dict[str, str]:
@@ -291,3 +294,59 @@ async def running_app(
             database_url=url,
             name=name,
         )
+
+
+# --- through the app: households, providers, referrals -----------------------------------
+
+_areas = itertools.count(1)
+
+
+def area() -> tuple[str, str]:
+    """A fresh (admin1, admin2) so each test routes among its own providers only."""
+    n = next(_areas) + uuid.uuid4().int % 10**4 * 100
+    return f"MD{n:06d}", f"MD{n:06d}01"
+
+
+async def known_household(app: RunningApp, **fields: Any) -> uuid.UUID:
+    """A household as registration's events would leave it here."""
+    event = profile(**fields)
+    async with app.sessions() as session, session.begin():
+        await households.apply_profile(
+            session=session,
+            profile=event,
+            actor=SYSTEM_ACTOR,
+            at=app.clock(),
+            settings=app.settings,
+        )
+    return event.household_id
+
+
+async def new_provider(app: RunningApp, **fields: Any) -> str:
+    response = await app.client.post("/v1/providers", json=provider_body(**fields), headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def refer(
+    app: RunningApp,
+    household_id: uuid.UUID,
+    service_type: str = "medical",
+    headers: dict[str, str] = CASEWORKER,
+    **fields: Any,
+) -> Any:
+    body = {
+        "household_id": str(household_id),
+        "service_type": service_type,
+        "urgency": "normal",
+        "reason": "Needs follow-up of a chronic condition",
+        **fields,
+    }
+    return await app.client.post("/v1/referrals", json=body, headers=headers)
+
+
+async def act(
+    app: RunningApp, referral_id: str, action: str, headers: dict[str, str], body: Any = None
+) -> Any:
+    return await app.client.post(
+        f"/v1/referrals/{referral_id}/{action}", json=body, headers=headers
+    )

@@ -187,6 +187,39 @@ async def test_hsds_round_trip(app: RunningApp, infra) -> None:
         assert second["created"] == [] and len(second["updated"]) == len(document["contents"])
 
 
+async def test_hsds_export_is_paginated(app: RunningApp) -> None:
+    """Issue #15, item 16: no list endpoint answers an unbounded list."""
+    for _ in range(3):  # at least 3, whatever the other tests of the module added
+        body = provider_body(services=["shelter"])
+        assert (await app.client.post("/v1/providers", json=body, headers=ADMIN)).status_code == 201
+    everything = (await app.client.get("/v1/providers/hsds", headers=ADMIN)).json()
+    total = everything["total_items"]
+    assert total >= 3
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        response = await app.client.get("/v1/providers/hsds", params=params, headers=MANAGER)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        cursor = pages[-1]["next_cursor"]
+        if not cursor:
+            break
+    assert [p["page_number"] for p in pages] == list(range(1, len(pages) + 1))
+    assert len(pages) == pages[0]["total_pages"] == -(-total // 2)
+    assert all(p["size"] == len(p["contents"]) <= 2 for p in pages)
+    assert [p["first_page"] for p in pages] == [True] + [False] * (len(pages) - 1)
+    assert [p["last_page"] for p in pages] == [False] * (len(pages) - 1) + [True]
+    ids = [org["id"] for p in pages for org in p["contents"]]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == total
+    assert ids == [org["id"] for org in everything["contents"]] or total > 50
+    for bad in ("garbage!", pages[0]["next_cursor"][:-4]):
+        refused = await app.client.get("/v1/providers/hsds", params={"cursor": bad}, headers=ADMIN)
+        assert refused.status_code == 400
+    too_big = await app.client.get("/v1/providers/hsds", params={"limit": 201}, headers=ADMIN)
+    assert too_big.status_code == 422
+
+
 async def test_hsds_import_skips_foreign_services_and_refuses_bad_documents(
     app: RunningApp,
 ) -> None:

@@ -5,7 +5,6 @@ them on the topic)."""
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -13,85 +12,35 @@ from typing import Any
 
 import pytest
 
-from services.referral.domain import households
 from services.referral.domain.common import SYSTEM_ACTOR
 from shared.auth import Role
 from shared.vocabulary import NeedType, Priority, Vulnerability
 from tests.referral.factories import (
     ADMIN,
     CASEWORKER,
+    FOCAL_POINT,
     MANAGER,
     OTHER_SITE,
     RunningApp,
+    act,
+    area,
     audit_records,
     auth,
-    profile,
+    known_household,
+    new_provider,
     provider_auth,
-    provider_body,
+    refer,
     referral_events,
     running_app,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-_areas = itertools.count(1)
-
-
-def area() -> tuple[str, str]:
-    """A fresh (admin1, admin2) so each test routes among its own providers only."""
-    n = next(_areas) + uuid.uuid4().int % 10**4 * 100
-    return f"MD{n:06d}", f"MD{n:06d}01"
-
 
 @pytest.fixture(scope="module")
 async def app(infra) -> AsyncIterator[RunningApp]:
     async with running_app(infra) as running:
         yield running
-
-
-async def known_household(app: RunningApp, **fields: Any) -> uuid.UUID:
-    """A household as registration's events would leave it here."""
-    event = profile(**fields)
-    async with app.sessions() as session, session.begin():
-        await households.apply_profile(
-            session=session,
-            profile=event,
-            actor=SYSTEM_ACTOR,
-            at=app.clock(),
-            settings=app.settings,
-        )
-    return event.household_id
-
-
-async def new_provider(app: RunningApp, **fields: Any) -> str:
-    response = await app.client.post("/v1/providers", json=provider_body(**fields), headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-async def refer(
-    app: RunningApp,
-    household_id: uuid.UUID,
-    service_type: str = "medical",
-    headers: dict[str, str] = CASEWORKER,
-    **fields: Any,
-) -> Any:
-    body = {
-        "household_id": str(household_id),
-        "service_type": service_type,
-        "urgency": "normal",
-        "reason": "Needs follow-up of a chronic condition",
-        **fields,
-    }
-    return await app.client.post("/v1/referrals", json=body, headers=headers)
-
-
-async def act(
-    app: RunningApp, referral_id: str, action: str, headers: dict[str, str], body: Any = None
-) -> Any:
-    return await app.client.post(
-        f"/v1/referrals/{referral_id}/{action}", json=body, headers=headers
-    )
 
 
 def types(events: list[Any]) -> list[str]:
@@ -525,7 +474,7 @@ async def test_who_may_do_what(app: RunningApp) -> None:
 
 PROVIDER_VIEW_KEYS = {
     "id",
-    "household_id",
+    "household_ref",
     "service_type",
     "urgency",
     "status",
@@ -569,10 +518,11 @@ async def test_providers_see_only_their_referrals_and_only_what_they_need(
     text = str(view)
     for secret in ("counter_trafficking", "trafficking", "food", "reason", "sensitive"):
         assert secret not in text
+    assert str(household) not in text and household.hex not in text
 
     staff = (
         await app.client.get(
-            "/v1/referrals", params={"household_id": str(household)}, headers=CASEWORKER
+            "/v1/referrals", params={"household_id": str(household)}, headers=FOCAL_POINT
         )
     ).json()["items"]
     by_type = {r["service_type"]: r for r in staff}

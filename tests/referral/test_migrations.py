@@ -63,6 +63,16 @@ async def test_migrations_apply_down_and_up_and_enforce_one_open_referral(infra)
             await insert("lost")
         with pytest.raises(IntegrityError, match="referral_at_provider_has_provider"):
             await _sent_without_provider(engine)
+        for service_type, sensitive in (
+            ("gbv", False),
+            ("counter_trafficking", False),
+            ("legal", True),
+        ):
+            with pytest.raises(IntegrityError, match="referral_sensitive_by_type"):
+                await _with_sensitive(engine, service_type, sensitive)
+        await _with_sensitive(engine, "gbv", True)
+        async with engine.begin() as conn:  # 0004 knows no GBV: going down would refuse it
+            await conn.execute(sa.text("DELETE FROM referral WHERE service_type = 'gbv'"))
     finally:
         await engine.dispose()
 
@@ -80,4 +90,16 @@ async def _sent_without_provider(engine) -> None:  # type: ignore[no-untyped-def
                 " VALUES (:id, :h, 'S', 'medical', 'urgent', 'sent', 'manual', now(), now())"
             ),
             {"id": uuid.uuid4(), "h": uuid.uuid4()},
+        )
+
+
+async def _with_sensitive(engine, service_type: str, sensitive: bool) -> None:  # type: ignore[no-untyped-def]
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO referral (id, household_id, site_id, service_type, urgency, status,"
+                " sensitive, origin, created_at, updated_at)"
+                " VALUES (:id, :h, 'S', :t, 'high', 'unassigned', :s, 'manual', now(), now())"
+            ),
+            {"id": uuid.uuid4(), "h": uuid.uuid4(), "t": service_type, "s": sensitive},
         )

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.referral.domain.common import Actor, emit, new_id, record_audit
-from services.referral.domain.vocabulary import ConsentTaskStatus
+from services.referral.domain.vocabulary import ConsentTaskStatus, ServiceType, on_the_wire
 from services.referral.models import ConsentTask
 from shared.events.referral import ConsentFollowUpRequested
 
@@ -73,13 +73,15 @@ def open_new(
 
 async def announce(session: AsyncSession, task: ConsentTask, *, actor: Actor) -> None:
     """Tell caseworkers of a new task, and audit its creation."""
+    service_type, sensitive = on_the_wire(task.service_type)
     await emit(
         session,
         ConsentFollowUpRequested(
             task_id=task.id,
             household_id=task.household_id,
-            service_type=task.service_type,
+            service_type=service_type,
             site_id=task.site_id,
+            sensitive=sensitive,
         ),
         household_id=task.household_id,
         actor=actor,
@@ -140,11 +142,16 @@ async def page(
     status: str | None,
     household_id: UUID | None,
     actor: Actor,
+    sensitive_visible: bool = False,
 ) -> list[ConsentTask]:
-    """Tasks in ``sites`` (None: every site), oldest first; the listing is audited."""
+    """Tasks in ``sites`` (None: every site), oldest first; the listing is audited. Tasks of
+    sensitive service types only when ``sensitive_visible`` (protection focal points)."""
     query = select(ConsentTask).order_by(col(ConsentTask.id)).limit(limit)
     if sites is not None:
         query = query.where(col(ConsentTask.site_id).in_(list(sites)))
+    if not sensitive_visible:
+        sensitive = [str(t) for t in ServiceType if t.sensitive]
+        query = query.where(col(ConsentTask.service_type).not_in(sensitive))
     if after is not None:
         query = query.where(col(ConsentTask.id) > after)
     if status is not None:

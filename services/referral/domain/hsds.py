@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -61,6 +62,7 @@ SERVICE_NAMES = {
     ServiceType.EMPLOYMENT: "Employment support",
     ServiceType.VOLUNTARY_RETURN: "Assisted voluntary return",
     ServiceType.SHELTER: "Shelter",
+    ServiceType.GBV: "Gender-based violence response",
 }
 _PCODE = re.compile(r"^[A-Z]{2}[A-Z0-9]{0,18}$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
@@ -186,25 +188,44 @@ def _service(
     }
 
 
-def document(organizations: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One page of HSDS's organisation list holding them all."""
+def document(
+    organizations: Sequence[dict[str, Any]],
+    *,
+    total_items: int,
+    page_number: int = 1,
+    per_page: int | None = None,
+    next_cursor: str | None = None,
+) -> dict[str, Any]:
+    """One page of HSDS's organisation list (``next_cursor``, Haven's, resumes after it)."""
     count = len(organizations)
+    per_page = per_page or max(count, 1)
     return {
-        "total_items": count,
-        "total_pages": 1,
-        "page_number": 1,
+        "total_items": total_items,
+        "total_pages": max(1, -(-total_items // per_page)),
+        "page_number": page_number,
         "size": count,
-        "first_page": True,
-        "last_page": True,
+        "first_page": page_number == 1,
+        "last_page": next_cursor is None,
         "empty": count == 0,
         "contents": list(organizations),
+        "next_cursor": next_cursor,
     }
 
 
-async def export(session: AsyncSession, *, now: datetime) -> dict[str, Any]:
-    rows = list((await session.exec(select(Provider).order_by(col(Provider.id)))).all())
+async def export_page(
+    session: AsyncSession, *, now: datetime, after: UUID | None, limit: int
+) -> tuple[list[dict[str, Any]], int, UUID | None]:
+    """Up to ``limit`` organisations after provider ``after``, the directory's size, and the
+    last provider's id when more follow."""
+    query = select(Provider).order_by(col(Provider.id)).limit(limit + 1)
+    if after is not None:
+        query = query.where(col(Provider.id) > after)
+    found = list((await session.exec(query)).all())
+    rows, more = found[:limit], len(found) > limit
+    total = (await session.exec(select(sa.func.count()).select_from(Provider))).one()
     views = await providers.public_views(session, rows)
-    return document([organization(view, now=now) for view in views])
+    organizations = [organization(view, now=now) for view in views]
+    return organizations, int(total), rows[-1].id if more else None
 
 
 # --- import: the part of HSDS Haven reads --------------------------------------------------

@@ -2,6 +2,7 @@
 
 from enum import StrEnum
 
+from shared.events.referral import SENSITIVE_SERVICE_LABEL
 from shared.vocabulary import Priority
 
 Urgency = Priority
@@ -17,14 +18,25 @@ class ServiceType(StrEnum):
     EMPLOYMENT = "employment"
     VOLUNTARY_RETURN = "voluntary_return"
     SHELTER = "shelter"
+    GBV = "gbv"  # gender-based violence response (case management, safe shelter)
 
     @property
     def sensitive(self) -> bool:
-        """Revealing it may endanger the person: only the provider it goes to may know it."""
+        """Revealing it may endanger the person: see :data:`SENSITIVE_SERVICE_TYPES`."""
         return self in SENSITIVE_SERVICE_TYPES
 
 
-SENSITIVE_SERVICE_TYPES = frozenset({ServiceType.COUNTER_TRAFFICKING})
+SENSITIVE_SERVICE_TYPES = frozenset({ServiceType.COUNTER_TRAFFICKING, ServiceType.GBV})
+"""The one list of sensitive service types. Their referrals are seen only by the provider they
+are with, the staff member who made them and protection focal points; managers see them in
+counts only; their events name no service type (``shared.events.referral``)."""
+
+
+def on_the_wire(service_type: str) -> tuple[str, bool]:
+    """The ``service_type`` and ``sensitive`` an event carries for ``service_type``: a
+    sensitive type is never named on the general referrals topic."""
+    sensitive = ServiceType(service_type).sensitive
+    return (SENSITIVE_SERVICE_LABEL if sensitive else service_type), sensitive
 
 
 class Origin(StrEnum):

@@ -3,15 +3,18 @@
 Every function that changes a referral changes its row first, then appends its history and
 stages its events and audit record — all in the caller's one transaction. The modules:
 ``changes`` (row, history, event fields), ``sending`` (to a provider or the managers' queue),
-``creation``, ``transitions``, ``access`` (who sees what) and ``reading`` (views, pages).
+``creation``, ``transitions``, ``access`` (who sees what), ``reading`` (views, pages) and
+``counts`` (what managers see of referrals they may not read).
 """
 
 from services.referral.domain.referrals.access import (
     load_for_provider,
     load_for_staff,
+    may_see,
     provider_org,
     read,
     sees_as_provider,
+    sees_every_sensitive,
     visible_sites,
 )
 from services.referral.domain.referrals.changes import (
@@ -21,6 +24,7 @@ from services.referral.domain.referrals.changes import (
     open_referral,
     save,
 )
+from services.referral.domain.referrals.counts import counts
 from services.referral.domain.referrals.creation import (
     Created,
     NewAutomatic,
@@ -31,6 +35,7 @@ from services.referral.domain.referrals.creation import (
 )
 from services.referral.domain.referrals.reading import (
     history_of,
+    household_ref,
     is_overdue,
     page,
     provider_views,
@@ -62,16 +67,19 @@ __all__ = [
     "close",
     "close_open_for_household",
     "complete",
+    "counts",
     "create",
     "create_automatic_together",
     "create_manual",
     "decline",
     "event_fields",
     "history_of",
+    "household_ref",
     "is_overdue",
     "load_for_provider",
     "load_for_staff",
     "lock_household",
+    "may_see",
     "open_referral",
     "page",
     "provider_org",
@@ -81,6 +89,7 @@ __all__ = [
     "revoke",
     "save",
     "sees_as_provider",
+    "sees_every_sensitive",
     "start",
     "to_provider_view",
     "to_public",

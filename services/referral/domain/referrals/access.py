@@ -26,6 +26,19 @@ def sees_as_provider(principal: Principal) -> bool:
     )
 
 
+def sees_every_sensitive(principal: Principal) -> bool:
+    """Protection focal points see sensitive referrals and tasks (within their sites)."""
+    return Role.PROTECTION_FOCAL_POINT in principal.roles
+
+
+def may_see(principal: Principal, referral: Referral) -> bool:
+    """A sensitive referral is staff's to see only for the one who made it and protection
+    focal points (its provider reaches it through :func:`load_for_provider`)."""
+    if not referral.sensitive or sees_every_sensitive(principal):
+        return True
+    return referral.caseworker_sub is not None and referral.caseworker_sub == principal.sub
+
+
 def provider_org(principal: Principal) -> UUID | None:
     try:
         return UUID(principal.org) if principal.org else None
@@ -57,12 +70,13 @@ async def load_for_provider(
 async def load_for_staff(
     session: AsyncSession, referral_id: UUID, principal: Principal, *, lock: bool = False
 ) -> Referral:
-    """The referral if it belongs to one of the caller's sites; 404 otherwise."""
+    """The referral if it belongs to one of the caller's sites and, when sensitive, is the
+    caller's to see (:func:`may_see`); 404 otherwise, audited as refused."""
     referral = await _get(session, referral_id, lock=lock)
     detail = f"Referral {referral_id} was not found."
     if referral is None:
         raise ReferralNotFound(detail)
-    if not principal.can_access_site(referral.site_id):
+    if not principal.can_access_site(referral.site_id) or not may_see(principal, referral):
         raise ReferralOutOfScope(detail)
     return referral
 

@@ -19,6 +19,7 @@ from services.referral.domain.states import (
     Status,
     next_status,
 )
+from services.referral.domain.vocabulary import on_the_wire
 from services.referral.models import (
     HouseholdView,
     Referral,
@@ -52,10 +53,12 @@ async def open_referral(
 
 
 def event_fields(referral: Referral) -> dict[str, Any]:
+    """The referral as its events carry it (a sensitive service type is not named)."""
+    service_type, _ = on_the_wire(referral.service_type)
     return {
         "referral_id": referral.id,
         "household_id": referral.household_id,
-        "service_type": referral.service_type,
+        "service_type": service_type,
         "urgency": referral.urgency,
         "status": referral.status,
         "provider_id": referral.provider_id,

@@ -19,6 +19,7 @@ from services.referral.domain.errors import (
     HouseholdNotFound,
     HouseholdOutOfScope,
 )
+from services.referral.domain.referrals.access import may_see
 from services.referral.domain.referrals.changes import (
     created_params,
     event_fields,
@@ -249,10 +250,10 @@ async def create_manual(
         session, household_id=household.household_id, service_type=data.service_type
     )
     if existing is not None:
-        raise DuplicateReferral(
-            f"Household {data.household_id} already has an open {data.service_type} referral.",
-            referral_id=existing.id,
-        )
+        detail = f"Household {data.household_id} already has an open {data.service_type} referral."
+        if not may_see(principal, existing):  # a sensitive referral is not to be found this way
+            raise DuplicateReferral(detail)
+        raise DuplicateReferral(detail, referral_id=existing.id)
     referral = await create(
         session=session,
         household=household,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
@@ -14,6 +17,7 @@ from services.referral.domain.common import Actor, record_audit
 from services.referral.domain.referrals.access import (
     provider_org,
     sees_as_provider,
+    sees_every_sensitive,
     visible_sites,
 )
 from services.referral.domain.states import (
@@ -90,17 +94,28 @@ async def to_public(session: AsyncSession, referral: Referral, now: datetime) ->
     )
 
 
+def household_ref(key: bytes, provider_id: UUID, household_id: UUID) -> str:
+    """The household as one provider knows it: HMAC-SHA256 of provider and household ids,
+    stable for that provider, unlinkable between providers, irreversible without the key."""
+    digest = hmac.new(key, provider_id.bytes + household_id.bytes, hashlib.sha256).digest()
+    return base64.b32encode(digest[:20]).decode().lower()
+
+
 def to_provider_view(
     referral: Referral,
     household: HouseholdView | None,
     history: Sequence[ReferralHistory],
+    *,
+    pseudonym_key: bytes,
+    provider_id: UUID,
 ) -> ProviderReferralView:
     """Only what the provider needs: the one service referred, the household's language,
-    size and area. Other providers' steps, notes and reasons stay out."""
+    size and area, and the household's pseudonym for ``provider_id`` (never its id). Other
+    providers' steps, notes and reasons stay out."""
     own = [step for step in history if step.provider_id == referral.provider_id]
     return ProviderReferralView(
         id=referral.id,
-        household_id=referral.household_id,
+        household_ref=household_ref(pseudonym_key, provider_id, referral.household_id),
         service_type=ServiceType(referral.service_type),
         urgency=Urgency(referral.urgency),
         status=Status(referral.status),
@@ -124,8 +139,16 @@ def to_provider_view(
 
 
 async def provider_views(
-    session: AsyncSession, referrals: Sequence[Referral]
+    session: AsyncSession,
+    referrals: Sequence[Referral],
+    *,
+    principal: Principal,
+    pseudonym_key: bytes,
 ) -> list[ProviderReferralView]:
+    """The provider views of referrals with the caller's organisation."""
+    org = provider_org(principal)
+    if org is None:
+        return []
     ids = list({r.household_id for r in referrals})
     households: dict[UUID, HouseholdView] = {}
     if ids:
@@ -134,7 +157,12 @@ async def provider_views(
     views = []
     for referral in referrals:
         history = await history_of(session, referral.id)
-        views.append(to_provider_view(referral, households.get(referral.household_id), history))
+        household = households.get(referral.household_id)
+        views.append(
+            to_provider_view(
+                referral, household, history, pseudonym_key=pseudonym_key, provider_id=org
+            )
+        )
     return views
 
 
@@ -198,6 +226,13 @@ async def _find(
         sites = visible_sites(principal)
         if sites is not None:
             query = query.where(col(Referral.site_id).in_(list(sites)))
+        if not sees_every_sensitive(principal):  # see access.may_see
+            query = query.where(
+                sa.or_(
+                    col(Referral.sensitive).is_(False),
+                    col(Referral.caseworker_sub) == principal.sub,
+                )
+            )
     if after is not None:
         query = query.where(col(Referral.id) > after)
     if household_id is not None:

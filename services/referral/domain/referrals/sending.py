@@ -54,6 +54,10 @@ def give_to(
 
 
 def sent_event(referral: Referral, provider: Provider) -> ReferralSent:
+    """Sent, with the organisation's public details for the beneficiary's message (none for a
+    sensitive referral: a shelter's name can say what it is)."""
+    if referral.sensitive:
+        return ReferralSent(**event_fields(referral))
     contact = provider.contact or {}
     address = contact.get("address")
     return ReferralSent(

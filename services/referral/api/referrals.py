@@ -1,193 +1,70 @@
-"""HTTP routes of the referral service: parse, authorise, call the domain, map errors.
-
-Roles: the directory is the admins' (caseworkers and managers read it); caseworkers and
-managers refer, read and cancel within their sites; managers also revoke and assign from the
-queue; provider staff (role ``provider``, claim ``org``) see and act on their organisation's
-referrals only, through a restricted view.
-"""
+"""Routes of referrals: create, list, count, read, and every step of their path."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Query, status
+from fastapi import APIRouter, Body, Query, status
 
-from services.referral.domain import consent, hsds, providers, referrals
+from services.referral.api.common import (
+    CONFLICT,
+    NOT_FOUND,
+    Cursor,
+    Limit,
+    ProviderStaff,
+    QueueKeeper,
+    ReferralReader,
+    Referrer,
+)
+from services.referral.domain import referrals
 from services.referral.domain.common import (
     DEFAULT_PAGE,
-    MAX_PAGE,
-    Actor,
 )
 from services.referral.domain.states import Status
-from services.referral.domain.vocabulary import ConsentTaskStatus, ServiceType
+from services.referral.domain.vocabulary import ServiceType
 from services.referral.models import (
     AssignRequest,
     CancelRequest,
-    ConsentTaskPage,
-    ConsentTaskPublic,
     DeclineReceipt,
     DeclineRequest,
-    HsdsImportResult,
-    PCode,
-    ProviderCreate,
-    ProviderPage,
-    ProviderPublic,
     ProviderReferralPage,
     ProviderReferralView,
-    ProviderUpdate,
     Referral,
+    ReferralCounts,
     ReferralCreate,
     ReferralPage,
     ReferralPublic,
     RevokeRequest,
 )
-from services.referral.settings import SettingsDep
-from shared.auth import Principal, Role, require_roles
+from services.referral.settings import ReferralSettings, SettingsDep
+from shared.auth import Principal
 from shared.clock import Clock
 from shared.db import in_transaction
-from shared.http import problem_responses
 from shared.pagination import decode_id_cursor, encode_id_cursor
 from shared.service import ClockDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["referral"])
 
 
-Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-DirectoryReader = Annotated[
-    Principal, Depends(require_roles(Role.ADMIN, Role.CASEWORKER, Role.MANAGER))
-]
-DirectoryExporter = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
-Referrer = Annotated[Principal, Depends(require_roles(Role.CASEWORKER, Role.MANAGER))]
-ReferralReader = Annotated[
-    Principal, Depends(require_roles(Role.CASEWORKER, Role.MANAGER, Role.PROVIDER))
-]
-ProviderStaff = Annotated[Principal, Depends(require_roles(Role.PROVIDER))]
-Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=200, description="From the previous page.")]
-
-NOT_FOUND = problem_responses(404)
-CONFLICT = problem_responses(404, 409)
-
-
-# --- provider directory --------------------------------------------------------------------
-
-
-@router.post(
-    "/providers",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ProviderPublic,
-    responses=problem_responses(409),
-)
-async def create_provider(
-    data: ProviderCreate, principal: Admin, session: SessionDep, clock: ClockDep
-) -> ProviderPublic:
-    """Add an organisation to the directory (409 if its name or id is already there)."""
-
-    async def work() -> ProviderPublic:
-        provider = await providers.create(
-            session=session, data=data, actor=Actor(principal), now=clock()
-        )
-        return providers.to_public(provider, 0)
-
-    return await in_transaction(session, work)
-
-
-@router.get("/providers", response_model=ProviderPage)
-async def list_providers(
-    principal: DirectoryReader,
-    session: SessionDep,
-    service_type: ServiceType | None = None,
-    region: PCode | None = None,
-    active: bool | None = None,
-    cursor: Cursor = None,
-    limit: Limit = DEFAULT_PAGE,
-) -> ProviderPage:
-    async with session.begin():
-        rows = await providers.page(
-            session,
-            after=decode_id_cursor(cursor) if cursor else None,
-            limit=limit,
-            service_type=service_type,
-            region=region,
-            active=active,
-        )
-        items = await providers.public_views(session, rows)
-    return ProviderPage(
-        items=items, next_cursor=encode_id_cursor(rows[-1].id) if len(rows) == limit else None
+async def _provider_view(
+    session: Any, referral: Referral, principal: Principal, settings: ReferralSettings
+) -> ProviderReferralView:
+    views = await referrals.provider_views(
+        session, [referral], principal=principal, pseudonym_key=settings.pseudonym_key()
     )
-
-
-@router.get("/providers/hsds", responses=problem_responses(403))
-async def export_providers_hsds(
-    principal: DirectoryExporter, session: SessionDep, clock: ClockDep
-) -> dict[str, Any]:
-    """The whole directory as one page of Open Referral HSDS 3 organisations."""
-    async with session.begin():
-        return await hsds.export(session, now=clock())
-
-
-@router.post("/providers/hsds", response_model=HsdsImportResult, responses=CONFLICT)
-async def import_providers_hsds(
-    principal: Admin,
-    session: SessionDep,
-    clock: ClockDep,
-    settings: SettingsDep,
-    document: Annotated[dict[str, Any], Body(description="HSDS organisation page.")],
-) -> HsdsImportResult:
-    """Create or update providers from HSDS organisations, all or nothing."""
-
-    async def work() -> HsdsImportResult:
-        return await hsds.import_document(
-            session=session,
-            raw=document,
-            actor=Actor(principal),
-            now=clock(),
-            max_organizations=settings.import_max_organizations,
-        )
-
-    return await in_transaction(session, work)
-
-
-@router.get("/providers/{provider_id}", response_model=ProviderPublic, responses=NOT_FOUND)
-async def get_provider(
-    provider_id: UUID, principal: DirectoryReader, session: SessionDep
-) -> ProviderPublic:
-    async with session.begin():
-        provider = await providers.get(session, provider_id)
-        return (await providers.public_views(session, [provider]))[0]
-
-
-@router.patch("/providers/{provider_id}", response_model=ProviderPublic, responses=CONFLICT)
-async def update_provider(
-    provider_id: UUID,
-    data: ProviderUpdate,
-    principal: Admin,
-    session: SessionDep,
-    clock: ClockDep,
-) -> ProviderPublic:
-    async def work() -> ProviderPublic:
-        provider = await providers.update(
-            session=session,
-            provider_id=provider_id,
-            data=data,
-            actor=Actor(principal),
-            now=clock(),
-        )
-        return (await providers.public_views(session, [provider]))[0]
-
-    return await in_transaction(session, work)
-
-
-# --- referrals -----------------------------------------------------------------------------
+    return views[0]
 
 
 async def _view_for(
-    session: Any, referral: Referral, principal: Principal, clock: Clock
+    session: Any,
+    referral: Referral,
+    principal: Principal,
+    clock: Clock,
+    settings: ReferralSettings,
 ) -> ReferralPublic | ProviderReferralView:
     if referrals.sees_as_provider(principal):
-        return (await referrals.provider_views(session, [referral]))[0]
+        return await _provider_view(session, referral, principal, settings)
     return await referrals.to_public(session, referral, clock())
 
 
@@ -225,6 +102,7 @@ async def list_referrals(
     principal: ReferralReader,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
     household_id: UUID | None = None,
     status: Annotated[
         Status | None, Query(description="`unassigned` is the managers' queue.")
@@ -253,10 +131,30 @@ async def list_referrals(
         next_cursor = encode_id_cursor(rows[-1].id) if len(rows) == limit else None
         if referrals.sees_as_provider(principal):
             return ProviderReferralPage(
-                items=await referrals.provider_views(session, rows), next_cursor=next_cursor
+                items=await referrals.provider_views(
+                    session, rows, principal=principal, pseudonym_key=settings.pseudonym_key()
+                ),
+                next_cursor=next_cursor,
             )
         return ReferralPage(
             items=[referrals.to_summary(r, now) for r in rows], next_cursor=next_cursor
+        )
+
+
+@router.get("/referrals/counts", response_model=ReferralCounts)
+async def count_referrals(
+    principal: Referrer,
+    session: SessionDep,
+    settings: SettingsDep,
+    site_id: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="One of your sites only.")
+    ] = None,
+) -> ReferralCounts:
+    """How many referrals of each service type are in each status in your sites, sensitive
+    ones included (which managers cannot list); counts below ``min_cell`` are null."""
+    async with session.begin():
+        return await referrals.counts(
+            session, principal=principal, site_id=site_id, min_cell=settings.report_min_cell
         )
 
 
@@ -266,25 +164,33 @@ async def list_referrals(
     responses=NOT_FOUND,
 )
 async def get_referral(
-    referral_id: UUID, principal: ReferralReader, session: SessionDep, clock: ClockDep
+    referral_id: UUID,
+    principal: ReferralReader,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> ReferralPublic | ProviderReferralView:
     """One referral with its history (a provider sees only its own steps)."""
     async with session.begin():
         referral = await referrals.read(session, referral_id, principal)
-        return await _view_for(session, referral, principal, clock)
+        return await _view_for(session, referral, principal, clock, settings)
 
 
 @router.post(
     "/referrals/{referral_id}/accept", response_model=ProviderReferralView, responses=CONFLICT
 )
 async def accept_referral(
-    referral_id: UUID, principal: ProviderStaff, session: SessionDep, clock: ClockDep
+    referral_id: UUID,
+    principal: ProviderStaff,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> ProviderReferralView:
     async def work() -> ProviderReferralView:
         referral = await referrals.accept(
             session=session, principal=principal, referral_id=referral_id, now=clock()
         )
-        return (await referrals.provider_views(session, [referral]))[0]
+        return await _provider_view(session, referral, principal, settings)
 
     return await in_transaction(session, work)
 
@@ -320,13 +226,17 @@ async def decline_referral(
     "/referrals/{referral_id}/start", response_model=ProviderReferralView, responses=CONFLICT
 )
 async def start_referral(
-    referral_id: UUID, principal: ProviderStaff, session: SessionDep, clock: ClockDep
+    referral_id: UUID,
+    principal: ProviderStaff,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> ProviderReferralView:
     async def work() -> ProviderReferralView:
         referral = await referrals.start(
             session=session, principal=principal, referral_id=referral_id, now=clock()
         )
-        return (await referrals.provider_views(session, [referral]))[0]
+        return await _provider_view(session, referral, principal, settings)
 
     return await in_transaction(session, work)
 
@@ -335,13 +245,17 @@ async def start_referral(
     "/referrals/{referral_id}/complete", response_model=ProviderReferralView, responses=CONFLICT
 )
 async def complete_referral(
-    referral_id: UUID, principal: ProviderStaff, session: SessionDep, clock: ClockDep
+    referral_id: UUID,
+    principal: ProviderStaff,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> ProviderReferralView:
     async def work() -> ProviderReferralView:
         referral = await referrals.complete(
             session=session, principal=principal, referral_id=referral_id, now=clock()
         )
-        return (await referrals.provider_views(session, [referral]))[0]
+        return await _provider_view(session, referral, principal, settings)
 
     return await in_transaction(session, work)
 
@@ -374,7 +288,7 @@ async def cancel_referral(
 async def revoke_referral(
     referral_id: UUID,
     data: RevokeRequest,
-    principal: Manager,
+    principal: QueueKeeper,
     session: SessionDep,
     clock: ClockDep,
 ) -> ReferralPublic:
@@ -396,7 +310,7 @@ async def revoke_referral(
 async def assign_referral(
     referral_id: UUID,
     data: AssignRequest,
-    principal: Manager,
+    principal: QueueKeeper,
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
@@ -415,32 +329,3 @@ async def assign_referral(
         return await referrals.to_public(session, referral, clock())
 
     return await in_transaction(session, work)
-
-
-# --- consent follow-ups --------------------------------------------------------------------
-
-
-@router.get("/consent-tasks", response_model=ConsentTaskPage)
-async def list_consent_tasks(
-    principal: Referrer,
-    session: SessionDep,
-    status: ConsentTaskStatus | None = ConsentTaskStatus.OPEN,
-    household_id: UUID | None = None,
-    cursor: Cursor = None,
-    limit: Limit = DEFAULT_PAGE,
-) -> ConsentTaskPage:
-    """Households to ask for referral-sharing consent (open tasks by default)."""
-    async with session.begin():
-        rows = await consent.page(
-            session,
-            sites=referrals.visible_sites(principal),
-            after=decode_id_cursor(cursor) if cursor else None,
-            limit=limit,
-            status=status,
-            household_id=household_id,
-            actor=Actor(principal),
-        )
-    return ConsentTaskPage(
-        items=[ConsentTaskPublic.model_validate(t, from_attributes=True) for t in rows],
-        next_cursor=encode_id_cursor(rows[-1].id) if len(rows) == limit else None,
-    )
