@@ -6,6 +6,7 @@ the same transaction. Records never hold personal values: ids, actions and outco
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from opentelemetry import trace
@@ -25,6 +26,13 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
+REASON_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+class FreeTextInAudit(ValueError):
+    """An audit record was given free text as its reason (a bug in the caller)."""
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -38,9 +46,12 @@ async def record(
 ) -> AuditEvent:
     """Stage an audit record in the caller's transaction (e.g. action="household.update").
 
-    ``reason`` is a code or an operator's justification (e.g. a consent override); it must
-    not contain personal data.
+    ``reason`` is a code (``consent_override``, ``not-in-your-sites``, a SKU): the audit trail
+    is permanent, so free text (justifications, notes), which may name people, stays with the
+    record it explains; :class:`FreeTextInAudit` refuses anything else.
     """
+    if reason is not None and not REASON_CODE.fullmatch(reason):
+        raise FreeTextInAudit(f"audit reason must be a code, not free text ({len(reason)} chars)")
     span = trace.get_current_span().get_span_context()
     event = AuditEvent(
         service=service,

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from services.referral.domain.common import SYSTEM_ACTOR
 from shared.auth import Role
@@ -105,9 +106,15 @@ async def test_consent_gate_then_override_with_reason_leaves_an_audit_record(
     assert referral["consent_override"] is True
     assert referral["status"] == "sent"
     audit = await audit_records(app.engine, referral["id"])
+    # The justification is free text: it stays on the referral, never in the permanent trail.
     assert [(a["action"], a["reason"]) for a in audit] == [
-        ("referral.create_with_consent_override", justification)
+        ("referral.create_with_consent_override", "consent_override")
     ]
+    async with app.engine.connect() as conn:
+        kept = await conn.scalar(
+            sa.text("SELECT override_reason FROM referral WHERE id = :id"), {"id": referral["id"]}
+        )
+    assert kept == justification
     events = await referral_events(app.engine, household)
     assert types(events) == ["ConsentFollowUpRequested", "ReferralCreated", "ReferralSent"]
     assert events[1].data["consent_override"] is True

@@ -274,6 +274,8 @@ async def create_manual(
         action="referral.create_with_consent_override" if overriding else "referral.create",
         resource_type="referral",
         resource_id=referral.id,
-        reason=data.override_reason if overriding else None,
+        # The justification is free text: it stays on the referral (erased with the
+        # household), the permanent audit trail says only that consent was overridden.
+        reason="consent_override" if overriding else None,
     )
     return referral
