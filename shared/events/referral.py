@@ -13,6 +13,10 @@ from shared.events.envelope import EventPayload
 
 EscalationAudience = Literal["provider", "caseworker", "manager"]
 
+# Service types whose very name may endanger the person (counter-trafficking; GBV when it is
+# added): the one list that referral and notifications decide sensitivity from.
+SENSITIVE_SERVICE_TYPES: frozenset[str] = frozenset({"counter_trafficking"})
+
 
 class ReferralEvent(EventPayload):
     """Fields every referral event carries (the referral as it is after the change)."""
