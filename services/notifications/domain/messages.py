@@ -33,10 +33,10 @@ from shared.events.registration import DuplicateReviewRequested, HouseholdRegist
 BENEFICIARY_EXTRAS = frozenset({"case_number"})
 STAFF_EXTRAS = frozenset({"case_number", "site_id"})
 
-# Never rendered into a message: members' profiles, vulnerabilities, needs and consent.
-HOUSEHOLD_PROFILE_HIDDEN = frozenset(
-    {"members", "needs", "consent", "location", "status", "version", "displacement_status"}
-)
+# A household profile is kept only as far as a message needs it: the confirmation's case
+# number comes from the contact when it is sent, so of the profile only the site is kept. An
+# allow-list: what registration adds to its profiles later is not kept here by default.
+HOUSEHOLD_PROFILE_KEPT = frozenset({"site_id"})
 
 
 # What a sensitive referral's templates see instead: the type of an ordinary protection
@@ -70,13 +70,18 @@ class MessageKind:
     audience: Audience
     summary: str
     hidden: frozenset[str] = frozenset()
+    # When set, only these payload fields are template variables (an allow-list).
+    only: frozenset[str] | None = None
 
     @property
     def event_type(self) -> str:
         return self.event.event_type
 
     def payload_variables(self) -> frozenset[str]:
-        return frozenset(self.event.model_fields) - self.hidden
+        fields = frozenset(self.event.model_fields)
+        if self.only is not None:
+            fields &= self.only
+        return fields - self.hidden
 
     def variables(self) -> frozenset[str]:
         extras = BENEFICIARY_EXTRAS if self.audience is Audience.BENEFICIARY else STAFF_EXTRAS
@@ -97,7 +102,7 @@ MESSAGES: dict[str, MessageKind] = {
             HouseholdRegistered,
             Audience.BENEFICIARY,
             "Registration confirmation with the case number.",
-            hidden=HOUSEHOLD_PROFILE_HIDDEN,
+            only=HOUSEHOLD_PROFILE_KEPT,
         ),
         MessageKind(DistributionRecorded, Audience.BENEFICIARY, "Receipt for what was handed out."),
         MessageKind(ShelterAllocated, Audience.BENEFICIARY, "Shelter beds allocated."),
