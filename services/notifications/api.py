@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.notifications.domain import notifications, recipients, templates
 from services.notifications.domain.masking import mask_listed
-from services.notifications.domain.messages import MESSAGES
 from services.notifications.models import (
     NotificationPage,
     NotificationPublic,
@@ -17,6 +16,7 @@ from services.notifications.models import (
     StaffRecipientPage,
     StaffRecipientPublic,
     Status,
+    TemplatePage,
     TemplatePublic,
     TemplateUpdate,
 )
@@ -70,7 +70,7 @@ async def list_notifications(
     status_: Annotated[Status | None, Query(alias="status")] = None,
     channel: Channel | None = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> NotificationPage:
     """Notifications, newest first; recipients masked, bodies never shown."""
     async with session.begin():
@@ -129,10 +129,20 @@ def _template(row: Any) -> TemplatePublic:
     )
 
 
-@router.get("/templates", response_model=list[TemplatePublic])
-async def list_templates(session: SessionDep, principal: Reader) -> list[TemplatePublic]:
-    rows = await templates.list_all(session=session)
-    return [_template(r) for r in rows if r.event_type in MESSAGES]
+@router.get(
+    "/templates",
+    response_model=TemplatePage,
+    summary="The stored templates, by event type and language, a page at a time",
+)
+async def list_templates(
+    session: SessionDep,
+    principal: Reader,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> TemplatePage:
+    async with session.begin():
+        rows, next_cursor = await templates.page(session=session, cursor=cursor, limit=limit)
+    return TemplatePage(items=[_template(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/templates/{event_type}/{language}", response_model=TemplatePublic)

@@ -240,6 +240,11 @@ class TemplatePublic(PydanticModel):
     updated_by: str
 
 
+class TemplatePage(PydanticModel):
+    items: list[TemplatePublic]
+    next_cursor: str | None
+
+
 class StaffRecipientCreate(StrictModel):
     role: StaffRole
     site_id: CleanText = Field(

@@ -186,9 +186,21 @@ async def test_admin_retry_requeues_dead_notifications_only(
 async def test_templates_are_listed_read_and_replaced_after_validation(
     api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    listed = (await api.get("/v1/templates", headers=MANAGER_PAL)).json()
-    assert len(listed) == 36
-    assert {t["language"] for t in listed} == {"en", "uk", "ru", "ro"}
+    first = (await api.get("/v1/templates", headers=MANAGER_PAL)).json()
+    assert len(first["items"]) == 36 and first["next_cursor"] is None
+    assert {t["language"] for t in first["items"]} == {"en", "uk", "ru", "ro"}
+    listed: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:  # a page at a time (issue 15, item 16)
+        query = "/v1/templates?limit=10" + (f"&cursor={cursor}" if cursor else "")
+        page = (await api.get(query, headers=MANAGER_PAL)).json()
+        assert len(page["items"]) <= 10
+        listed += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert listed == first["items"]
+    assert (await api.get("/v1/templates?cursor=bad", headers=ADMIN)).status_code == 400
 
     uk = (await api.get("/v1/templates/HouseholdRegistered/uk", headers=ADMIN)).json()
     assert "Номер справи" in uk["body"] and uk["audience"] == "beneficiary"
