@@ -8,19 +8,23 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.notifications.domain import notifications, recipients, templates
-from services.notifications.domain.messages import MESSAGES
+from services.notifications.domain.masking import mask_listed
 from services.notifications.models import (
     NotificationPage,
     NotificationPublic,
     StaffRecipientCreate,
+    StaffRecipientPage,
     StaffRecipientPublic,
     Status,
+    TemplatePage,
     TemplatePublic,
     TemplateUpdate,
 )
 from services.notifications.settings import Channel, StaffRole
 from shared.auth import Principal, Role, require_roles
 from shared.db import in_transaction
+from shared.http import problem_responses
+from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.service import ClockDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
@@ -66,7 +70,7 @@ async def list_notifications(
     status_: Annotated[Status | None, Query(alias="status")] = None,
     channel: Channel | None = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> NotificationPage:
     """Notifications, newest first; recipients masked, bodies never shown."""
     async with session.begin():
@@ -125,10 +129,20 @@ def _template(row: Any) -> TemplatePublic:
     )
 
 
-@router.get("/templates", response_model=list[TemplatePublic])
-async def list_templates(session: SessionDep, principal: Reader) -> list[TemplatePublic]:
-    rows = await templates.list_all(session=session)
-    return [_template(r) for r in rows if r.event_type in MESSAGES]
+@router.get(
+    "/templates",
+    response_model=TemplatePage,
+    summary="The stored templates, by event type and language, a page at a time",
+)
+async def list_templates(
+    session: SessionDep,
+    principal: Reader,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> TemplatePage:
+    async with session.begin():
+        rows, next_cursor = await templates.page(session=session, cursor=cursor, limit=limit)
+    return TemplatePage(items=[_template(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/templates/{event_type}/{language}", response_model=TemplatePublic)
@@ -174,36 +188,92 @@ async def put_template(
 # --- staff directory ------------------------------------------------------------------------
 
 
-@router.post(
-    "/staff-recipients", response_model=StaffRecipientPublic, status_code=status.HTTP_201_CREATED
-)
-async def add_staff_recipient(
-    body: StaffRecipientCreate, session: SessionDep, principal: Admin, clock: ClockDep
-) -> Any:
-    """Add a directory entry (409 when the same role, site, channel and address exist)."""
-    now = clock()
-    return await in_transaction(
-        session,
-        lambda: recipients.add_staff(session=session, entry=body, principal=principal, now=now),
+def _staff_recipient(row: Any) -> StaffRecipientPublic:
+    return StaffRecipientPublic(
+        id=row.id,
+        role=row.role,
+        site_id=row.site_id,
+        channel=row.channel,
+        address=mask_listed(row.channel, row.address),
+        language=row.language,
+        provider_id=row.provider_id,
+        staff_sub=row.staff_sub,
+        created_at=row.created_at,
     )
 
 
-@router.get("/staff-recipients", response_model=list[StaffRecipientPublic])
+@router.post(
+    "/staff-recipients",
+    response_model=StaffRecipientPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a staff directory entry (managers: for their sites)",
+    responses=problem_responses(404, 409),
+)
+async def add_staff_recipient(
+    body: StaffRecipientCreate, session: SessionDep, principal: Reader, clock: ClockDep
+) -> StaffRecipientPublic:
+    """Add a directory entry (409 when the same role, site, channel and address exist).
+    A manager adds entries of their own sites only (404 for another site or "*"), and no
+    provider contacts (403)."""
+    now = clock()
+    row = await in_transaction(
+        session,
+        lambda: recipients.add_staff(session=session, entry=body, principal=principal, now=now),
+    )
+    return _staff_recipient(row)
+
+
+@router.get(
+    "/staff-recipients",
+    response_model=StaffRecipientPage,
+    summary="The staff directory of the caller's sites, a page at a time",
+)
 async def list_staff_recipients(
     session: SessionDep,
     principal: Reader,
     role: StaffRole | None = None,
     site_id: Annotated[str | None, Query(max_length=32)] = None,
-) -> Any:
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> StaffRecipientPage:
+    """Oldest first; addresses masked; managers see the entries of their sites only."""
     async with session.begin():
-        return await recipients.list_staff(
-            session=session, principal=principal, role=role, site_id=site_id
+        rows, next_cursor = await recipients.list_staff(
+            session=session,
+            principal=principal,
+            role=role,
+            site_id=site_id,
+            cursor=cursor,
+            limit=limit,
         )
+    return StaffRecipientPage(items=[_staff_recipient(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.delete("/staff-recipients/{recipient_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.get(
+    "/staff-recipients/{recipient_id}",
+    response_model=StaffRecipientPublic,
+    summary="One staff directory entry",
+    responses=problem_responses(404),
+)
+async def get_staff_recipient(
+    recipient_id: UUID, session: SessionDep, principal: Reader
+) -> StaffRecipientPublic:
+    """The address masked; another site's entry is not found."""
+    async with session.begin():
+        row = await recipients.get_staff(
+            session=session, principal=principal, recipient_id=recipient_id
+        )
+    return _staff_recipient(row)
+
+
+@router.delete(
+    "/staff-recipients/{recipient_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a staff directory entry (managers: of their sites)",
+    responses=problem_responses(404),
+)
 async def remove_staff_recipient(
-    recipient_id: UUID, session: SessionDep, principal: Admin
+    recipient_id: UUID, session: SessionDep, principal: Reader
 ) -> Response:
     await in_transaction(
         session,

@@ -240,6 +240,11 @@ class TemplatePublic(PydanticModel):
     updated_by: str
 
 
+class TemplatePage(PydanticModel):
+    items: list[TemplatePublic]
+    next_cursor: str | None
+
+
 class StaffRecipientCreate(StrictModel):
     role: StaffRole
     site_id: CleanText = Field(
@@ -263,13 +268,18 @@ class StaffRecipientCreate(StrictModel):
 
 
 class StaffRecipientPublic(PydanticModel):
+    """A directory entry as the API shows it: the address masked, never whole."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: UUID
     role: StaffRole
     site_id: str
     channel: Channel
-    address: str
+    address: str = Field(
+        description="Masked: a***@example.org, a phone's last two digits, or a webhook's "
+        "scheme and host (https://hooks.example.org/…)."
+    )
     language: str
     provider_id: UUID | None
     staff_sub: str | None
@@ -278,3 +288,8 @@ class StaffRecipientPublic(PydanticModel):
 
 def is_language_code(value: str) -> bool:
     return bool(_LANGUAGE.fullmatch(value))
+
+
+class StaffRecipientPage(PydanticModel):
+    items: list[StaffRecipientPublic]
+    next_cursor: str | None

@@ -21,6 +21,10 @@ EscalationAudience = Literal["provider", "caseworker", "manager"]
 SENSITIVE_SERVICE_LABEL = "protection"
 """The neutral ``service_type`` of every sensitive referral's (and consent task's) events."""
 
+# Service types whose very name may endanger the person: the one list that referral and
+# notifications decide sensitivity from.
+SENSITIVE_SERVICE_TYPES: frozenset[str] = frozenset({"counter_trafficking", "gbv"})
+
 
 class ReferralEvent(EventPayload):
     """Fields every referral event carries (the referral as it is after the change)."""

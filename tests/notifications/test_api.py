@@ -77,9 +77,7 @@ async def test_roles_guard_every_route(api: httpx.AsyncClient) -> None:
         "channel": "email",
         "address": "m@example.org",
     }
-    assert (
-        await api.post("/v1/staff-recipients", json=entry, headers=MANAGER_PAL)
-    ).status_code == 403
+    assert (await api.post("/v1/staff-recipients", json=entry, headers=FIELD)).status_code == 403
 
 
 async def test_listing_masks_recipients_filters_pages_and_scopes_by_site(
@@ -188,9 +186,21 @@ async def test_admin_retry_requeues_dead_notifications_only(
 async def test_templates_are_listed_read_and_replaced_after_validation(
     api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    listed = (await api.get("/v1/templates", headers=MANAGER_PAL)).json()
-    assert len(listed) == 36
-    assert {t["language"] for t in listed} == {"en", "uk", "ru", "ro"}
+    first = (await api.get("/v1/templates", headers=MANAGER_PAL)).json()
+    assert len(first["items"]) == 36 and first["next_cursor"] is None
+    assert {t["language"] for t in first["items"]} == {"en", "uk", "ru", "ro"}
+    listed: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:  # a page at a time (issue 15, item 16)
+        query = "/v1/templates?limit=10" + (f"&cursor={cursor}" if cursor else "")
+        page = (await api.get(query, headers=MANAGER_PAL)).json()
+        assert len(page["items"]) <= 10
+        listed += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert listed == first["items"]
+    assert (await api.get("/v1/templates?cursor=bad", headers=ADMIN)).status_code == 400
 
     uk = (await api.get("/v1/templates/HouseholdRegistered/uk", headers=ADMIN)).json()
     assert "Номер справи" in uk["body"] and uk["audience"] == "beneficiary"
@@ -274,7 +284,7 @@ async def test_staff_directory_entries_are_validated_and_unique(
     hook = entry | {"channel": "webhook", "address": "https://hooks.example.org/haven"}
     assert (await api.post("/v1/staff-recipients", json=hook, headers=ADMIN)).status_code == 201
     listed = (await api.get("/v1/staff-recipients?site_id=MDA-CHI", headers=MANAGER_CHI)).json()
-    assert len(listed) == 2
+    assert len(listed["items"]) == 2
     identifier = created.json()["id"]
     assert (
         await api.delete(f"/v1/staff-recipients/{identifier}", headers=ADMIN)
@@ -297,5 +307,5 @@ async def test_the_demo_data_loads_and_loads_again_harmlessly(api: httpx.AsyncCl
                 request["method"], request["path"], json=request["body"], headers=ADMIN
             )
             assert response.status_code == expected, (request, response.text)
-    listed = (await api.get("/v1/staff-recipients", headers=ADMIN)).json()
-    assert len(listed) == len(requests)
+    listed = (await api.get("/v1/staff-recipients?limit=200", headers=ADMIN)).json()
+    assert len(listed["items"]) == len(requests)

@@ -116,6 +116,15 @@ _NO_PROVIDER = {
     "redirecționată.{% endif %}",
 }
 
+# Staff alerts name a protection referral in the reader's language; a sensitive referral
+# reaches its templates as "protection" (messages.SENSITIVE_REDACTED), so it reads the same.
+_STAFF_SERVICE = {
+    "en": '{% set service = {"protection": "protection"}.get(service_type, service_type) %}',
+    "uk": '{% set service = {"protection": "захист"}.get(service_type, service_type) %}',
+    "ru": '{% set service = {"protection": "защита"}.get(service_type, service_type) %}',
+    "ro": '{% set service = {"protection": "protecție"}.get(service_type, service_type) %}',
+}
+
 # --- the templates -------------------------------------------------------------------------
 
 DEFAULT_TEMPLATES: dict[tuple[str, str], DefaultTemplate] = {
@@ -270,13 +279,19 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], DefaultTemplate] = {
         "{{ reasons|join(', ') }}.\nVerificare: {{ review_id }}.",
     ),
     ("ReferralOverdue", "en"): DefaultTemplate(
-        "Referral overdue: {{ service_type }} ({{ urgency }})",
-        "Referral {{ referral_id }}" + _CASE["en"] + " ({{ service_type }}, {{ urgency }}) was "
+        _STAFF_SERVICE["en"] + "Referral overdue: {{ service }} ({{ urgency }})",
+        _STAFF_SERVICE["en"]
+        + "Referral {{ referral_id }}"
+        + _CASE["en"]
+        + " ({{ service }}, {{ urgency }}) was "
         "due " + _DUE + " and is still {{ status }}." + _PROVIDER["en"] + "\nPlease follow up.",
     ),
     ("ReferralOverdue", "uk"): DefaultTemplate(
-        "Направлення прострочено: {{ service_type }} ({{ urgency }})",
-        "Направлення {{ referral_id }}" + _CASE["uk"] + " ({{ service_type }}, {{ urgency }}) "
+        _STAFF_SERVICE["uk"] + "Направлення прострочено: {{ service }} ({{ urgency }})",
+        _STAFF_SERVICE["uk"]
+        + "Направлення {{ referral_id }}"
+        + _CASE["uk"]
+        + " ({{ service }}, {{ urgency }}) "
         "мало бути прийняте до "
         + _DUE
         + ", але досі має статус {{ status }}."
@@ -284,8 +299,11 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], DefaultTemplate] = {
         + "\nБудь ласка, вживіть заходів.",
     ),
     ("ReferralOverdue", "ru"): DefaultTemplate(
-        "Направление просрочено: {{ service_type }} ({{ urgency }})",
-        "Направление {{ referral_id }}" + _CASE["ru"] + " ({{ service_type }}, {{ urgency }}) "
+        _STAFF_SERVICE["ru"] + "Направление просрочено: {{ service }} ({{ urgency }})",
+        _STAFF_SERVICE["ru"]
+        + "Направление {{ referral_id }}"
+        + _CASE["ru"]
+        + " ({{ service }}, {{ urgency }}) "
         "должно было быть принято до "
         + _DUE
         + ", но всё ещё в статусе {{ status }}."
@@ -293,8 +311,11 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], DefaultTemplate] = {
         + "\nПожалуйста, примите меры.",
     ),
     ("ReferralOverdue", "ro"): DefaultTemplate(
-        "Trimitere întârziată: {{ service_type }} ({{ urgency }})",
-        "Trimiterea {{ referral_id }}" + _CASE["ro"] + " ({{ service_type }}, {{ urgency }}) "
+        _STAFF_SERVICE["ro"] + "Trimitere întârziată: {{ service }} ({{ urgency }})",
+        _STAFF_SERVICE["ro"]
+        + "Trimiterea {{ referral_id }}"
+        + _CASE["ro"]
+        + " ({{ service }}, {{ urgency }}) "
         "trebuia acceptată până la "
         + _DUE
         + " și are încă starea {{ status }}."
@@ -302,8 +323,12 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], DefaultTemplate] = {
         + "\nVă rugăm să interveniți.",
     ),
     ("ReferralEscalated", "en"): DefaultTemplate(
-        "Referral escalated to you (tier {{ tier }}): {{ service_type }} ({{ urgency }})",
-        "Referral {{ referral_id }}" + _CASE["en"] + " ({{ service_type }}, {{ urgency }}) has "
+        _STAFF_SERVICE["en"]
+        + "Referral escalated to you (tier {{ tier }}): {{ service }} ({{ urgency }})",
+        _STAFF_SERVICE["en"]
+        + "Referral {{ referral_id }}"
+        + _CASE["en"]
+        + " ({{ service }}, {{ urgency }}) has "
         "been overdue since "
         + _DUE
         + " and is escalated to you (tier {{ tier }})."
@@ -312,8 +337,12 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], DefaultTemplate] = {
         + "\nPlease act on it today.",
     ),
     ("ReferralEscalated", "uk"): DefaultTemplate(
-        "Направлення передано вам (рівень {{ tier }}): {{ service_type }} ({{ urgency }})",
-        "Направлення {{ referral_id }}" + _CASE["uk"] + " ({{ service_type }}, {{ urgency }}) "
+        _STAFF_SERVICE["uk"]
+        + "Направлення передано вам (рівень {{ tier }}): {{ service }} ({{ urgency }})",
+        _STAFF_SERVICE["uk"]
+        + "Направлення {{ referral_id }}"
+        + _CASE["uk"]
+        + " ({{ service }}, {{ urgency }}) "
         "прострочене з "
         + _DUE
         + " і передане вам (рівень ескалації {{ tier }})."
@@ -322,8 +351,12 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], DefaultTemplate] = {
         + "\nБудь ласка, вживіть заходів сьогодні.",
     ),
     ("ReferralEscalated", "ru"): DefaultTemplate(
-        "Направление передано вам (уровень {{ tier }}): {{ service_type }} ({{ urgency }})",
-        "Направление {{ referral_id }}" + _CASE["ru"] + " ({{ service_type }}, {{ urgency }}) "
+        _STAFF_SERVICE["ru"]
+        + "Направление передано вам (уровень {{ tier }}): {{ service }} ({{ urgency }})",
+        _STAFF_SERVICE["ru"]
+        + "Направление {{ referral_id }}"
+        + _CASE["ru"]
+        + " ({{ service }}, {{ urgency }}) "
         "просрочено с "
         + _DUE
         + " и передано вам (уровень эскалации {{ tier }})."
@@ -332,9 +365,13 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], DefaultTemplate] = {
         + "\nПожалуйста, примите меры сегодня.",
     ),
     ("ReferralEscalated", "ro"): DefaultTemplate(
-        "Trimitere escaladată către dumneavoastră (nivelul {{ tier }}): {{ service_type }} "
+        _STAFF_SERVICE["ro"]
+        + "Trimitere escaladată către dumneavoastră (nivelul {{ tier }}): {{ service }} "
         "({{ urgency }})",
-        "Trimiterea {{ referral_id }}" + _CASE["ro"] + " ({{ service_type }}, {{ urgency }}) "
+        _STAFF_SERVICE["ro"]
+        + "Trimiterea {{ referral_id }}"
+        + _CASE["ro"]
+        + " ({{ service }}, {{ urgency }}) "
         "este întârziată din "
         + _DUE
         + " și v-a fost escaladată (nivelul {{ tier }})."

@@ -1,6 +1,6 @@
 """The notifications service's errors, as problem+json values."""
 
-from shared.problems import Conflict, NotFound, NotInYourSites, UnprocessableContent
+from shared.problems import Conflict, Forbidden, NotFound, NotInYourSites, UnprocessableContent
 
 
 class NotificationNotFound(NotFound):
@@ -37,3 +37,22 @@ class StaffRecipientNotFound(NotFound):
 
 class InvalidAddress(UnprocessableContent):
     type_slug, title = "invalid-address", "The address does not suit the channel"
+
+
+class StaffRecipientOutOfScope(StaffRecipientNotFound, NotInYourSites):
+    """A directory entry of a site outside the caller's token: 404, audited as refused."""
+
+
+class SiteOutOfScope(NotInYourSites):
+    """A manager adding an entry for a site (or for every site, "*") their token lacks."""
+
+    type_slug, title = "site-not-found", "Site not found"
+
+    def __init__(self, site_id: str) -> None:
+        super().__init__(f"Site {site_id} not found among yours.", site_id=site_id)
+
+
+class ProviderContactsForAdmins(Forbidden):
+    """Provider contacts are told about their referrals at every site: admins list them."""
+
+    type_slug, title = "provider-contacts-for-admins", "Only admins list provider contacts"

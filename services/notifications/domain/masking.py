@@ -35,3 +35,16 @@ def mask(channel: Channel | str, address: str) -> str:
     if channel == Channel.EMAIL:
         return mask_email(address)
     return mask_url(address)
+
+
+def mask_phone_tail(phone: str) -> str:
+    """``+37360123412`` → ``*********12``: the staff directory shows the last two digits only."""
+    return "*" * max(len(phone) - PHONE_KEPT_END, 0) + phone[-PHONE_KEPT_END:]
+
+
+def mask_listed(channel: Channel | str, address: str) -> str:
+    """A staff directory address as the API shows it: ``a***@example.org``, a phone's last
+    two digits, a webhook's scheme and host only (its path or query may hold a secret)."""
+    if channel == Channel.SMS:
+        return mask_phone_tail(address)
+    return mask(channel, address)

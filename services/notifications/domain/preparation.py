@@ -15,11 +15,11 @@ from services.notifications import queries
 from services.notifications.channels.base import OutgoingMessage
 from services.notifications.domain.masking import mask
 from services.notifications.domain.recipients import unreachable_because
+from services.notifications.domain.sandbox import RenderError
 from services.notifications.domain.schedule import quiet_until
 from services.notifications.domain.settling import give_up, postpone, skip
 from services.notifications.domain.sms import sms_size
 from services.notifications.domain.templates import (
-    RenderError,
     Stored,
     TemplateKey,
     render_stored,

@@ -19,8 +19,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.notifications.domain import audits
 from services.notifications.domain.errors import (
     InvalidAddress,
+    ProviderContactsForAdmins,
+    SiteOutOfScope,
     StaffRecipientExists,
     StaffRecipientNotFound,
+    StaffRecipientOutOfScope,
 )
 from services.notifications.domain.sql import execute
 from services.notifications.models import (
@@ -32,8 +35,9 @@ from services.notifications.models import (
     table_of,
 )
 from services.notifications.settings import Channel, StaffRole
-from shared.auth import Principal
+from shared.auth import Principal, Role
 from shared.events.envelope import new_event_id
+from shared.pagination import decode_id_cursor, encode_id_cursor
 
 ALL_SITES = "*"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -91,6 +95,10 @@ async def staff_for(
             return []
         query = query.where(col(StaffRecipient.provider_id) == provider_id)
     else:
+        # A named person is looked up among the site's entries too: an entry of another
+        # site naming them cannot draw this site's alerts away.
+        sites = [ALL_SITES] + ([site_id] if site_id else [])
+        query = query.where(col(StaffRecipient.site_id).in_(sites))
         if staff_sub is not None:
             named = await session.exec(
                 query.where(col(StaffRecipient.staff_sub) == staff_sub).order_by(
@@ -100,8 +108,6 @@ async def staff_for(
             targets = [StaffTarget(Channel(r.channel), r.address, r.language) for r in named]
             if targets:
                 return targets
-        sites = [ALL_SITES] + ([site_id] if site_id else [])
-        query = query.where(col(StaffRecipient.site_id).in_(sites))
     rows = await session.exec(query.order_by(col(StaffRecipient.id)))
     return [StaffTarget(Channel(r.channel), r.address, r.language) for r in rows]
 
@@ -132,6 +138,13 @@ async def add_staff(
     check_address(entry.channel, entry.address)
     if entry.role is StaffRole.PROVIDER_CONTACT and entry.provider_id is None:
         raise InvalidAddress("A provider_contact entry needs the provider_id it speaks for.")
+    if Role.ADMIN not in principal.roles:
+        if entry.role is StaffRole.PROVIDER_CONTACT:
+            raise ProviderContactsForAdmins(
+                "Provider contacts hear of their referrals at every site: an admin lists them."
+            )
+        if not principal.can_access_site(entry.site_id):
+            raise SiteOutOfScope(entry.site_id)
     row = {
         "id": new_event_id(),
         "role": entry.role,
@@ -165,23 +178,64 @@ async def add_staff(
     return created
 
 
+def _visible_to(principal: Principal) -> sa.ColumnElement[bool] | None:
+    """None when the principal sees every site's entries; else only those of their sites
+    (entries for every site, "*", are then not theirs to see or change)."""
+    if Role.ADMIN in principal.roles or ALL_SITES in principal.sites:
+        return None
+    visible: sa.ColumnElement[bool] = col(StaffRecipient.site_id).in_(sorted(principal.sites))
+    return visible
+
+
+async def _visible_entry(
+    session: AsyncSession, principal: Principal, recipient_id: UUID
+) -> StaffRecipient:
+    entry = await session.get(StaffRecipient, recipient_id)
+    if entry is None:
+        raise StaffRecipientNotFound(f"No staff recipient {recipient_id}.")
+    if not principal.can_access_site(entry.site_id):
+        raise StaffRecipientOutOfScope(f"No staff recipient {recipient_id}.")
+    return entry
+
+
+async def get_staff(
+    *, session: AsyncSession, principal: Principal, recipient_id: UUID
+) -> StaffRecipient:
+    """One directory entry of the caller's sites (the read is audited)."""
+    entry = await _visible_entry(session, principal, recipient_id)
+    await audits.record(
+        session,
+        principal=principal,
+        action="staff_recipient.read",
+        resource_type="staff_recipient",
+        resource_id=str(recipient_id),
+    )
+    return entry
+
+
 async def list_staff(
     *,
     session: AsyncSession,
     principal: Principal,
     role: StaffRole | None,
     site_id: str | None,
-) -> list[StaffRecipient]:
-    """The directory, by role, site and id (the read is audited)."""
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[StaffRecipient], str | None]:
+    """A page of the directory entries of the caller's sites, oldest first (ids are
+    UUIDv7); the read is audited."""
     query = select(StaffRecipient)
+    scope = _visible_to(principal)
+    if scope is not None:
+        query = query.where(scope)
     if role is not None:
         query = query.where(col(StaffRecipient.role) == role)
     if site_id is not None:
         query = query.where(col(StaffRecipient.site_id) == site_id)
-    query = query.order_by(
-        col(StaffRecipient.role), col(StaffRecipient.site_id), col(StaffRecipient.id)
-    )
-    found = list(await session.exec(query))
+    if cursor:
+        query = query.where(col(StaffRecipient.id) > decode_id_cursor(cursor))
+    found = list(await session.exec(query.order_by(col(StaffRecipient.id)).limit(limit + 1)))
+    page = found[:limit]
     await audits.record(
         session,
         principal=principal,
@@ -189,17 +243,14 @@ async def list_staff(
         resource_type="staff_recipient",
         resource_id=None,
     )
-    return found
+    return page, encode_id_cursor(page[-1].id) if len(found) > limit and page else None
 
 
 async def remove_staff(*, session: AsyncSession, principal: Principal, recipient_id: UUID) -> None:
-    """Remove a directory entry (audited)."""
-    result = await execute(
-        session,
-        sa.delete(StaffRecipient).where(col(StaffRecipient.id) == recipient_id),
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        raise StaffRecipientNotFound(f"No staff recipient {recipient_id}.")
+    """Remove a directory entry of the caller's sites (audited)."""
+    entry = await _visible_entry(session, principal, recipient_id)
+    await session.delete(entry)
+    await session.flush()
     await audits.record(
         session,
         principal=principal,

@@ -9,15 +9,18 @@ A language without a template falls back to the configured fallback language (``
 from __future__ import annotations
 
 import functools
-import operator
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, Literal, Union, get_args, get_origin
+from uuid import UUID
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+import sqlalchemy as sa
 from jinja2 import Template as CompiledTemplate
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateSyntaxError, meta, nodes
+from pydantic import BaseModel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,43 +32,22 @@ from services.notifications.domain.errors import (
     UnknownMessageType,
 )
 from services.notifications.domain.messages import MESSAGES, MessageKind
+from services.notifications.domain.sandbox import (
+    RenderError,
+    RenderLimitExceeded,
+    Sandbox,
+    stream,
+)
 from services.notifications.models import Template
 from shared.auth import Principal
 from shared.db import run
+from shared.pagination import decode_cursor, encode_cursor
 
 MAX_RENDERED_CHARS = 4000
-MAX_SEQUENCE_PRODUCT = 10_000
 # Distinct template texts kept compiled: a few message types x languages, plus old versions.
 COMPILED_CACHE_SIZE = 256
 
-
-class RenderError(Exception):
-    """A stored template could not produce a message (names only, never values)."""
-
-
-class _Environment(SandboxedEnvironment):
-    """The sandbox, plus a cap on ``*`` and ``**`` so a template cannot build huge strings."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-        if operator_name == "**":
-            if isinstance(right, int) and abs(right) > 32:
-                raise RenderError("exponent too large")
-            return operator.pow(left, right)
-        if isinstance(left, str | list | tuple) or isinstance(right, str | list | tuple):
-            count = right if isinstance(right, int) else left
-            if isinstance(count, int) and count > MAX_SEQUENCE_PRODUCT:
-                raise RenderError("repetition too large")
-        return operator.mul(left, right)
-
-
-ENVIRONMENT = _Environment(
-    undefined=StrictUndefined,
-    autoescape=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+ENVIRONMENT = Sandbox()
 
 
 def kind_of(event_type: str) -> MessageKind:
@@ -78,11 +60,18 @@ def kind_of(event_type: str) -> MessageKind:
 
 
 def check(kind: MessageKind, *, subject: str | None, body: str) -> None:
-    """Raise TemplateInvalid listing every problem of the template's parts."""
+    """Raise TemplateInvalid listing every problem of the template's parts: syntax,
+    variables, private attributes, and — tried on sample values of the event's fields — the
+    render limits (loops, sizes, time; see :mod:`.sandbox`)."""
     errors = [
         *(_problems("subject", subject, kind) if subject is not None else []),
         *_problems("body", body, kind),
     ]
+    if not errors:
+        errors = [
+            *(_over_limits("subject", subject, kind) if subject is not None else []),
+            *_over_limits("body", body, kind),
+        ]
     if errors:
         raise TemplateInvalid(
             f"The template for {kind.event_type} has {len(errors)} problem(s).",
@@ -94,17 +83,64 @@ def check(kind: MessageKind, *, subject: str | None, body: str) -> None:
 def _problems(field: str, source: str, kind: MessageKind) -> list[dict[str, Any]]:
     try:
         tree = ENVIRONMENT.parse(source)
+        undeclared = meta.find_undeclared_variables(tree)  # also: unknown filters
     except TemplateSyntaxError as exc:
         return [{"field": field, "message": f"syntax error on line {exc.lineno}: {exc.message}"}]
     allowed = kind.variables() | set(ENVIRONMENT.globals)
     problems = [
         {"field": field, "message": f"unknown variable '{name}'", "variable": name}
-        for name in sorted(meta.find_undeclared_variables(tree) - allowed)
+        for name in sorted(undeclared - allowed)
     ]
     for node in tree.find_all(nodes.Getattr):
         if node.attr.startswith("_"):
             problems.append({"field": field, "message": f"private attribute '{node.attr}'"})
     return problems
+
+
+def _over_limits(field: str, source: str, kind: MessageKind) -> list[dict[str, Any]]:
+    """The render limits a template passes on sample values (other errors of the samples'
+    making are not the template's fault: they are found, if real, when it is sent)."""
+    try:
+        render(source, sample_variables(kind))
+    except RenderLimitExceeded as exc:
+        return [{"field": field, "message": f"over the render limits: {exc}"}]
+    except RenderError:
+        pass
+    return []
+
+
+def sample_variables(kind: MessageKind) -> dict[str, Any]:
+    """A value of the right shape for every variable of ``kind`` (as JSON, like a context)."""
+    fields = kind.event.model_fields
+    sample = {name: _sample(fields[name].annotation) for name in kind.payload_variables()}
+    return {name: "X-1" for name in kind.variables()} | sample
+
+
+def _sample(annotation: Any) -> Any:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return _sample(next(a for a in args if a is not type(None)))
+    if origin is Literal:
+        return args[0]
+    if origin in (list, tuple, set, frozenset) or (origin and "Sequence" in str(origin)):
+        return [_sample(args[0] if args else str)]
+    if origin is dict:
+        return {}
+    if not isinstance(annotation, type):
+        return "x"
+    if issubclass(annotation, Enum):
+        return next(iter(annotation)).value
+    if issubclass(annotation, BaseModel):
+        return {n: _sample(f.annotation) for n, f in annotation.model_fields.items()}
+    samples: dict[type, Any] = {
+        bool: True,
+        int: 1,
+        float: 1.0,
+        UUID: "00000000-0000-7000-8000-000000000000",
+        datetime: "2026-01-01T00:00:00Z",
+        date: "2026-01-01",
+    }
+    return next((v for t, v in samples.items() if issubclass(annotation, t)), "x")
 
 
 @functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
@@ -118,10 +154,10 @@ def _compiled(source: str) -> CompiledTemplate:
 def render(source: str, variables: Mapping[str, Any]) -> str:
     """Render one stored template part; RenderError when it cannot be."""
     try:
-        text = _compiled(source).render(variables)
+        text = stream(_compiled(source), variables)
     except RenderError:
         raise
-    except Exception as exc:  # undefined variable, sandbox refusal, type error...
+    except Exception as exc:  # undefined variable, sandbox refusal, type error, recursion...
         raise RenderError(f"{type(exc).__name__}: {exc}"[:300]) from exc
     text = text.strip()
     if len(text) > MAX_RENDERED_CHARS:
@@ -211,9 +247,22 @@ async def get(*, session: AsyncSession, event_type: str, language: str) -> Templ
     return template
 
 
-async def list_all(*, session: AsyncSession) -> list[Template]:
-    query = select(Template).order_by(col(Template.event_type), col(Template.language))
-    return list(await session.exec(query))
+async def page(
+    *, session: AsyncSession, cursor: str | None, limit: int
+) -> tuple[list[Template], str | None]:
+    """The stored templates of messages Haven sends, by event type and language."""
+    query = select(Template).where(col(Template.event_type).in_(sorted(MESSAGES)))
+    if cursor:
+        event_type, language = decode_cursor(cursor, types=(str, str))
+        query = query.where(
+            sa.tuple_(col(Template.event_type), col(Template.language))
+            > sa.tuple_(sa.literal(event_type), sa.literal(language))
+        )
+    query = query.order_by(col(Template.event_type), col(Template.language)).limit(limit + 1)
+    found = list(await session.exec(query))
+    rows = found[:limit]
+    more = len(found) > limit and rows
+    return rows, encode_cursor([rows[-1].event_type, rows[-1].language]) if more else None
 
 
 async def put(

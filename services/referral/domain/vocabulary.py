@@ -3,6 +3,7 @@
 from enum import StrEnum
 
 from shared.events.referral import SENSITIVE_SERVICE_LABEL
+from shared.events.referral import SENSITIVE_SERVICE_TYPES as SENSITIVE_TYPE_NAMES
 from shared.vocabulary import Priority
 
 Urgency = Priority
@@ -26,7 +27,7 @@ class ServiceType(StrEnum):
         return self in SENSITIVE_SERVICE_TYPES
 
 
-SENSITIVE_SERVICE_TYPES = frozenset({ServiceType.COUNTER_TRAFFICKING, ServiceType.GBV})
+SENSITIVE_SERVICE_TYPES = frozenset(ServiceType(name) for name in SENSITIVE_TYPE_NAMES)
 """The one list of sensitive service types. Their referrals are seen only by the provider they
 are with, the staff member who made them and protection focal points; managers see them in
 counts only; their events name no service type (``shared.events.referral``)."""
