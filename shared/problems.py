@@ -183,7 +183,20 @@ class UnsupportedMediaType(Problem):
 
 
 class UnprocessableContent(Problem):
+    """A 422: always with `errors` (the documented ValidationProblem shape), empty when the
+    rule is about the request as a whole rather than one field."""
+
     status, type_slug, title = 422, "unprocessable-content", "Unprocessable content"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        extensions.setdefault("errors", [])
+        super().__init__(detail, headers=headers, **extensions)
 
 
 class PreconditionRequired(Problem):

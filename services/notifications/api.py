@@ -21,6 +21,7 @@ from services.notifications.models import (
 from services.notifications.settings import Channel, StaffRole
 from shared.auth import Principal, Role, require_roles
 from shared.db import in_transaction
+from shared.http import problem_responses
 from shared.service import ClockDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
@@ -82,7 +83,11 @@ async def list_notifications(
     return NotificationPage(items=[_public(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/notifications/{notification_id}", response_model=NotificationPublic)
+@router.get(
+    "/notifications/{notification_id}",
+    response_model=NotificationPublic,
+    responses=problem_responses(404),
+)
 async def get_notification(
     notification_id: UUID, session: SessionDep, principal: Reader
 ) -> NotificationPublic:
@@ -93,7 +98,11 @@ async def get_notification(
     return _public(row)
 
 
-@router.post("/notifications/{notification_id}/retry", response_model=NotificationPublic)
+@router.post(
+    "/notifications/{notification_id}/retry",
+    response_model=NotificationPublic,
+    responses=problem_responses(404),
+)
 async def retry_notification(
     notification_id: UUID, session: SessionDep, principal: Admin, clock: ClockDep
 ) -> NotificationPublic:
@@ -131,7 +140,11 @@ async def list_templates(session: SessionDep, principal: Reader) -> list[Templat
     return [_template(r) for r in rows if r.event_type in MESSAGES]
 
 
-@router.get("/templates/{event_type}/{language}", response_model=TemplatePublic)
+@router.get(
+    "/templates/{event_type}/{language}",
+    response_model=TemplatePublic,
+    responses=problem_responses(404),
+)
 async def get_template(
     event_type: EventTypePath, language: LanguagePath, session: SessionDep, principal: Reader
 ) -> TemplatePublic:
@@ -141,7 +154,7 @@ async def get_template(
 @router.put(
     "/templates/{event_type}/{language}",
     response_model=TemplatePublic,
-    responses={201: {"description": "Created"}},
+    responses={201: {"description": "Created"}, **problem_responses(404)},
 )
 async def put_template(
     event_type: EventTypePath,
@@ -201,7 +214,11 @@ async def list_staff_recipients(
         )
 
 
-@router.delete("/staff-recipients/{recipient_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/staff-recipients/{recipient_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404),
+)
 async def remove_staff_recipient(
     recipient_id: UUID, session: SessionDep, principal: Admin
 ) -> Response:

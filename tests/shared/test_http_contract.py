@@ -101,3 +101,20 @@ async def test_a_405_lists_every_method_of_the_resource(
     assert response.status_code == 405
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert set(response.headers["allow"].split(", ")) == allowed
+
+
+async def test_a_rule_refusal_has_the_documented_422_shape() -> None:
+    """A 422 raised by a domain rule carries `errors` (ValidationProblem), empty if no field."""
+    from shared.problems import UnprocessableContent
+
+    body = UnprocessableContent("The period ends before it starts.").to_body("/v1/x")
+    assert body["errors"] == []
+    assert UnprocessableContent("x", errors=[{"field": "a"}]).to_body()["errors"] == [
+        {"field": "a"}
+    ]
+
+
+async def test_the_document_declares_the_bearer_token(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    assert document["security"] == [{"bearer": []}]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
