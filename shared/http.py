@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
@@ -37,6 +38,7 @@ from shared.problems import (
     PayloadTooLarge,
     ProblemDocument,
     ServiceUnavailable,
+    ValidationFailed,
     ValidationProblemDocument,
     handle_unexpected_error,
     install_problem_handlers,
@@ -45,6 +47,7 @@ from shared.telemetry import correlation_id_var, extract_trace_context, record_e
 from shared.validation import CleanText, StrictModel
 
 __all__ = [
+    "CONTROL_CHARACTER_FREE",
     "CORRELATION_HEADER",
     "PROBLEM_RESPONSES",
     "CleanText",
@@ -65,6 +68,11 @@ _OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # not traced
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A client's correlation id is echoed and logged, so it must be short and inert.
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# C0 controls and DEL: refused in every path and query string parameter.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_MESSAGE = "must not contain control characters"
+CONTROL_CHARACTER_FREE = r"^[^\x00-\x1f\x7f]*$"
+"""The pattern every string parameter in a path or query string matches."""
 
 _REQUESTS = Counter(
     "http_requests_total",
@@ -128,6 +136,23 @@ PROBLEM_RESPONSES = problem_responses(400, 401, 403, 413, 422, 500)
 """Errors any Haven route can answer; added to every router passed to `create_app`."""
 
 
+def _forbid_control_characters(schema: dict[str, Any]) -> None:
+    """Say in a parameter's schema what `_ControlCharacterMiddleware` enforces."""
+    for branch in schema.get("anyOf", ()):
+        _forbid_control_characters(branch)
+    if isinstance(schema.get("items"), dict):
+        _forbid_control_characters(schema["items"])
+    if schema.get("type") != "string" or "enum" in schema or "const" in schema:
+        return
+    if "format" in schema and schema["format"] in ("uuid", "date", "date-time"):
+        return
+    pattern = schema.get("pattern")
+    if pattern is None:
+        schema["pattern"] = CONTROL_CHARACTER_FREE
+    elif pattern != CONTROL_CHARACTER_FREE:
+        schema.setdefault("allOf", []).append({"pattern": CONTROL_CHARACTER_FREE})
+
+
 def _document_problems(app: FastAPI) -> None:
     """Add the problem schemas that `problem_responses` refers to."""
     generate = app.openapi
@@ -140,6 +165,17 @@ def _document_problems(app: FastAPI) -> None:
                 schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))
                 schemas[str(schema["title"])] = schema
+            # Every documented route needs a bearer token (the probes and documents are not
+            # in the document); saying so lets clients and the fuzzer tell 401/403 apart.
+            document["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+            document["security"] = [{"bearer": []}]
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    for parameter in operation.get("parameters", ()):
+                        if parameter.get("in") in ("path", "query") and "schema" in parameter:
+                            _forbid_control_characters(parameter["schema"])
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
@@ -216,6 +252,44 @@ class _ObservabilityMiddleware:
                 span.set_status(trace.StatusCode.ERROR)
             span.end()
             correlation_id_var.reset(token)
+
+
+class _ControlCharacterMiddleware:
+    """422 for a path or query string holding a control character (NUL, newline, ...).
+
+    No Haven parameter is free text with line breaks, and a NUL reaches PostgreSQL as an
+    error (a 500) or a log line as a forged record; the OpenAPI documents say the same with
+    `CONTROL_CHARACTER_FREE` on every string parameter in the path and the query.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = parse_qsl(
+            scope.get("query_string", b"").decode(errors="replace"), keep_blank_values=True
+        )
+        fields = ["path"] if _CONTROL_CHARACTER.search(scope["path"]) else []
+        fields += [
+            f"query.{_CONTROL_CHARACTER.sub('?', name)}"
+            for name, value in query
+            if _CONTROL_CHARACTER.search(name + value)
+        ]
+        if not fields:
+            await self.app(scope, receive, send)
+            return
+        count = len(fields)
+        detail = "1 field needs correcting." if count == 1 else f"{count} fields need correcting."
+        errors = [
+            {"field": field, "message": _CONTROL_MESSAGE, "type": "control_character"}
+            for field in fields
+        ]
+        problem = ValidationFailed(detail, errors=errors)
+        instance = _CONTROL_CHARACTER.sub("?", scope["path"])
+        await problem.to_response(instance)(scope, receive, send)
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -361,6 +435,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
         middleware=[
             Middleware(_ObservabilityMiddleware, service=service),
+            Middleware(_ControlCharacterMiddleware),
             Middleware(_BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
     )

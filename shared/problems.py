@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from shared.telemetry import correlation_id_var
 
@@ -182,7 +183,20 @@ class UnsupportedMediaType(Problem):
 
 
 class UnprocessableContent(Problem):
+    """A 422: always with `errors` (the documented ValidationProblem shape), empty when the
+    rule is about the request as a whole rather than one field."""
+
     status, type_slug, title = 422, "unprocessable-content", "Unprocessable content"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        extensions.setdefault("errors", [])
+        super().__init__(detail, headers=headers, **extensions)
 
 
 class PreconditionRequired(Problem):
@@ -307,10 +321,32 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
     return validation_problem(exc).to_response(request.url.path)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at this request's path.
+
+    Starlette's 405 names only the methods of the first route whose path matched, so
+    `GET /v1/sites` and `POST /v1/sites` (two routes) would each advertise one method.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
-    problem = Problem.for_status(exc.status_code, detail, exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # RFC 9110: a 405 lists every method the resource supports
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    problem = Problem.for_status(exc.status_code, detail, headers)
     return problem.to_response(request.url.path)
 
 

@@ -86,7 +86,11 @@ async def list_notifications(
     return NotificationPage(items=[_public(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/notifications/{notification_id}", response_model=NotificationPublic)
+@router.get(
+    "/notifications/{notification_id}",
+    response_model=NotificationPublic,
+    responses=problem_responses(404),
+)
 async def get_notification(
     notification_id: UUID, session: SessionDep, principal: Reader
 ) -> NotificationPublic:
@@ -97,7 +101,11 @@ async def get_notification(
     return _public(row)
 
 
-@router.post("/notifications/{notification_id}/retry", response_model=NotificationPublic)
+@router.post(
+    "/notifications/{notification_id}/retry",
+    response_model=NotificationPublic,
+    responses=problem_responses(404),
+)
 async def retry_notification(
     notification_id: UUID, session: SessionDep, principal: Admin, clock: ClockDep
 ) -> NotificationPublic:
@@ -145,7 +153,11 @@ async def list_templates(
     return TemplatePage(items=[_template(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/templates/{event_type}/{language}", response_model=TemplatePublic)
+@router.get(
+    "/templates/{event_type}/{language}",
+    response_model=TemplatePublic,
+    responses=problem_responses(404),
+)
 async def get_template(
     event_type: EventTypePath, language: LanguagePath, session: SessionDep, principal: Reader
 ) -> TemplatePublic:
@@ -155,7 +167,7 @@ async def get_template(
 @router.put(
     "/templates/{event_type}/{language}",
     response_model=TemplatePublic,
-    responses={201: {"description": "Created"}},
+    responses={201: {"description": "Created"}, **problem_responses(404)},
 )
 async def put_template(
     event_type: EventTypePath,

@@ -64,8 +64,8 @@ class ItemPublic(BaseModel):
 class LocationIn(StrictModel):
     admin1: CleanText = Field(pattern=PCODE_PATTERN, examples=["MD01"])
     admin2: CleanText | None = Field(default=None, pattern=PCODE_PATTERN)
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
+    latitude: float | None = Field(default=None, ge=-90, le=90, strict=True)
+    longitude: float | None = Field(default=None, ge=-180, le=180, strict=True)
 
 
 class WarehouseCreate(StrictModel):
