@@ -68,10 +68,10 @@ _OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # not traced
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A client's correlation id is echoed and logged, so it must be short and inert.
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# C0 controls and DEL: refused in every path and query string parameter.
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters (C0, DEL, C1): refused in every path and query string parameter.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_MESSAGE = "must not contain control characters"
-CONTROL_CHARACTER_FREE = r"^[^\x00-\x1f\x7f]*$"
+CONTROL_CHARACTER_FREE = r"^[^\x00-\x1f\x7f-\x9f]*$"
 """The pattern every string parameter in a path or query string matches."""
 
 _REQUESTS = Counter(

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 __all__ = ["CleanText", "StrictModel"]
@@ -39,3 +39,18 @@ def _clean_text(value: str) -> str:
 
 CleanText = Annotated[str, AfterValidator(_clean_text)]
 """One-line text in Unicode NFC, so the same name typed on two devices compares equal."""
+
+
+def _whole_number(value: object) -> object:
+    """A JSON number with no fractional part is a whole number (JSON Schema's ``integer``
+    accepts ``5.0``); a boolean or a string is not one."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("whole_number", "must be a whole number")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number), Field(strict=True)]
+"""An integer as its OpenAPI ``integer`` says: ``5`` and ``5.0``, never ``"5"``, ``true``
+or ``5.5`` (strict ints refused ``5.0``, which the document allows)."""

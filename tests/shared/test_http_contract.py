@@ -44,7 +44,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.mark.parametrize("value", ["%00", "a%0Ab", "%1F", "%7F"])
+@pytest.mark.parametrize("value", ["%00", "a%0Ab", "%1F", "%7F", "%C2%91"])
 async def test_a_control_character_in_a_query_parameter_is_a_422_problem(
     client: httpx.AsyncClient, value: str
 ) -> None:
@@ -118,3 +118,22 @@ async def test_the_document_declares_the_bearer_token(client: httpx.AsyncClient)
     document = (await client.get("/openapi.json")).json()
     assert document["security"] == [{"bearer": []}]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+@pytest.mark.parametrize("value", [5, 5.0])
+def test_a_whole_number_is_what_the_documents_integer_allows(value: float) -> None:
+    from pydantic import TypeAdapter
+
+    from shared.validation import WholeNumber
+
+    assert TypeAdapter(WholeNumber).validate_python(value) == 5
+
+
+@pytest.mark.parametrize("value", ["5", True, 5.5])
+def test_a_whole_number_is_not_a_string_a_boolean_or_a_fraction(value: object) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.validation import WholeNumber
+
+    with pytest.raises(ValidationError):
+        TypeAdapter(WholeNumber).validate_python(value)

@@ -32,7 +32,7 @@ from services.distribution.models.vocabulary import (
     Sku,
     VoidReason,
 )
-from shared.validation import CleanText, StrictModel
+from shared.validation import CleanText, StrictModel, WholeNumber
 from shared.vocabulary import NeedType
 
 # --- API shapes: catalogue -----------------------------------------------------------------
@@ -83,7 +83,7 @@ class WarehousePublic(BaseModel):
 
 
 class ReorderLevelSet(StrictModel):
-    reorder_level: int = Field(strict=True, ge=0, le=MAX_RECEIPT_QUANTITY)
+    reorder_level: WholeNumber = Field(ge=0, le=MAX_RECEIPT_QUANTITY)
 
 
 class ReorderLevelPublic(BaseModel):
@@ -131,8 +131,7 @@ class TransferCreate(StrictModel):
 class AdjustmentLine(StrictModel):
     sku: Sku
     batch: Batch | None = None
-    quantity: int = Field(
-        strict=True,
+    quantity: WholeNumber = Field(
         ge=-MAX_RECEIPT_QUANTITY,
         le=MAX_RECEIPT_QUANTITY,
         description="Signed change: negative removes stock, positive adds it.",
@@ -306,7 +305,7 @@ class ShelterCreate(StrictModel):
     id: UUID | None = Field(default=None, description="Optional; generated when absent.")
     name: CleanText = Field(min_length=1, max_length=200)
     site_id: SiteId
-    capacity_beds: int = Field(strict=True, gt=0, le=MAX_BEDS)
+    capacity_beds: WholeNumber = Field(gt=0, le=MAX_BEDS)
     floor_area_m2: Decimal = Field(gt=0, le=MAX_FLOOR_AREA_M2, decimal_places=2)
 
 
@@ -327,7 +326,7 @@ class ShelterPublic(BaseModel):
 
 class AllocationCreate(StrictModel):
     household_id: UUID
-    beds: int = Field(strict=True, gt=0, le=MAX_BEDS)
+    beds: WholeNumber = Field(gt=0, le=MAX_BEDS)
     check_in: IsoDate
     expected_check_out: IsoDate | None = None
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
-from shared.validation import CleanText
+from shared.validation import CleanText, WholeNumber
 
 # --- bounds on input -----------------------------------------------------------------------
 
@@ -45,8 +45,8 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
 Sku = Annotated[str, Field(pattern=SKU_PATTERN, examples=["FOOD-PARCEL-15KG"])]
 SiteId = Annotated[str, Field(pattern=SITE_PATTERN, examples=["MDA-CHI"])]
 Batch = Annotated[str, Field(pattern=BATCH_PATTERN, examples=["LOT-2025-07"])]
-Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_RECEIPT_QUANTITY)]
-LineQuantity = Annotated[int, Field(strict=True, gt=0, le=MAX_LINE_QUANTITY)]
+Quantity = Annotated[WholeNumber, Field(gt=0, le=MAX_RECEIPT_QUANTITY)]
+LineQuantity = Annotated[WholeNumber, Field(gt=0, le=MAX_LINE_QUANTITY)]
 Reference = Annotated[CleanText, Field(min_length=1, max_length=120)]
 
 
