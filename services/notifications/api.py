@@ -31,7 +31,16 @@ router = APIRouter(prefix="/v1", tags=["notifications"])
 
 Reader = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-EventTypePath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z]+$")]
+# The event types a message is sent for, listed in the document; another is a 404
+# (unknown-message-type, naming the known ones).
+EventTypePath = Annotated[
+    str,
+    Path(
+        max_length=64,
+        pattern=r"^[A-Za-z]+$",
+        json_schema_extra={"enum": sorted(templates.MESSAGES)},
+    ),
+]
 LanguagePath = Annotated[str, Path(pattern=r"^[a-z]{2}$", description="ISO 639-1")]
 
 
@@ -167,7 +176,16 @@ async def get_template(
 @router.put(
     "/templates/{event_type}/{language}",
     response_model=TemplatePublic,
-    responses={201: {"description": "Created"}, **problem_responses(404)},
+    responses={
+        201: {"description": "Created"},
+        **problem_responses(404),
+        422: {
+            **problem_responses(422)[422],
+            "description": "A field is invalid, or the template cannot be used "
+            "(template-invalid): a syntax error, a variable the event lacks, a private "
+            "attribute, or over the sandbox's render limits when tried on sample values.",
+        },
+    },
 )
 async def put_template(
     event_type: EventTypePath,

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, GetJsonSchemaHandler
 from pydantic import BaseModel as PydanticModel
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as Column
 from sqlmodel import SQLModel
@@ -179,6 +180,41 @@ _LANGUAGE = re.compile(r"[a-z]{2}")
 # Control characters other than line feed: templates are multi-line, but nothing else.
 _TEMPLATE_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
+# What the documents say of request text, in patterns JSON Schema and Python's `re` read
+# alike. The server trims surrounding white space (StrictModel) before it checks, so each
+# pattern allows that white space around the value: the characters trimmed, Unicode's
+# White_Space, some of which are control characters refused inside a value.
+_WHITE_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TRIMMED = rf"[{_WHITE_SPACE}]"
+_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+# A character of a template, or a CR LF line break (read as LF); a lone CR is refused.
+_TEMPLATE_CHAR = r"(?:[^\x00-\x09\x0b-\x1f\x7f-\x9f]|\r\n)"
+TEMPLATE_TEXT_PATTERN = rf"^{TRIMMED}*{_TEMPLATE_CHAR}*{TRIMMED}*$"
+# A template body has something other than white space.
+TEMPLATE_BODY_PATTERN = (
+    rf"^{TRIMMED}*{_TEMPLATE_CHAR}*[^{_WHITE_SPACE}{_CONTROLS}]{_TEMPLATE_CHAR}*{TRIMMED}*$"
+)
+ONE_LINE_PATTERN = rf"^{TRIMMED}*[^{_CONTROLS}]*{TRIMMED}*$"
+# A staff e-mail address and webhook URL, as `recipients.check_address` reads them (trimmed).
+_ADDRESS_CHAR = rf"[^@{_WHITE_SPACE}{_CONTROLS}]"
+EMAIL_ADDRESS = rf"{_ADDRESS_CHAR}+@{_ADDRESS_CHAR}+\.{_ADDRESS_CHAR}+"
+WEBHOOK_URL = rf"https?://[A-Za-z0-9.-]+(?::[0-9]{{1,5}})?(?:[/?#][^{_WHITE_SPACE}{_CONTROLS}]*)?"
+
+
+class DocumentedPattern:
+    """Annotated metadata putting ``pattern`` in a string's JSON Schema without checking it:
+    the value's own validator checks the same rule (with its own, clearer message)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = self.pattern
+        return schema
+
 
 def _template_text(value: str) -> str:
     value = value.replace("\r\n", "\n")
@@ -190,6 +226,13 @@ def _template_text(value: str) -> str:
 
 
 TemplateText = Annotated[str, AfterValidator(_template_text)]
+TemplateSubject = Annotated[
+    TemplateText, Field(max_length=200), DocumentedPattern(TEMPLATE_TEXT_PATTERN)
+]
+TemplateBody = Annotated[
+    TemplateText, Field(min_length=1, max_length=2000), DocumentedPattern(TEMPLATE_BODY_PATTERN)
+]
+OneLineText = Annotated[CleanText, DocumentedPattern(ONE_LINE_PATTERN)]
 LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="ISO 639-1, lower case")]
 
 
@@ -223,8 +266,8 @@ class NotificationPage(PydanticModel):
 
 
 class TemplateUpdate(StrictModel):
-    subject: TemplateText | None = Field(None, max_length=200)
-    body: TemplateText = Field(min_length=1, max_length=2000)
+    subject: TemplateSubject | None = None
+    body: TemplateBody
 
 
 class TemplatePublic(PydanticModel):
@@ -245,7 +288,41 @@ class TemplatePage(PydanticModel):
     next_cursor: str | None
 
 
+def _staff_rules(schema: dict[str, Any]) -> None:
+    """What `recipients.add_staff` checks beyond each field, said in the document: staff get
+    e-mail or webhooks (SMS is for beneficiaries), the address suits the channel, and a
+    provider contact names its provider."""
+    schema["properties"]["channel"] = {
+        "type": "string",
+        "enum": [Channel.EMAIL.value, Channel.WEBHOOK.value],
+        "description": "E-mail or webhook: SMS is for beneficiaries.",
+    }
+    schema["allOf"] = [
+        {
+            "if": {"required": ["channel"], "properties": {"channel": {"const": channel}}},
+            "then": {"properties": {"address": {"pattern": f"^{TRIMMED}*{pattern}{TRIMMED}*$"}}},
+        }
+        for channel, pattern in (
+            (Channel.EMAIL.value, EMAIL_ADDRESS),
+            (Channel.WEBHOOK.value, WEBHOOK_URL),
+        )
+    ] + [
+        {
+            "if": {
+                "required": ["role"],
+                "properties": {"role": {"const": StaffRole.PROVIDER_CONTACT.value}},
+            },
+            "then": {
+                "required": ["provider_id"],
+                "properties": {"provider_id": {"type": "string", "format": "uuid"}},
+            },
+        }
+    ]
+
+
 class StaffRecipientCreate(StrictModel):
+    model_config = ConfigDict(json_schema_extra=_staff_rules)
+
     role: StaffRole
     site_id: CleanText = Field(
         min_length=1,
@@ -254,14 +331,18 @@ class StaffRecipientCreate(StrictModel):
         description='A site id such as "MDA-CHI", or "*" for every site.',
     )
     channel: Channel
-    address: CleanText = Field(min_length=3, max_length=500)
+    address: OneLineText = Field(
+        min_length=3,
+        max_length=500,
+        description="An e-mail address (name@example.org) or an http(s) webhook URL with a "
+        "host and no credentials.",
+    )
     language: LanguageCode = "en"
     provider_id: UUID | None = Field(
         None, description="For provider_contact: the provider organisation it speaks for."
     )
-    staff_sub: CleanText | None = Field(
+    staff_sub: Annotated[OneLineText, Field(max_length=200)] | None = Field(
         None,
-        max_length=200,
         description="The person's token subject: escalations naming this caseworker "
         "(ReferralEscalated.caseworker_sub) go to them rather than to the whole site.",
     )

@@ -194,10 +194,7 @@ KNOWN_FAILURES = {
         "PATCH /v1/providers/{provider_id}",
         "POST /v1/referrals",
     },
-    "notifications": {
-        "PUT /v1/templates/{event_type}/{language}",
-        "POST /v1/staff-recipients",
-    },
+    "notifications": {},
 }
 
 SETTINGS = hypothesis.settings(

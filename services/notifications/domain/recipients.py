@@ -27,6 +27,8 @@ from services.notifications.domain.errors import (
 )
 from services.notifications.domain.sql import execute
 from services.notifications.models import (
+    EMAIL_ADDRESS,
+    WEBHOOK_URL,
     Contact,
     HouseholdSite,
     SkipReason,
@@ -40,7 +42,9 @@ from shared.events.envelope import new_event_id
 from shared.pagination import decode_id_cursor, encode_id_cursor
 
 ALL_SITES = "*"
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# The patterns the document gives (models.StaffRecipientCreate), checked here as well.
+_EMAIL = re.compile(EMAIL_ADDRESS)
+_WEBHOOK = re.compile(WEBHOOK_URL)
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # ASCII digits, as the SQL in intake.py
 
 
@@ -118,6 +122,10 @@ def check_address(channel: Channel, address: str) -> None:
             raise InvalidAddress("An e-mail recipient needs an address like name@example.org.")
         return
     if channel is Channel.WEBHOOK:
+        if not _WEBHOOK.fullmatch(address):
+            raise InvalidAddress(
+                "A webhook address must be an http(s) URL with a host and no credentials."
+            )
         try:
             url = httpx.URL(address)
         except httpx.InvalidURL as exc:
