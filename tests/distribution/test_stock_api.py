@@ -54,7 +54,9 @@ async def test_medication_needs_batch_and_expiry_and_expired_goods_are_refused(s
         },
         headers=site.operator,
     )
-    assert response.status_code == 422
+    # 409: the lines are well-formed; what refuses them is the catalogue and the calendar
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("invalid-stock-lines")
     errors = response.json()["errors"]
     assert [e["line"] for e in errors] == [0, 1, 2]
     assert "batch number and an expiry date" in errors[0]["message"]
@@ -206,7 +208,11 @@ async def test_adjustments_carry_a_reason_and_never_go_below_zero(site: Site) ->
         json={"lines": [{"sku": sku, "batch": "NOPE", "quantity": 1, "reason": "found"}]},
         headers=site.operator,
     )
-    assert unknown_batch.status_code == 422
+    # 409, not 422: whether a batch is held here is a matter of data, not of the request
+    assert unknown_batch.status_code == 409
+    assert (
+        unknown_batch.json()["errors"][0]["message"] == "this batch is not held in this warehouse"
+    )
     assert (await site.stock())[sku]["on_hand"] == 7
     assert await ledger_mismatches(site.service) == []
 

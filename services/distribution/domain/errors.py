@@ -91,8 +91,10 @@ class UnknownItems(UnprocessableContent):
         super().__init__(f"Unknown SKU: {', '.join(skus)}.", skus=skus)
 
 
-class InvalidStockLines(UnprocessableContent):
-    """Lines that are well-formed but break a rule of the catalogue (see ``errors``)."""
+class InvalidStockLines(Conflict):
+    """Lines that are well-formed but break a rule of the catalogue or of the stock held
+    (medication without a batch, a batch not held, one already expired; see ``errors``): a
+    409, as they depend on data, not on the request's shape."""
 
     type_slug, title = "invalid-stock-lines", "Stock lines not acceptable"
 

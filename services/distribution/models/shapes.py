@@ -13,26 +13,27 @@ from pydantic import BaseModel, Field, model_validator
 from services.distribution.models.vocabulary import (
     CLIENT_REF_PATTERN,
     MAX_BEDS,
-    MAX_FLOOR_AREA_M2,
     MAX_LINES,
     MAX_RECEIPT_QUANTITY,
-    PCODE_PATTERN,
     AdjustmentReason,
     Batch,
     CheckOutReason,
     DistributionStatus,
+    FloorArea,
     IsoDate,
     ItemCategory,
     LedgerKind,
     LineQuantity,
+    PCode,
     Quantity,
     Reference,
     ReleaseReason,
     SiteId,
     Sku,
+    Text,
     VoidReason,
 )
-from shared.validation import CleanText, StrictModel, WholeNumber
+from shared.validation import StrictModel, WholeNumber
 from shared.vocabulary import NeedType
 
 # --- API shapes: catalogue -----------------------------------------------------------------
@@ -49,9 +50,9 @@ class Page(BaseModel, Generic[T]):
 
 class ItemCreate(StrictModel):
     sku: Sku
-    name: CleanText = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     category: ItemCategory
-    unit: CleanText = Field(min_length=1, max_length=40, examples=["parcel", "kit", "box"])
+    unit: Text = Field(min_length=1, max_length=40, examples=["parcel", "kit", "box"])
 
 
 class ItemPublic(BaseModel):
@@ -62,15 +63,15 @@ class ItemPublic(BaseModel):
 
 
 class LocationIn(StrictModel):
-    admin1: CleanText = Field(pattern=PCODE_PATTERN, examples=["MD01"])
-    admin2: CleanText | None = Field(default=None, pattern=PCODE_PATTERN)
+    admin1: PCode
+    admin2: PCode | None = None
     latitude: float | None = Field(default=None, ge=-90, le=90, strict=True)
     longitude: float | None = Field(default=None, ge=-180, le=180, strict=True)
 
 
 class WarehouseCreate(StrictModel):
     id: UUID | None = Field(default=None, description="Optional; generated when absent.")
-    name: CleanText = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     site_id: SiteId
     location: LocationIn
 
@@ -134,7 +135,8 @@ class AdjustmentLine(StrictModel):
     quantity: WholeNumber = Field(
         ge=-MAX_RECEIPT_QUANTITY,
         le=MAX_RECEIPT_QUANTITY,
-        description="Signed change: negative removes stock, positive adds it.",
+        description="Signed change: negative removes stock, positive adds it; never zero.",
+        json_schema_extra={"not": {"const": 0}},
     )
     reason: AdjustmentReason
 
@@ -303,10 +305,10 @@ class EntitlementsPublic(BaseModel):
 
 class ShelterCreate(StrictModel):
     id: UUID | None = Field(default=None, description="Optional; generated when absent.")
-    name: CleanText = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     site_id: SiteId
     capacity_beds: WholeNumber = Field(gt=0, le=MAX_BEDS)
-    floor_area_m2: Decimal = Field(gt=0, le=MAX_FLOOR_AREA_M2, decimal_places=2)
+    floor_area_m2: FloorArea
 
 
 class ShelterPublic(BaseModel):
