@@ -163,14 +163,10 @@ def contract(request: pytest.FixtureRequest, infra: Any) -> Iterator[Contract]:
 # fails if one of these starts passing (remove it) or another operation starts failing.
 KNOWN_FAILURES = {
     "registration": {
-        "POST /v1/sites",
+        # Dates bounded by today (date_of_birth and arrival_date not in the future, an age
+        # of at most 120 years) cannot be said in JSON Schema; the fuzzer draws years 0001-9999.
         "POST /v1/households",
-        "PATCH /v1/households/{household_id}",
-        "PUT /v1/households/{household_id}/needs",
-        "POST /v1/households/{household_id}/members",
         "PATCH /v1/households/{household_id}/members/{member_id}",
-        "POST /v1/duplicates/{review_id}/resolve",
-        "GET /v1/reports/households.csv",  # ST201: to=0 is read as a Unix timestamp
     },
     "distribution": {
         # from == to: a rule between two fields, which JSON Schema cannot state (422 by design)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from services.registration.api.common import (
     DEFAULT_PAGE,
@@ -61,7 +62,7 @@ async def register_household(
     settings: SettingsDep,
     clock: ClockDep,
     idempotency_key: Annotated[
-        str | None,
+        Annotated[str, Field(json_schema_extra={"pattern": f"^{IDEMPOTENCY_KEY.pattern}$"})] | None,
         Header(description="Makes re-sending safe: the same key and body answer the same."),
     ] = None,
 ) -> JSONResponse:

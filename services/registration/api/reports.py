@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -11,7 +10,7 @@ from services.registration.api.common import Reader
 from services.registration.domain import reports
 from services.registration.domain.errors import InvalidParameter, SiteOutOfScope
 from services.registration.domain.views import Actor
-from services.registration.models import SITE_ID_PATTERN
+from services.registration.models import SITE_ID_PATTERN, IsoDate
 from services.registration.settings import SettingsDep
 from shared.http import problem_responses
 from shared.service import ClockDep, SessionDep
@@ -31,8 +30,8 @@ async def households_report(
     settings: SettingsDep,
     clock: ClockDep,
     site_id: Annotated[str | None, Query(pattern=SITE_ID_PATTERN)] = None,
-    from_date: Annotated[date | None, Query(alias="from")] = None,
-    to_date: Annotated[date | None, Query(alias="to")] = None,
+    from_date: Annotated[IsoDate | None, Query(alias="from")] = None,
+    to_date: Annotated[IsoDate | None, Query(alias="to")] = None,
 ) -> Response:
     if from_date and to_date and from_date > to_date:
         raise InvalidParameter("from", "must not be after 'to'")

@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import pycountry
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic import model_validator as pydantic_model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from services.registration.domain.names import document_number_key
 from services.registration.models.tables import DeactivationReason, DocumentType, Relationship
@@ -33,6 +34,7 @@ ICAO_SPECIAL_NATIONALITIES = frozenset({"XXA", "XXB", "XXC", "XXX"})
 # A device's "today" may be a day ahead of UTC; dates up to then are not "in the future".
 DATE_SKEW = timedelta(days=1)
 CONSENT_CLOCK_SKEW = timedelta(minutes=10)
+NOT_TIME_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
 
 # --- validated value types -----------------------------------------------------------------
@@ -77,8 +79,15 @@ def _language_code(value: str) -> str:
     return value
 
 
+@cache
+def _timezones() -> frozenset[str]:
+    # Not zones but files of the system's zoneinfo directory, unknown to PostgreSQL (a site
+    # in "localtime" made every report a 500).
+    return frozenset(zoneinfo.available_timezones()) - NOT_TIME_ZONES
+
+
 def _timezone(value: str) -> str:
-    if value not in zoneinfo.available_timezones():
+    if value not in _timezones():
         raise ValueError("must be an IANA time zone such as Europe/Chisinau")
     return value
 
@@ -87,15 +96,50 @@ def _timezone(value: str) -> str:
 _NAME_PUNCTUATION = frozenset(" -.'\u2019\u02bc\u200c\u200d")
 
 
+# What `_person_name` checks, said in the document (JSON Schema regexes are Unicode-aware):
+# letters, combining marks and the punctuation above, with at least one letter.
+_NAME_CHARACTER = r"[\p{L}\p{M} .'\u2019\u02bc\u200c\u200d-]"
+PERSON_NAME_PATTERN = "^" + _NAME_CHARACTER + r"*\p{L}" + _NAME_CHARACTER + "*$"
+
+
 def _person_name(value: str) -> str:
     if not any(ch.isalpha() for ch in value):
         raise ValueError("must contain letters")
     for ch in value:
-        if not (ch.isalpha() or ch in _NAME_PUNCTUATION or unicodedata.category(ch) == "Mn"):
+        if not (
+            ch.isalpha() or ch in _NAME_PUNCTUATION or unicodedata.category(ch).startswith("M")
+        ):
             raise ValueError(
                 "may contain only letters, spaces, hyphens, apostrophes and full stops"
             )
     return re.sub(r" {2,}", " ", value)
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """A date as its document says, ``2025-03-01``: not a number read as a Unix timestamp."""
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("must be a date such as 2025-03-01")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A calendar date written ``YYYY-MM-DD`` (pydantic alone also reads ``0`` as 1970-01-01)."""
+
+
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}.*")
+
+
+def _iso_date_time(value: Any) -> Any:
+    """A date-time as RFC 3339 writes it: not a number read as a Unix timestamp."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE_TIME.fullmatch(value)):
+        return value
+    raise ValueError("must be a date and time such as 2025-03-01T10:00:00+02:00")
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_date_time)]
 
 
 def _today_anywhere() -> date:
@@ -109,20 +153,72 @@ def _not_in_future(value: date | None) -> date | None:
     return value
 
 
-CountryCode = Annotated[str, BeforeValidator(_upper), AfterValidator(_country_code)]
-SiteCountry = Annotated[str, BeforeValidator(_upper), AfterValidator(_country)]
-LanguageCode = Annotated[str, BeforeValidator(_lower), AfterValidator(_language_code)]
-PCode = Annotated[str, BeforeValidator(_upper), Field(pattern=PCODE_PATTERN, max_length=15)]
-SiteId = Annotated[str, BeforeValidator(_upper), Field(pattern=SITE_ID_PATTERN)]
+# Codes are documented as the enumerations they are checked against (upper or lower case as
+# written there; the server also takes the other case). Constraints come before validators:
+# pydantic leaves out of the JSON Schema a constraint that follows a validator.
+CountryCode = Annotated[
+    str,
+    Field(json_schema_extra={"enum": sorted(_alpha3_codes())}),
+    BeforeValidator(_upper),
+    AfterValidator(_country_code),
+]
+SiteCountry = Annotated[
+    str,
+    Field(json_schema_extra={"enum": sorted(_alpha3_codes() - ICAO_SPECIAL_NATIONALITIES)}),
+    BeforeValidator(_upper),
+    AfterValidator(_country),
+]
+LanguageCode = Annotated[
+    str,
+    Field(json_schema_extra={"enum": sorted(_alpha2_languages())}),
+    BeforeValidator(_lower),
+    AfterValidator(_language_code),
+]
+TimeZone = Annotated[
+    str, Field(json_schema_extra={"enum": sorted(_timezones())}), AfterValidator(_timezone)
+]
+
+
+def _either_case(pattern: str) -> str:
+    """An upper-case pattern as the document gives it: the server upper-cases first."""
+    return pattern.replace("[A-Z0-9]", "[A-Za-z0-9]").replace("[A-Z]", "[A-Za-z]")
+
+
+PCode = Annotated[
+    str,
+    Field(
+        pattern=PCODE_PATTERN,
+        max_length=15,
+        json_schema_extra={"pattern": _either_case(PCODE_PATTERN)},
+    ),
+    BeforeValidator(_upper),
+]
+SiteId = Annotated[
+    str,
+    Field(pattern=SITE_ID_PATTERN, json_schema_extra={"pattern": _either_case(SITE_ID_PATTERN)}),
+    BeforeValidator(_upper),
+]
 PhoneNumber = Annotated[
     str,
-    BeforeValidator(lambda v: re.sub(r"[ \-().]", "", v) if isinstance(v, str) else v),
     Field(pattern=E164_PATTERN, description="E.164, e.g. +37369123456"),
+    BeforeValidator(lambda v: re.sub(r"[ \-().]", "", v) if isinstance(v, str) else v),
 ]
 PersonName = Annotated[
-    CleanText, Field(min_length=1, max_length=NAME_MAX_LENGTH), AfterValidator(_person_name)
+    CleanText,
+    Field(
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        json_schema_extra={"pattern": PERSON_NAME_PATTERN},
+    ),
+    AfterValidator(_person_name),
 ]
-PastDate = Annotated[date, AfterValidator(_not_in_future)]
+PastDate = Annotated[IsoDate, AfterValidator(_not_in_future)]
+
+
+# CleanText as the document says it: one line (no control characters), not only spaces.
+_ONE_LINE = r"[^\x00-\x1f\x7f-\x9f]"
+ONE_LINE_PATTERN = "^" + _ONE_LINE + r"*[^\s\x00-\x1f\x7f-\x9f]" + _ONE_LINE + "*$"
+OneLine = Annotated[CleanText, Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})]
 
 
 # --- sites ---------------------------------------------------------------------------------
@@ -130,11 +226,11 @@ PastDate = Annotated[date, AfterValidator(_not_in_future)]
 
 class SiteCreate(StrictModel):
     id: SiteId
-    name: CleanText = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     country: SiteCountry
     admin1: PCode
     admin2: PCode | None = None
-    timezone: Annotated[str, AfterValidator(_timezone)]
+    timezone: TimeZone
 
 
 # --- households: requests ------------------------------------------------------------------
@@ -146,14 +242,33 @@ def _document_number(value: str) -> str:
     return value
 
 
+# Letters, digits, spaces and - / . with at least two letters or digits (`_document_number`).
+_DOCUMENT_CHARACTER = r"[\p{L}\p{N}_ ./-]"
+_ALPHANUMERIC = r"[\p{L}\p{N}]"
+DOCUMENT_NUMBER_PATTERN = (
+    "^" + (_DOCUMENT_CHARACTER + "*" + _ALPHANUMERIC) * 2 + _DOCUMENT_CHARACTER + "*$"
+)
+
+
 class DocumentIn(StrictModel):
     type: DocumentType
     number: Annotated[
         CleanText,
-        Field(min_length=1, max_length=50, pattern=r"^[\w \-/.]+$"),
+        Field(
+            min_length=1,
+            max_length=50,
+            pattern=r"^[\w \-/.]+$",
+            json_schema_extra={"pattern": DOCUMENT_NUMBER_PATTERN},
+        ),
         AfterValidator(_document_number),
     ]
     issuing_country: CountryCode
+
+
+DOCUMENTS_DESCRIPTION = (
+    "Each document once: numbers are compared as their letters and digits, upper case, "
+    "Cyrillic look-alikes as Latin ('AB 123' and 'ab-123' are the same document)."
+)
 
 
 class MemberFields(StrictModel):
@@ -183,7 +298,18 @@ class MemberFields(StrictModel):
         return value
 
 
+def _given(field: str, json_type: str) -> dict[str, Any]:
+    """JSON Schema: `field` is present and not null."""
+    return {"properties": {field: {"type": json_type}}, "required": [field]}
+
+
 class MemberCreate(MemberFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [_given("date_of_birth", "string"), _given("estimated_age", "integer")]
+        }
+    )
+
     given_name: PersonName
     family_name: PersonName | None = Field(
         None, description="Leave out for people who have a single name."
@@ -193,7 +319,12 @@ class MemberCreate(MemberFields):
     estimated_age: int | None = Field(None, ge=0, le=MAX_AGE_YEARS)
     relationship: Relationship
     nationality: CountryCode
-    documents: list[DocumentIn] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
+    documents: list[DocumentIn] = Field(
+        default_factory=list,
+        max_length=MAX_DOCUMENTS,
+        description=DOCUMENTS_DESCRIPTION,
+        json_schema_extra={"uniqueItems": True},
+    )
     vulnerabilities: list[Vulnerability] = Field(
         default_factory=list, max_length=len(Vulnerability)
     )
@@ -208,19 +339,40 @@ class MemberCreate(MemberFields):
 class MemberUpdate(MemberFields):
     """Fields present replace the member's; `null` clears `family_name` only."""
 
-    given_name: PersonName | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "allOf": [_given("date_of_birth", "string"), _given("estimated_age", "integer")]
+            },
+            "allOf": [
+                {"properties": {"former_head_relationship": {"not": {"const": "head"}}}},
+            ],
+            "if": _given("former_head_relationship", "string"),
+            "then": {
+                "properties": {"relationship": {"const": Relationship.HEAD.value}},
+                "required": ["relationship"],
+            },
+        }
+    )
+
+    given_name: PersonName | SkipJsonSchema[None] = None
     family_name: PersonName | None = None
-    sex: Sex | None = None
+    sex: Sex | SkipJsonSchema[None] = None
     date_of_birth: PastDate | None = None
     estimated_age: int | None = Field(None, ge=0, le=MAX_AGE_YEARS)
-    relationship: Relationship | None = None
+    relationship: Relationship | SkipJsonSchema[None] = None
     former_head_relationship: Relationship | None = Field(
         None,
         description="When this member becomes the head: the relationship the current head "
         "takes instead (there is always exactly one head).",
     )
-    nationality: CountryCode | None = None
-    documents: list[DocumentIn] | None = Field(None, max_length=MAX_DOCUMENTS)
+    nationality: CountryCode | SkipJsonSchema[None] = None
+    documents: list[DocumentIn] | None = Field(
+        None,
+        max_length=MAX_DOCUMENTS,
+        description=DOCUMENTS_DESCRIPTION,
+        json_schema_extra={"uniqueItems": True},
+    )
     vulnerabilities: list[Vulnerability] | None = Field(None, max_length=len(Vulnerability))
 
     @pydantic_model_validator(mode="after")
@@ -240,14 +392,18 @@ class MemberUpdate(MemberFields):
 class LocationIn(StrictModel):
     admin1: PCode
     admin2: PCode | None = None
-    settlement: CleanText | None = Field(None, min_length=1, max_length=200)
+    settlement: OneLine | None = Field(None, min_length=1, max_length=200)
 
 
 class ConsentIn(StrictModel):
-    data_processing: bool = Field(description="Must be true: nobody is registered without it.")
-    referral_sharing: bool = False
-    contact: bool = False
-    given_at: datetime | None = Field(
+    data_processing: bool = Field(
+        strict=True,
+        description="Must be true: nobody is registered without it.",
+        json_schema_extra={"const": True},
+    )
+    referral_sharing: bool = Field(False, strict=True)
+    contact: bool = Field(False, strict=True)
+    given_at: IsoDateTime | None = Field(
         None, description="When the consent was given (defaults to the time of the request)."
     )
 
@@ -272,10 +428,13 @@ class ConsentIn(StrictModel):
 
 class ConsentUpdate(StrictModel):
     data_processing: bool | None = Field(
-        None, description="Cannot be withdrawn here: withdrawal means erasure."
+        None,
+        strict=True,
+        description="Cannot be withdrawn here: withdrawal means erasure.",
+        json_schema_extra={"not": {"const": False}},
     )
-    referral_sharing: bool | None = None
-    contact: bool | None = None
+    referral_sharing: bool | None = Field(None, strict=True)
+    contact: bool | None = Field(None, strict=True)
 
     @field_validator("data_processing")
     @classmethod
@@ -293,13 +452,35 @@ class NeedIn(StrictModel):
     priority: Priority = Priority.NORMAL
 
 
+def _at_most_once(field: str, values: Any, *, at_least: int = 0) -> dict[str, Any]:
+    """JSON Schema for a list in which each of `values` is the `field` of at most one item."""
+    return {
+        "allOf": [
+            {
+                "contains": {"properties": {field: {"const": value}}, "required": [field]},
+                "minContains": at_least,
+                "maxContains": 1,
+            }
+            for value in values
+        ]
+    }
+
+
 def _distinct_needs(value: list[NeedIn]) -> list[NeedIn]:
     if len({need.type for need in value}) != len(value):
         raise ValueError("lists the same need twice")
     return value
 
 
-NeedList = Annotated[list[NeedIn], Field(max_length=len(NeedType)), AfterValidator(_distinct_needs)]
+NeedList = Annotated[
+    list[NeedIn],
+    Field(
+        max_length=len(NeedType),
+        description="Each need type at most once.",
+        json_schema_extra=_at_most_once("type", [need.value for need in NeedType]),
+    ),
+    AfterValidator(_distinct_needs),
+]
 
 
 def _one_head(members: list[MemberCreate]) -> list[MemberCreate]:
@@ -321,7 +502,12 @@ class HouseholdCreate(StrictModel):
     consent: ConsentIn
     members: Annotated[
         list[MemberCreate],
-        Field(min_length=1, max_length=MAX_MEMBERS),
+        Field(
+            min_length=1,
+            max_length=MAX_MEMBERS,
+            description="Exactly one member has relationship 'head'.",
+            json_schema_extra=_at_most_once("relationship", [Relationship.HEAD.value], at_least=1),
+        ),
         AfterValidator(_one_head),
     ]
     needs: NeedList = Field(default_factory=list)
@@ -330,12 +516,14 @@ class HouseholdCreate(StrictModel):
 class HouseholdUpdate(StrictModel):
     """Fields present replace the household's; `null` clears the optional ones."""
 
-    location: LocationIn | None = None
-    displacement_status: DisplacementStatus | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    location: LocationIn | SkipJsonSchema[None] = None
+    displacement_status: DisplacementStatus | SkipJsonSchema[None] = None
     arrival_date: PastDate | None = None
-    preferred_language: LanguageCode | None = None
+    preferred_language: LanguageCode | SkipJsonSchema[None] = None
     phone: PhoneNumber | None = None
-    consent: ConsentUpdate | None = None
+    consent: ConsentUpdate | SkipJsonSchema[None] = None
 
     @pydantic_model_validator(mode="after")
     def _required_stay(self) -> HouseholdUpdate:
@@ -356,6 +544,17 @@ class DeactivateRequest(StrictModel):
 
 
 class ResolveRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"action": {"const": "merge"}}},
+            "then": {
+                "properties": {"merge_into": {"type": "string", "format": "uuid"}},
+                "required": ["merge_into"],
+            },
+            "else": {"properties": {"merge_into": {"type": "null"}}},
+        }
+    )
+
     action: Literal["merge", "not_duplicate"]
     merge_into: UUID | None = Field(
         None, description="With `merge`: the household that stays (usually a candidate)."
