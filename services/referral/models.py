@@ -7,12 +7,21 @@ model of registration's pseudonymous household profiles).
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Self
 from uuid import UUID
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from annotated_types import Ge, Le
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Column, SQLModel
 from sqlmodel import Field as Col
@@ -27,7 +36,7 @@ from services.referral.domain.vocabulary import (
     ServiceType,
     Urgency,
 )
-from shared.validation import CleanText, StrictModel
+from shared.validation import StrictModel, WholeNumber
 
 metadata = SQLModel.metadata
 
@@ -152,19 +161,62 @@ class HouseholdView(SQLModel, table=True):
 
 PCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}[A-Z0-9]{0,18}$")]
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
-Phone = Annotated[CleanText, StringConstraints(pattern=r"^\+?[0-9][0-9 ()-]{2,30}$")]
-Email = Annotated[
-    CleanText, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+# Text fields state what they accept, as sent: pattern and length are checked before the
+# surrounding spaces are trimmed (so the document's maxLength and the server count the same
+# characters) and before any validator (after one, pydantic checks them but leaves them out of
+# the JSON Schema). The patterns refuse what CleanText refuses (control characters, so tabs
+# and line breaks) and require what must remain once trimmed; then the text is trimmed and
+# put in Unicode NFC, as CleanText does.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_EDGE = rf"[^\s{_CONTROL}]"
+_INNER = rf"[^{_CONTROL}]"
+_ADDRESS_PART = rf"[^@\s{_CONTROL}]"
+_TEXT = rf"{_EDGE}(?:{_INNER}*{_EDGE})?"
+"""At least one visible character."""
+
+
+def _line(pattern: str, *, min_length: int = 0, max_length: int) -> StringConstraints:
+    """One line matching ``pattern``, possibly between spaces (which are trimmed)."""
+    return StringConstraints(
+        strip_whitespace=False,
+        pattern=rf"^ *{pattern} *$",
+        min_length=min_length or None,
+        max_length=max_length,
+    )
+
+
+def _trim_nfc(value: str) -> str:
+    return unicodedata.normalize("NFC", value.strip())
+
+
+_CLEAN = AfterValidator(_trim_nfc)
+Name = Annotated[str, _line(_TEXT, min_length=1, max_length=200), _CLEAN]
+City = Annotated[str, _line(_TEXT, min_length=1, max_length=100), _CLEAN]
+Region = Annotated[str, _line(f"(?:{_TEXT})?", max_length=100), _CLEAN]
+PostalCode = Annotated[str, _line(f"(?:{_TEXT})?", max_length=20), _CLEAN]
+Reason = Annotated[str, _line(_TEXT, min_length=1, max_length=500), _CLEAN]
+Note = Annotated[str, _line(f"(?:{_TEXT})?", max_length=500), _CLEAN]
+Justification = Annotated[
+    str, _line(rf"{_EDGE}{_INNER}+{_EDGE}", min_length=3, max_length=300), _CLEAN
 ]
-Website = Annotated[CleanText, StringConstraints(pattern=r"^https?://\S+$", max_length=300)]
+"""At least three characters once trimmed."""
+Phone = Annotated[str, _line(r"\+?[0-9][0-9 ()-]{1,29}[0-9()-]", max_length=40), _CLEAN]
+Email = Annotated[
+    str,
+    _line(rf"{_ADDRESS_PART}+@{_ADDRESS_PART}+\.{_ADDRESS_PART}+", max_length=254),
+    _CLEAN,
+]
+Website = Annotated[str, _line(rf"https?://{_EDGE}+", max_length=300), _CLEAN]
+Capacity = Annotated[int, Ge(0), Le(100_000), *WholeNumber.__metadata__]
+"""Open referral slots, a whole number (bounds first, so the document states them)."""
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
 class ProviderAddress(StrictModel):
-    address_1: CleanText = Field(min_length=1, max_length=200)
-    city: CleanText = Field(min_length=1, max_length=100)
-    state_province: CleanText | None = Field(None, max_length=100)
-    postal_code: CleanText | None = Field(None, max_length=20)
+    address_1: Name
+    city: City
+    state_province: Region | None = None
+    postal_code: PostalCode | None = None
     country: CountryCode = Field(description="ISO 3166-1 alpha-2, e.g. MD.")
 
     def one_line(self) -> str:
@@ -181,26 +233,42 @@ class ProviderContact(StrictModel):
     address: ProviderAddress | None = None
 
 
+_UNIQUE: dict[str, Any] = {"uniqueItems": True}
+"""A list's values must not repeat (``_refuse_repeats``), as the document states it."""
+
+
+def _refuse_repeats(model: BaseModel) -> None:
+    for name in ("services", "regions", "languages"):
+        values = getattr(model, name)
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError(f"{name} must not repeat a value")
+
+
 class ProviderBase(StrictModel):
-    name: CleanText = Field(min_length=1, max_length=200)
-    services: list[ServiceType] = Field(min_length=1, max_length=len(ServiceType))
+    name: Name
+    services: list[ServiceType] = Field(
+        min_length=1, max_length=len(ServiceType), json_schema_extra=_UNIQUE
+    )
     regions: list[PCode] = Field(
-        min_length=1, max_length=200, description="admin1 or admin2 p-codes served."
+        min_length=1,
+        max_length=200,
+        description="admin1 or admin2 p-codes served.",
+        json_schema_extra=_UNIQUE,
     )
     languages: list[LanguageCode] = Field(
-        default_factory=list, max_length=30, description="ISO 639-1 codes spoken."
+        default_factory=list,
+        max_length=30,
+        description="ISO 639-1 codes spoken.",
+        json_schema_extra=_UNIQUE,
     )
-    capacity: int = Field(ge=0, le=100_000, description="Open referral slots.")
+    capacity: Capacity = Field(description="Open referral slots.")
     contact: ProviderContact = Field(default_factory=ProviderContact)
-    opening_hours: CleanText = Field(min_length=1, max_length=200, examples=["Mon-Fri 09:00-17:00"])
-    active: bool = True
+    opening_hours: Name = Field(examples=["Mon-Fri 09:00-17:00"])
+    active: bool = Field(True, strict=True)
 
     @model_validator(mode="after")
     def _no_repeats(self) -> Self:
-        for name in ("services", "regions", "languages"):
-            values = getattr(self, name)
-            if len(set(values)) != len(values):
-                raise ValueError(f"{name} must not repeat a value")
+        _refuse_repeats(self)
         return self
 
 
@@ -208,23 +276,43 @@ class ProviderCreate(ProviderBase):
     id: UUID | None = Field(None, description="Given when the id comes from another system.")
 
 
-class ProviderUpdate(StrictModel):
-    """Only the fields given change; a required field cannot be set to null."""
+def _omitted_not_null(schema: dict[str, Any]) -> None:
+    """The document of a patch whose fields may be left out but not set to null: each
+    field's schema without its null branch and its null default."""
+    for prop in schema.get("properties", {}).values():
+        branches = [b for b in prop.pop("anyOf", []) if b != {"type": "null"}]
+        if len(branches) == 1:
+            prop.update(branches[0])
+        elif branches:
+            prop["anyOf"] = branches
+        prop.pop("default", None)
 
-    name: CleanText | None = Field(None, min_length=1, max_length=200)
-    services: list[ServiceType] | None = Field(None, min_length=1, max_length=len(ServiceType))
-    regions: list[PCode] | None = Field(None, min_length=1, max_length=200)
-    languages: list[LanguageCode] | None = Field(None, max_length=30)
-    capacity: int | None = Field(None, ge=0, le=100_000)
+
+class ProviderUpdate(StrictModel):
+    """Only the fields given change; a required field cannot be set to null (the document
+    allows no null, and an explicit null is refused)."""
+
+    model_config = ConfigDict(json_schema_extra=_omitted_not_null)
+
+    name: Name | None = None
+    services: list[ServiceType] | None = Field(
+        None, min_length=1, max_length=len(ServiceType), json_schema_extra=_UNIQUE
+    )
+    regions: list[PCode] | None = Field(
+        None, min_length=1, max_length=200, json_schema_extra=_UNIQUE
+    )
+    languages: list[LanguageCode] | None = Field(None, max_length=30, json_schema_extra=_UNIQUE)
+    capacity: Capacity | None = None
     contact: ProviderContact | None = None
-    opening_hours: CleanText | None = Field(None, min_length=1, max_length=200)
-    active: bool | None = None
+    opening_hours: Name | None = None
+    active: bool | None = Field(None, strict=True)
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
         nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
         if nulls:
             raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
+        _refuse_repeats(self)
         return self
 
 
@@ -251,16 +339,29 @@ class HsdsImportResult(BaseModel):
 # --- API shapes: referrals -----------------------------------------------------------------
 
 
+# The rule of ``_override_needs_reason``, as the document states it.
+_OVERRIDE_RULE: dict[str, Any] = {
+    "if": {"properties": {"consent_override": {"const": True}}, "required": ["consent_override"]},
+    "then": {
+        "properties": {"override_reason": {"type": "string"}},
+        "required": ["override_reason"],
+    },
+    "else": {"properties": {"override_reason": {"type": "null"}}},
+}
+
+
 class ReferralCreate(StrictModel):
+    """``override_reason`` is given with ``consent_override: true`` and only then."""
+
+    model_config = ConfigDict(json_schema_extra=_OVERRIDE_RULE)
+
     household_id: UUID
     service_type: ServiceType
     urgency: Urgency = Urgency.NORMAL
-    reason: CleanText = Field(min_length=1, max_length=500)
-    consent_override: bool = False
-    override_reason: CleanText | None = Field(
+    reason: Reason
+    consent_override: bool = Field(False, strict=True)
+    override_reason: Justification | None = Field(
         None,
-        min_length=3,
-        max_length=300,
         description="Required with consent_override: the justification (no personal data).",
     )
 
@@ -275,17 +376,17 @@ class ReferralCreate(StrictModel):
 
 class DeclineRequest(StrictModel):
     reason_code: DeclineReason
-    note: CleanText | None = Field(None, max_length=500)
+    note: Note | None = None
 
 
 class CancelRequest(StrictModel):
     reason_code: CancelReason = CancelReason.NO_LONGER_NEEDED
-    note: CleanText | None = Field(None, max_length=500)
+    note: Note | None = None
 
 
 class RevokeRequest(StrictModel):
     reason_code: RevokeReason
-    note: CleanText | None = Field(None, max_length=500)
+    note: Note | None = None
 
 
 class DeclineReceipt(BaseModel):

@@ -129,7 +129,19 @@ async def export_providers_hsds(
     )
 
 
-@router.post("/providers/hsds", response_model=HsdsImportResult, responses=CONFLICT)
+@router.post(
+    "/providers/hsds",
+    response_model=HsdsImportResult,
+    responses=CONFLICT,
+    # The body is read as a plain object (the organisation count is checked before the rest,
+    # errors name organisations), so its schema is stated here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": hsds.document_schema()}},
+        }
+    },
+)
 async def import_providers_hsds(
     principal: Admin,
     session: SessionDep,
@@ -151,7 +163,7 @@ async def import_providers_hsds(
     return await in_transaction(session, work)
 
 
-@router.get("/providers/{provider_id}", response_model=ProviderPublic, responses=NOT_FOUND)
+@router.get("/providers/{provider_id:uuid}", response_model=ProviderPublic, responses=NOT_FOUND)
 async def get_provider(
     provider_id: UUID, principal: DirectoryReader, session: SessionDep
 ) -> ProviderPublic:
@@ -160,7 +172,7 @@ async def get_provider(
         return (await providers.public_views(session, [provider]))[0]
 
 
-@router.patch("/providers/{provider_id}", response_model=ProviderPublic, responses=CONFLICT)
+@router.patch("/providers/{provider_id:uuid}", response_model=ProviderPublic, responses=CONFLICT)
 async def update_provider(
     provider_id: UUID,
     data: ProviderUpdate,

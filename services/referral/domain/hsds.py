@@ -261,8 +261,8 @@ class HsdsUnit(_Hsds):
 
 class HsdsCapacity(_Hsds):
     unit: HsdsUnit | None = None
-    maximum: float | None = Field(None, ge=0)
-    available: float | None = None
+    maximum: float | None = Field(None, ge=0, strict=True)
+    available: float | None = Field(None, strict=True)
 
 
 class HsdsSchedule(_Hsds):
@@ -314,6 +314,24 @@ class HsdsDocument(_Hsds):
     """A page of HSDS organisations (``contents``), as ``GET /organizations`` returns it."""
 
     contents: list[HsdsOrganization]
+
+
+def _inline(schema: dict[str, Any], defs: dict[str, Any]) -> Any:
+    """``schema`` with its ``$ref``s to ``defs`` replaced by what they name (no cycles)."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inline(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+        return {key: _inline(value, defs) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    return schema
+
+
+def document_schema() -> dict[str, Any]:
+    """The JSON Schema of what ``parse`` reads: the part of HSDS Haven uses, other members
+    allowed; self-contained, for the import's request body."""
+    schema = HsdsDocument.model_json_schema()
+    return dict(_inline(schema, schema.get("$defs", {})))
 
 
 def service_type_of(service: HsdsService) -> ServiceType | None:
