@@ -14,6 +14,7 @@ import inspect
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import hypothesis
@@ -22,6 +23,7 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from hypothesis import strategies as st
 from schemathesis.pytest.lazy import get_all_tests
 from schemathesis.python import asgi
 
@@ -46,6 +48,16 @@ TEST_SITES = ("MDA-CHI", "MDA-PAL")
 # The fuzzer checks the contract, not the background runtime: no relay, consumers or jobs.
 QUIET = ("RELAY_ENABLED", "CONSUMERS_ENABLED", "SCHEDULER_ENABLED", "SENDER_ENABLED")
 EXAMPLES_PER_OPERATION = 6
+
+# Dates in the past: the services refuse a future arrival or birth date and an age over
+# 120 years (rules bounded by today, which JSON Schema cannot state); every other rule of a
+# date is the document's.
+schemathesis.openapi.format(
+    "date",
+    st.dates(min_value=date(1930, 1, 1), max_value=date.today() - timedelta(days=1)).map(
+        date.isoformat
+    ),
+)
 
 CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
     {
@@ -164,8 +176,9 @@ def contract(request: pytest.FixtureRequest, infra: Any) -> Iterator[Contract]:
 # fails if one of these starts passing (remove it) or another operation starts failing.
 KNOWN_FAILURES = {
     "registration": {
-        # Dates bounded by today (date_of_birth and arrival_date not in the future, an age
-        # of at most 120 years) cannot be said in JSON Schema; the fuzzer draws years 0001-9999.
+        # Names: the fuzzer's regex engine takes code points that Python 3.11's Unicode
+        # database leaves unassigned (e.g. U+20F7) for combining marks (\\p{M}); the server
+        # refuses unassigned characters in a name.
         "POST /v1/households",
         "PATCH /v1/households/{household_id}/members/{member_id}",
     },

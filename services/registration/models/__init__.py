@@ -3,7 +3,7 @@ request shapes (``requests``) and the response shapes (``responses``)."""
 
 from __future__ import annotations
 
-from services.registration.models.requests import (
+from services.registration.models.fields import (
     CONSENT_CLOCK_SKEW,
     DATE_SKEW,
     DOCUMENT_NUMBER_MIN_CHARACTERS,
@@ -15,15 +15,23 @@ from services.registration.models.requests import (
     NAME_MAX_LENGTH,
     PCODE_PATTERN,
     SITE_ID_PATTERN,
+    CountryCode,
+    IsoDate,
+    LanguageCode,
+    PastDate,
+    PCode,
+    PersonName,
+    PhoneNumber,
+    SiteCountry,
+    SiteId,
+)
+from services.registration.models.requests import (
     ConsentIn,
     ConsentUpdate,
-    CountryCode,
     DeactivateRequest,
     DocumentIn,
     HouseholdCreate,
     HouseholdUpdate,
-    IsoDate,
-    LanguageCode,
     LocationIn,
     MemberCreate,
     MemberFields,
@@ -31,14 +39,8 @@ from services.registration.models.requests import (
     NeedIn,
     NeedList,
     NeedsUpdate,
-    PastDate,
-    PCode,
-    PersonName,
-    PhoneNumber,
     ResolveRequest,
-    SiteCountry,
     SiteCreate,
-    SiteId,
 )
 from services.registration.models.responses import (
     ConsentPublic,
