@@ -25,7 +25,7 @@ from shared.events.registration import HouseholdErased
 from shared.kafka import LazyProducer
 from shared.telemetry import scrubbed
 
-ERASED = HouseholdErased.event_type
+ERASED_TYPE = HouseholdErased.event_type.encode()  # its ce_type header, as sent
 
 # One logger for the whole package, named as before it was split into modules.
 log = logging.getLogger("shared.consumer")
@@ -207,14 +207,16 @@ class OneByOne(HandlerRegistry, ConsumerTracing):
         """A household erased: tombstones for its key on the erasable dead-letter topics this
         service consumes, so compaction removes what failed about it (within a day, see
         ``ERASURE_BOUND``); their short retention bounds it anyway."""
+        dlqs = [topic.dlq for topic in self.topics() if topic.erasable_dead_letters]
+        if not dlqs:  # most batches of most services: nothing to look for
+            return
         keys = {
             record.key
             for record in records
             if record.key is not None
             and record.value is not None
-            and headers_to_dict(record.headers or ()).get("ce_type") == ERASED
+            and any(name == "ce_type" and value == ERASED_TYPE for name, value in record.headers)
         }
-        dlqs = [topic.dlq for topic in self.topics() if topic.erasable_dead_letters]
         for key in sorted(keys):
             for dlq in dlqs:
                 await self._send_durably(dlq, value=None, key=key, headers=[])
