@@ -27,8 +27,6 @@ class OutcomeKind(StrEnum):
     """What became of a request; stored with the key so a re-send gets the same answer."""
 
     CREATED = "created"  # the request made something new
-    ACCEPTED = "accepted"  # valid, recorded, but not (yet) carried out, e.g. held for review
-    REFUSED = "refused"  # a business refusal that is itself the stored answer
     ERASED = "erased"  # what it made has been erased since: the key answers Gone
 
 
@@ -58,8 +56,6 @@ def fingerprint(body: BaseModel | Any) -> str:
 
 HTTP_STATUS: dict[OutcomeKind, int] = {
     OutcomeKind.CREATED: 201,
-    OutcomeKind.ACCEPTED: 202,
-    OutcomeKind.REFUSED: 409,
     OutcomeKind.ERASED: 410,
 }
 
